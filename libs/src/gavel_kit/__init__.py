@@ -1,0 +1,1 @@
+"""Gavel infrastructure kit: settings, telemetry, logging, gRPC/NATS/DB bootstrap, auth, idempotency."""

@@ -1,0 +1,73 @@
+"""grpc.aio server bootstrap: interceptors, health (NOT_SERVING until ready) and reflection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gavel_kit import telemetry
+from gavel_kit.auth import TokenCodec
+from gavel_kit.grpc.interceptors import AuthInterceptor, ErrorInterceptor, LoggingInterceptor, MetricsInterceptor
+
+# Keep idle streams (Watch) alive through proxies, and let clients ping without data.
+SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_concurrent_streams", 100_000),
+    ("grpc.so_reuseport", 0),
+)
+
+
+class HealthReporter:
+    """Owns the health servicer: overall ("") and named-service status move together."""
+
+    def __init__(self, service_names: Sequence[str]) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._names = ["", *service_names]
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in self._names:
+            await self.servicer.set(name, status)
+
+    async def enter_graceful_shutdown(self) -> None:
+        await self.servicer.enter_graceful_shutdown()
+
+
+def build_server(codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        telemetry.grpc_server_interceptor(),  # type: ignore[list-item]
+        MetricsInterceptor(),
+        LoggingInterceptor(),
+        ErrorInterceptor(),
+        AuthInterceptor(codec),
+        *extra_interceptors,
+    ]
+    return grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+
+
+async def add_health_and_reflection(
+    server: grpc.aio.Server, service_names: Sequence[str], *, reflection_enabled: bool
+) -> HealthReporter:
+    """Register health (everything NOT_SERVING for now) and, if enabled, reflection for `service_names`."""
+    reporter = HealthReporter(service_names)
+    health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
+    await reporter.set_serving(False)
+    if reflection_enabled:
+        reflection.enable_server_reflection(
+            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
+    return reporter
+
+
+def bind(server: grpc.aio.Server, address: str) -> int:
+    """Bind an insecure port (TLS terminates at the mesh/ingress); return the port actually bound."""
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind gRPC address {address}")
+    return port

@@ -1,0 +1,225 @@
+"""The life of a Gavel gRPC service process, shared by all of them (eShop's ServiceDefaults).
+
+`main(definition)` is a service's whole `main()`: `python -m catalog.main [serve|migrate]`.
+Serving goes: logging and tracing → metrics port → gRPC server up with health NOT_SERVING (calls
+to the service answer UNAVAILABLE) → database reachable and migrated → NATS connected and streams
+ensured → on-ready hooks → SERVING. SIGTERM/SIGINT: NOT_SERVING, stop background work, let
+in-flight RPCs finish within the grace period, drain NATS, close the database, flush spans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from prometheus_client import start_http_server
+from sqlalchemy import MetaData
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from gavel_kit import logging as gavel_logging
+from gavel_kit import nats as gavel_nats
+from gavel_kit import settings as gavel_settings
+from gavel_kit import telemetry
+from gavel_kit.auth import TokenCodec
+from gavel_kit.db import Database, KitTables, OutboxRelay
+from gavel_kit.grpc.server import HealthReporter, add_health_and_reflection, bind, build_server
+
+log = gavel_logging.get_logger("gavel.service")
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What makes one service different from the others; everything else is shared."""
+
+    name: str  # catalog, room, tender, payment, notify
+    wire: Hook  # register servicers on rt.server and on-ready hooks; called before the server starts
+    metadata: MetaData | None = None
+    migrations: str | None = None  # Alembic script location, e.g. "catalog.adapters:migrations"
+    kit: KitTables | None = None  # idempotency + outbox tables (an outbox relay runs when set)
+    streams: Sequence[gavel_nats.StreamSpec] = ()
+    grpc_services: Sequence[str] = field(default_factory=tuple)  # defaults to the fixed service name
+
+    @property
+    def version_table(self) -> str:
+        return f"{self.name}_alembic_version"
+
+
+class _ReadinessGate(grpc.aio.ServerInterceptor):
+    """Answer UNAVAILABLE for Gavel RPCs until the database and NATS are ready (health stays open)."""
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        if self.ready or not handler_call_details.method.startswith("/gavel."):
+            return await continuation(handler_call_details)
+
+        async def unavailable(_: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "service is starting; retry shortly")
+
+        return grpc.unary_unary_rpc_method_handler(unavailable)
+
+
+class Runtime:
+    """The connected resources a service's adapters use. Attributes exist from `wire` on; they are
+    connected when on-ready hooks run."""
+
+    def __init__(self, definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.codec = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_ttl_s)
+        self.service_token = self.codec.issue_service_token(definition.name)
+        self.db = Database(settings.database_url)
+        self.nc = Client()
+        self.js: JetStreamContext = self.nc.jetstream()
+        self._gate = _ReadinessGate()
+        self.server = build_server(self.codec, extra_interceptors=[self._gate])
+        self.health: HealthReporter | None = None
+        self.relay: OutboxRelay | None = None
+        if definition.kit is not None:
+            self.relay = OutboxRelay(self.db, definition.kit, self.publish)
+        self.port = 0
+        self._ready_hooks: list[Hook] = []
+        self._stop_hooks: list[Hook] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = asyncio.Event()
+
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str, event_type: str | None = None, **kw: Any) -> Any:
+        return await gavel_nats.publish(self.js, subject, payload, msg_id=msg_id, event_type=event_type, **kw)
+
+    def on_ready(self, hook: Hook) -> None:
+        self._ready_hooks.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._stop_hooks.append(hook)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run background work for the life of the process; a crash is logged, not silent."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", task=name, error=repr(t.exception()))
+
+        task.add_done_callback(done)
+        return task
+
+    @property
+    def ready(self) -> bool:
+        return self._gate.ready
+
+    async def start(self) -> None:
+        """Start serving: returns once SERVING (or raises if dependencies never come up)."""
+        definition, settings = self.definition, self.settings
+        names = list(definition.grpc_services) or [settings.grpc_service_name]
+        self.health = await add_health_and_reflection(self.server, names, reflection_enabled=settings.reflection)
+        await definition.wire(self)
+        self.port = bind(self.server, settings.grpc_address)
+        await self.server.start()
+        log.info("grpc listening", address=f"{settings.grpc_host}:{self.port}", health="NOT_SERVING")
+        retry = AsyncRetrying(
+            stop=stop_after_delay(120),
+            wait=wait_exponential(multiplier=0.2, max=3),
+            retry=retry_if_exception_type(Exception),
+            reraise=True,
+        )
+        async for attempt in retry:
+            with attempt:
+                await self.db.ping()
+        if definition.migrations:
+            await self.db.migrate(definition.migrations, definition.version_table)
+        await gavel_nats.connect(settings.nats_url, f"gavel-{definition.name}", self.nc)
+        await gavel_nats.ensure_streams(self.js, definition.streams)
+        if self.relay is not None:
+            self.spawn(self.relay.run(), "outbox-relay")
+        for hook in self._ready_hooks:
+            await hook(self)
+        self._gate.ready = True
+        await self.health.set_serving(True)
+        log.info("serving", service=definition.name, port=self.port)
+
+    async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("draining", service=self.definition.name)
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        for hook in reversed(self._stop_hooks):
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("stop hook failed")
+        await self.server.stop(self.settings.shutdown_grace_s)
+        if self.relay is not None:
+            self.relay.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc.is_connected:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except Exception:
+                log.warning("nats drain did not finish cleanly")
+        await self.db.dispose()
+        telemetry.shutdown()
+        log.info("stopped", service=self.definition.name)
+
+
+async def serve(definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:
+    runtime = Runtime(definition, settings)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    try:
+        await runtime.start()
+        await stop_requested.wait()
+    finally:
+        await runtime.stop()
+
+
+def _configure(name: str) -> gavel_settings.Settings:
+    settings = gavel_settings.load(name)
+    gavel_logging.configure(name, settings.log_level, settings.log_format)
+    telemetry.configure(name)
+    return settings
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"{definition.name}", description=f"Gavel {definition.name} service")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    settings = _configure(definition.name)
+    if args.command == "migrate":
+        if definition.migrations:
+            asyncio.run(_migrate(definition, settings))
+        return 0
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    asyncio.run(serve(definition, settings))
+    return 0
+
+
+async def _migrate(definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:
+    db = Database(settings.database_url)
+    try:
+        await db.migrate(definition.migrations or "", definition.version_table)
+        log.info("migrated", service=definition.name)
+    finally:
+        await db.dispose()

@@ -1,0 +1,113 @@
+"""Typed settings, read from the environment here and nowhere else.
+
+Every default is the embedded local cluster of DESIGN.md ("Ports and endpoints"), so a service runs
+with no configuration at all; every value can be overridden by an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Fixed default ports (DESIGN.md); each is overridable.
+DEFAULT_GRPC_PORTS = {"catalog": 50051, "room": 50052, "tender": 50053, "payment": 50054, "notify": 50055}
+DEFAULT_METRICS_PORTS = {"catalog": 9101, "room": 9102, "tender": 9103, "payment": 9104, "notify": 9105}
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_NATS_URL = "nats://127.0.0.1:14222"
+GRPC_SERVICE_NAMES = {
+    "catalog": "gavel.catalog.v1.CatalogService",
+    "room": "gavel.room.v1.RoomService",
+    "tender": "gavel.tender.v1.TenderService",
+    "payment": "gavel.payment.v1.PaymentService",
+    "notify": "gavel.notify.v1.NotifyService",
+}
+# Used only when GAVEL_JWT_SECRET is unset: fine for the embedded dev cluster, refused in production.
+DEV_JWT_SECRET = "gavel-dev-secret-not-for-production-use-000"  # noqa: S105
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a Gavel process reads from its environment."""
+
+    service: str
+    environment: str  # "dev" or "production"
+    var_dir: Path
+    grpc_host: str
+    grpc_port: int
+    metrics_host: str
+    metrics_port: int
+    database_url: str
+    nats_url: str
+    jwt_secret: str
+    jwt_issuer: str
+    jwt_ttl_s: int
+    reflection: bool
+    log_format: str  # "json" or "console"
+    log_level: str
+    shutdown_grace_s: float
+    service_addresses: Mapping[str, str]  # service name → host:port, for clients
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    @property
+    def grpc_service_name(self) -> str:
+        return GRPC_SERVICE_NAMES.get(self.service, "")
+
+
+def default_database_url(var_dir: Path, service: str) -> str:
+    return f"sqlite+aiosqlite:///{var_dir / 'db' / f'{service}.sqlite'}"
+
+
+def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings of `service` (catalog, room, …, gateway, cli) from `environ` (default os.environ).
+
+    Per-service variables (`GAVEL_CATALOG_GRPC_PORT`) win over shared ones (`GAVEL_DATABASE_URL`).
+    """
+    env = os.environ if environ is None else environ
+    prefix = f"GAVEL_{service.upper()}_"
+
+    def get(name: str, default: str) -> str:
+        return env.get(prefix + name) or env.get("GAVEL_" + name) or default
+
+    var_dir = Path(env.get("GAVEL_VAR_DIR") or Path.cwd() / "var").resolve()
+    environment = env.get("GAVEL_ENV", "dev")
+    jwt_secret = env.get("GAVEL_JWT_SECRET", "")
+    if not jwt_secret:
+        if environment == "production":
+            raise RuntimeError("GAVEL_JWT_SECRET must be set when GAVEL_ENV=production")
+        jwt_secret = DEV_JWT_SECRET
+    host = env.get("GAVEL_HOST", "127.0.0.1")
+    addresses = {
+        name: env.get(f"GAVEL_{name.upper()}_ADDR") or f"{host}:{env.get(f'GAVEL_{name.upper()}_GRPC_PORT') or port}"
+        for name, port in DEFAULT_GRPC_PORTS.items()
+    }
+    grpc_default = DEFAULT_GATEWAY_PORT if service == "gateway" else DEFAULT_GRPC_PORTS.get(service, 0)
+    return Settings(
+        service=service,
+        environment=environment,
+        var_dir=var_dir,
+        grpc_host=env.get(prefix + "GRPC_HOST") or host,
+        grpc_port=int(env.get(prefix + "GRPC_PORT") or (env.get(prefix + "HTTP_PORT") or grpc_default)),
+        metrics_host=env.get("GAVEL_METRICS_HOST", host),
+        metrics_port=int(env.get(prefix + "METRICS_PORT") or DEFAULT_METRICS_PORTS.get(service, 0)),
+        database_url=get("DATABASE_URL", default_database_url(var_dir, service)),
+        nats_url=env.get("GAVEL_NATS_URL") or DEFAULT_NATS_URL,
+        jwt_secret=jwt_secret,
+        jwt_issuer=env.get("GAVEL_JWT_ISSUER", "gavel"),
+        jwt_ttl_s=int(env.get("GAVEL_JWT_TTL_S", "3600")),
+        reflection=_flag(env.get("GAVEL_GRPC_REFLECTION"), default=True),
+        log_format=env.get("GAVEL_LOG_FORMAT", "json"),
+        log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),
+        shutdown_grace_s=float(env.get("GAVEL_SHUTDOWN_GRACE_S", "5")),
+        service_addresses=addresses,
+    )
