@@ -1,0 +1,57 @@
+import pytest
+
+from gavel_core.auth import Role
+from gavel_core.errors import Unauthenticated
+from gavel_kit import settings
+from gavel_kit.auth import TokenCodec
+
+SECRET = "x" * 40
+
+
+def test_defaults_are_the_fixed_ports_of_the_design():
+    catalog = settings.load("catalog", {})
+    assert (catalog.grpc_port, catalog.metrics_port) == (50051, 9101)
+    assert settings.load("notify", {}).grpc_port == 50055
+    assert settings.load("gateway", {}).grpc_port == 8080
+    assert catalog.nats_url == "nats://127.0.0.1:14222"
+    assert catalog.database_url.startswith("sqlite+aiosqlite:///")
+    assert catalog.grpc_service_name == "gavel.catalog.v1.CatalogService"
+
+
+def test_per_service_variables_win_over_shared_ones():
+    env = {"GAVEL_DATABASE_URL": "postgresql://shared/db", "GAVEL_ROOM_DATABASE_URL": "postgresql://room/db"}
+    assert settings.load("room", env).database_url == "postgresql://room/db"
+    assert settings.load("catalog", env).database_url == "postgresql://shared/db"
+
+
+def test_production_refuses_to_start_without_a_jwt_secret():
+    with pytest.raises(RuntimeError):
+        settings.load("catalog", {"GAVEL_ENV": "production"})
+
+
+def test_reflection_can_be_switched_off():
+    assert settings.load("room", {"GAVEL_GRPC_REFLECTION": "false"}).reflection is False
+
+
+def test_a_token_round_trips_subject_and_roles():
+    codec = TokenCodec(SECRET)
+    principal = codec.verify(codec.issue("user-1", [Role.SELLER, Role.BIDDER], "Sam"))
+    assert principal.subject == "user-1"
+    assert principal.roles == {Role.SELLER, Role.BIDDER}
+
+
+def test_a_token_signed_with_another_secret_is_rejected():
+    token = TokenCodec("y" * 40).issue("user-1", [Role.BIDDER])
+    with pytest.raises(Unauthenticated):
+        TokenCodec(SECRET).verify(token)
+
+
+def test_an_expired_token_is_rejected():
+    codec = TokenCodec(SECRET)
+    with pytest.raises(Unauthenticated, match="expired"):
+        codec.verify(codec.issue("user-1", [Role.BIDDER], ttl_s=-10))
+
+
+def test_authorization_header_must_be_bearer():
+    with pytest.raises(Unauthenticated):
+        TokenCodec(SECRET).principal_from_authorization("Basic abc")
