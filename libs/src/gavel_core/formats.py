@@ -211,7 +211,9 @@ def _validate_dutch(v: Violations, p: str, d: DutchParams) -> None:
         _amount(v, f"{p}.step", d.step, positive=True)
     else:
         drop = d.start_price - d.floor_price
-        v.require(1 <= d.random_steps <= max(drop, 1), f"{p}.random_steps", "random steps must be between 1 and the drop")
+        v.require(
+            1 <= d.random_steps <= max(drop, 1), f"{p}.random_steps", "random steps must be between 1 and the drop"
+        )
 
 
 def _validate_lucky(v: Violations, p: str, lucky: LuckyParams) -> None:
@@ -235,6 +237,8 @@ def _validate_tender(v: Violations, p: str, fmt: Format, t: TenderParams) -> Non
         _amount(v, f"{p}.ticket_price", t.ticket_price, positive=True)
         _amount(v, f"{p}.ticket_step", t.ticket_step, positive=True)
     else:
-        v.require(t.ticket_price == 0 and t.ticket_step == 0, f"{p}.ticket_price", "tickets apply only to bid-ticket sales")
+        v.require(
+            t.ticket_price == 0 and t.ticket_step == 0, f"{p}.ticket_price", "tickets apply only to bid-ticket sales"
+        )
     if fmt in (Format.TENDER_SEALED_FIRST_PRICE, Format.TENDER_SEALED_SECOND_PRICE):
         v.require(t.soft_close_window_ms == 0, f"{p}.soft_close_window_ms", "sealed tenders close hard")

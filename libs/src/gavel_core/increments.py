@@ -51,7 +51,9 @@ class IncrementTable:
             return PRESETS[name]
         except KeyError:
             known = ", ".join(sorted(PRESETS))
-            raise InvalidArgument([FieldViolation("increment_preset", f"unknown preset {name!r}; known: {known}")]) from None
+            raise InvalidArgument(
+                [FieldViolation("increment_preset", f"unknown preset {name!r}; known: {known}")]
+            ) from None
 
     def step_at(self, amount_minor: int) -> int:
         """The increment that applies to a price of `amount_minor`."""

@@ -30,7 +30,9 @@ def validate_amount(amount_minor: int, field: str, *, allow_zero: bool = True) -
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
         raise InvalidArgument([FieldViolation(field, "amount must be an integer number of minor units")])
     if amount_minor < 0 or (amount_minor == 0 and not allow_zero):
-        raise InvalidArgument([FieldViolation(field, "amount must be positive" if not allow_zero else "amount must not be negative")])
+        raise InvalidArgument(
+            [FieldViolation(field, "amount must be positive" if not allow_zero else "amount must not be negative")]
+        )
     if amount_minor > MAX_AMOUNT_MINOR:
         raise InvalidArgument([FieldViolation(field, f"amount must not exceed {MAX_AMOUNT_MINOR} minor units")])
     return amount_minor

@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in commands:
         print(f"gavel: unknown command {name!r}; try `gavel --help`", file=sys.stderr)
         return 2
-    (entry,) = [ep for ep in entry_points(group="gavel.cli") if ep.name == name] or [None]
-    if entry is not None:
-        command = entry.load()
+    found = [ep for ep in entry_points(group="gavel.cli") if ep.name == name]
+    if found:
+        command = found[0].load()
     else:
         from gavel_kit import cluster
 

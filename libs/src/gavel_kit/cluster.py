@@ -10,6 +10,7 @@ SIGKILL from the kernel if this process dies hard (PR_SET_PDEATHSIG), so nothing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import secrets
@@ -43,10 +44,8 @@ class Child:
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel SIGKILLs it if `gavel up` dies without cleaning up."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -78,7 +77,7 @@ def _start(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) ->
             stdin=subprocess.DEVNULL,
             env=dict(env),
             start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
     return Child(name, process, log_path)
 
@@ -93,9 +92,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 def _grpc_serving(address: str, service: str) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=1
-            )
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
@@ -150,8 +147,10 @@ class Cluster:
         self.check_ports(settings)
         if not self.nats_url:
             if not _port_free(self.host, EMBEDDED_NATS_PORT):
-                raise SystemExit(f"gavel up: port {EMBEDDED_NATS_PORT} is busy; stop the other cluster or pass --nats-url")
-            print(f"• starting embedded nats-server (JetStream, sync_interval: always) on {self.host}:{EMBEDDED_NATS_PORT}")
+                raise SystemExit(
+                    f"gavel up: port {EMBEDDED_NATS_PORT} is busy; stop the other cluster or pass --nats-url"
+                )
+            print(f"• starting embedded nats-server (JetStream, fsync always) on {self.host}:{EMBEDDED_NATS_PORT}")
             self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=EMBEDDED_NATS_PORT)
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
@@ -197,7 +196,9 @@ class Cluster:
                     print(f"  ✓ {name} SERVING on {s.grpc_host}:{s.grpc_port}")
             time.sleep(0.2)
         if pending:
-            raise SystemExit(f"gavel up: not ready after {self.timeout_s}s: {', '.join(sorted(pending))} (see {self.log_dir})")
+            raise SystemExit(
+                f"gavel up: not ready after {self.timeout_s}s: {', '.join(sorted(pending))} (see {self.log_dir})"
+            )
 
     def print_banner(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         gateway = settings["gateway"]
@@ -237,9 +238,13 @@ class Cluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gavel up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gavel up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nats-url", default="", help="use this NATS (JetStream) server instead of the embedded one")
-    parser.add_argument("--database-url", default="", help="PostgreSQL URL for every service (default: SQLite under var/db)")
+    parser.add_argument(
+        "--database-url", default="", help="PostgreSQL URL for every service (default: SQLite under var/db)"
+    )
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo users and sale")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for every service to be SERVING")
     args = parser.parse_args(argv)

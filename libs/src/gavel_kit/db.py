@@ -8,6 +8,7 @@ service's prefix, so services can share one PostgreSQL database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -259,7 +260,9 @@ class SqlUnitOfWork:
         response: bytes = row.response
         return response
 
-    async def remember(self, caller: str, method: str, request_id: str, request_fingerprint: str, response: bytes) -> None:
+    async def remember(
+        self, caller: str, method: str, request_id: str, request_fingerprint: str, response: bytes
+    ) -> None:
         await self.session.execute(
             insert(self._tables.idempotency).values(
                 caller=caller,
@@ -321,7 +324,9 @@ async def run_idempotent(
 class OutboxRelay:
     """Publishes committed outbox rows to JetStream in order, then marks them published."""
 
-    def __init__(self, db: Database, tables: KitTables, publish: Callable[..., Awaitable[Any]], poll_s: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, tables: KitTables, publish: Callable[..., Awaitable[Any]], poll_s: float = 1.0
+    ) -> None:
         self._db = db
         self._table = tables.outbox
         self._publish = publish
@@ -363,8 +368,6 @@ class OutboxRelay:
             if sent:
                 continue
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_s)
-            except TimeoutError:
-                pass
         await self.drain_once()

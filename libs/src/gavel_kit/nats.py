@@ -64,7 +64,9 @@ async def connect(url: str, name: str, client: Client | None = None, first_conne
         log.warning("nats error", error=str(exc))
 
     client = client or Client()
-    retry = AsyncRetrying(stop=stop_after_delay(first_connect_timeout_s), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+    retry = AsyncRetrying(
+        stop=stop_after_delay(first_connect_timeout_s), wait=wait_exponential(multiplier=0.2, max=2), reraise=True
+    )
     async for attempt in retry:
         with attempt:
             await _connect_once(client, url, name, on_disconnect, on_reconnect, on_error)
@@ -78,7 +80,7 @@ async def _connect_once(client: Client, url: str, name: str, *callbacks: Callabl
         name=name,
         allow_reconnect=True,
         connect_timeout=2,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         max_reconnect_attempts=-1,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -99,7 +101,9 @@ async def ensure_streams(js: JetStreamContext, specs: Sequence[StreamSpec]) -> N
             await js.update_stream(config)
 
 
-def headers_for(msg_id: str | None, event_type: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def headers_for(
+    msg_id: str | None, event_type: str | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     headers: dict[str, str] = dict(extra or {})
     if msg_id:
         headers[MSG_ID] = msg_id
@@ -118,7 +122,7 @@ async def publish(
     event_type: str | None = None,
     expected_last_subject_sequence: int | None = None,
     headers: Mapping[str, str] | None = None,
-    timeout: float = 5.0,
+    ack_wait_s: float = 5.0,
 ) -> PubAck:
     """Publish to JetStream under a PRODUCER span, with `Nats-Msg-Id` dedupe and `traceparent`.
 
@@ -132,7 +136,7 @@ async def publish(
         extra = dict(headers or {})
         if expected_last_subject_sequence is not None:
             extra[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
-        return await js.publish(subject, payload, timeout=timeout, headers=headers_for(msg_id, event_type, extra))
+        return await js.publish(subject, payload, timeout=ack_wait_s, headers=headers_for(msg_id, event_type, extra))
 
 
 def traced_handler(name: str, handler: Callable[[Msg], Awaitable[None]]) -> Callable[[Msg], Awaitable[None]]:

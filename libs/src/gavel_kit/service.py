@@ -61,9 +61,9 @@ class _ReadinessGate(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         if self.ready or not handler_call_details.method.startswith("/gavel."):
             return await continuation(handler_call_details)
 
@@ -97,7 +97,9 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
 
-    async def publish(self, subject: str, payload: bytes, *, msg_id: str, event_type: str | None = None, **kw: Any) -> Any:
+    async def publish(
+        self, subject: str, payload: bytes, *, msg_id: str, event_type: str | None = None, **kw: Any
+    ) -> Any:
         return await gavel_nats.publish(self.js, subject, payload, msg_id=msg_id, event_type=event_type, **kw)
 
     def on_ready(self, hook: Hook) -> None:

@@ -34,7 +34,9 @@ def configure(service: str) -> TracerProvider:
     if _provider is not None:
         return _provider
     name = os.environ.get("OTEL_SERVICE_NAME") or f"gavel-{service}"
-    resource = Resource.create({"service.name": name, "service.namespace": "gavel"}).merge(OTELResourceDetector().detect())
+    resource = Resource.create({"service.name": name, "service.namespace": "gavel"}).merge(
+        OTELResourceDetector().detect()
+    )
     provider = TracerProvider(resource=resource)
     exporter: SpanExporter | None = None
     match _exporter_name():

@@ -110,7 +110,9 @@ async def test_a_seller_may_not_call_a_bidder_rpc(runtime):
 
 async def test_failed_precondition_carries_the_reason_and_minimum_amount(runtime):
     token = runtime.codec.issue("bidder-1", [Role.BIDDER])
-    request = pb.SubmitTenderBidRequest(request_id="r1", lot_id="l", amount=money_pb2.Money(amount_minor=1, currency="USD"))
+    request = pb.SubmitTenderBidRequest(
+        request_id="r1", lot_id="l", amount=money_pb2.Money(amount_minor=1, currency="USD")
+    )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await pb_grpc.TenderServiceStub(channel).SubmitTenderBid(request, metadata=bearer(token))
@@ -182,7 +184,10 @@ async def test_concurrent_twins_of_one_request_have_one_effect(database):
         return SqlUnitOfWork(database, tables)
 
     results = await asyncio.gather(
-        *(run_idempotent(uow, caller="u", method="/m", request_id="req-3", request_bytes=b"x", action=create) for _ in range(2)),
+        *(
+            run_idempotent(uow, caller="u", method="/m", request_id="req-3", request_bytes=b"x", action=create)
+            for _ in range(2)
+        ),
         return_exceptions=True,
     )
     assert b"twin" in results

@@ -37,7 +37,10 @@ def test_format_and_parameters_must_match():
 
 def test_round_limited_english_needs_rounds_and_a_round_time():
     params = EnglishParams(1_000, TABLE, close=EnglishClose.ROUNDS)
-    assert violations_of(LotTerms("USD", Format.ENGLISH, params)) >= {"lot.english.rounds", "lot.english.round_duration_ms"}
+    assert violations_of(LotTerms("USD", Format.ENGLISH, params)) >= {
+        "lot.english.rounds",
+        "lot.english.round_duration_ms",
+    }
 
 
 def test_buy_now_below_the_reserve_is_rejected():

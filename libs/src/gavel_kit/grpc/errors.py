@@ -65,7 +65,9 @@ def to_status(error: GavelError) -> grpc.Status:
             _pack(error_details_pb2.ResourceInfo(resource_type=error.resource, resource_name=error.resource_id))
         )
     if isinstance(error, FailedPrecondition):
-        details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)))
+        details.append(
+            _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata))
+        )
     elif isinstance(error, PermissionDenied):
         details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)

@@ -54,13 +54,13 @@ def _wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, wrapper: W
         return None
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            wrapper(handler.unary_unary, method, False),
+            wrapper(handler.unary_unary, method, False),  # type: ignore[arg-type]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            wrapper(handler.unary_stream, method, True),
+            wrapper(handler.unary_stream, method, True),  # type: ignore[arg-type]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -73,11 +73,11 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        return _wrap_handler(handler, handler_call_details.method, self.wrap)  # type: ignore[return-value]
+        return _wrap_handler(handler, handler_call_details.method, self.wrap)
 
 
 def _around(

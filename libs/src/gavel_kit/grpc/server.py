@@ -39,7 +39,9 @@ class HealthReporter:
         await self.servicer.enter_graceful_shutdown()
 
 
-def build_server(codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+def build_server(
+    codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> grpc.aio.Server:
     interceptors: list[grpc.aio.ServerInterceptor] = [
         telemetry.grpc_server_interceptor(),  # type: ignore[list-item]
         MetricsInterceptor(),
@@ -60,7 +62,8 @@ async def add_health_and_reflection(
     await reporter.set_serving(False)
     if reflection_enabled:
         reflection.enable_server_reflection(
-            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
         )
     return reporter
 

@@ -118,6 +118,9 @@ class OfferedToVendor(Event):
 
     bidder: str
     price: int
+    source: str
+    paddle: str | None
+    discount_bp: int
     deadline_ms: int
 
 

@@ -125,41 +125,41 @@ class LotState:
 
 
 @dataclass(slots=True)
-class EnglishState(LotState):
-    """Proxy English (hard or soft close).
+class BidBookState(LotState):
+    """The English family's common part. `maxima` maps each bidder to (their highest bid or
+    maximum, sequence number of the bid that set it): the confirmation cascade's order, the
+    earlier bid first on equal amounts."""
 
-    `leader_max` is the leader's secret maximum; `runner_up_max` the highest maximum among the
-    other bidders (0: none). `maxima` maps each bidder to (best maximum, sequence number of the
-    bid that set it): the confirmation cascade's order, earlier bid first on equal maxima.
-    """
+    maxima: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bid_count: int = 0
+
+
+@dataclass(slots=True)
+class EnglishState(BidBookState):
+    """Proxy English (hard or soft close). `leader_max` is the leader's secret maximum and
+    `runner_up_max` the highest maximum among the other bidders (0: none)."""
 
     leader_max: int = 0
     runner_up_max: int = 0
-    maxima: dict[str, tuple[int, int]] = field(default_factory=dict)
-    bid_count: int = 0
     extension_ms: int = 0  # soft close: how far the close has moved so far
 
 
 @dataclass(slots=True)
-class RoundsState(LotState):
+class RoundsState(BidBookState):
     round: int = 0
     round_floor: int = 0  # the lowest first bid of the current round
     round_high: int = 0  # 0: no bid yet this round
     round_leader: str | None = None
     prev_high: int = 0  # the previous round's highest bid (0: none)
     prev_leader: str | None = None
-    maxima: dict[str, tuple[int, int]] = field(default_factory=dict)
-    bid_count: int = 0
 
 
 @dataclass(slots=True)
-class CrierState(LotState):
+class CrierState(BidBookState):
     asking: int = 0
     increment: int | None = None  # the crier's override; None: the lot's increment table
     calls: int = 0  # 0 none, 1 going once, 2 going twice
-    bids: list[CrierBid] = field(default_factory=list)
-    maxima: dict[str, tuple[int, int]] = field(default_factory=dict)
-    bid_count: int = 0
+    bids: list[CrierBid] = field(default_factory=list)  # the bids taken, for undo
 
 
 @dataclass(slots=True)
