@@ -119,6 +119,7 @@ class Cluster:
         self.children: list[Child] = []
         self.seed = not args.no_seed
         self.timeout_s = args.timeout
+        self.nats_port = int(os.environ.get("GAVEL_EMBEDDED_NATS_PORT") or EMBEDDED_NATS_PORT)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Column, DateTime, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.domain.accounts import User, format_roles, roles_from_stored
 from gavel_core.errors import AlreadyExists, NotFound
 from gavel_kit.db import Database, new_metadata
-from gateway.domain.accounts import User, format_roles, roles_from_stored
 
 metadata = new_metadata()
 
@@ -82,7 +82,9 @@ class SqlUserRepository:
             result = await session.execute(
                 update(users)
                 .where(users.c.id == user.id)
-                .values(display_name=user.display_name, password_hash=user.password_hash, roles=format_roles(user.roles))
+                .values(
+                    display_name=user.display_name, password_hash=user.password_hash, roles=format_roles(user.roles)
+                )
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("user", user.id)

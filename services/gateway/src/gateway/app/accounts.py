@@ -17,11 +17,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gavel_core.auth import Principal, Role
-from gavel_core.errors import AlreadyExists, Unauthenticated, Violations
 from gateway.app.passwords import MAX_PASSWORD_LENGTH, PasswordHasher, check_new_password
 from gateway.app.ports import TokenIssuer, UserRepository
 from gateway.domain.accounts import User, check_display_name, check_email, normalise_email, parse_roles
+from gavel_core.auth import Principal, Role
+from gavel_core.errors import AlreadyExists, Unauthenticated, Violations
 
 
 class InvalidCredentials(Unauthenticated):
@@ -120,7 +120,9 @@ class Accounts:
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
         existing = await self._users.get_by_email(email)
         if existing is not None:
-            updated = existing.with_changes(display_name=display_name.strip(), password_hash=password_hash, roles=role_set)
+            updated = existing.with_changes(
+                display_name=display_name.strip(), password_hash=password_hash, roles=role_set
+            )
             await self._users.update(updated)
             return updated, False
         user = User(

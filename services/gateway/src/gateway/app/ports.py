@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from gavel_core.auth import Role
 from gateway.domain.accounts import User
+from gavel_core.auth import Role
 
 
 class UserRepository(Protocol):

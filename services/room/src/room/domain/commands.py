@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from room.domain.fastinit import fast_init
 from room.domain.model import GOOD_STANDING, BidderStanding
 
 
@@ -148,3 +149,30 @@ class Reopen(Command):
 @dataclass(frozen=True, slots=True)
 class UndoLastBid(Command):
     by: str
+
+
+ALL_COMMANDS: tuple[type[Command], ...] = (
+    OpenLot,
+    PlaceBid,
+    FloorBid,
+    BuyNow,
+    PickOption,
+    Tick,
+    ConfirmWin,
+    DeclineWin,
+    VendorAccept,
+    VendorDecline,
+    Pause,
+    Resume,
+    SetAsking,
+    SetIncrement,
+    CallGoingOnce,
+    CallGoingTwice,
+    Hammer,
+    PassLot,
+    Reopen,
+    UndoLastBid,
+)
+
+for _command_type in ALL_COMMANDS:
+    fast_init(_command_type)

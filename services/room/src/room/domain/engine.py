@@ -24,12 +24,11 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from gavel_core.errors import FailedPrecondition, FieldViolation, GavelError, InvalidArgument, PermissionDenied
+from gavel_core.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
 from gavel_core.formats import LotTerms
 from gavel_core.money import MAX_AMOUNT_MINOR
-
 from room.domain.commands import (
     Command,
     ConfirmWin,
@@ -60,8 +59,32 @@ from room.domain.events import (
 from room.domain.model import Award, BidderStanding, LotState, Phase, UnsoldReason
 
 S = TypeVar("S", bound=LotState)
-Decider = Callable[[Any, Any, int], list[Event]]
-Applier = Callable[[Any, Any], None]
+F = TypeVar("F", bound=Callable[..., Any])
+Decider = Callable[[Any, Any, Any, int], list[Event]]
+Applier = Callable[[Any, Any, Any], None]
+
+_HANDLES: dict[object, tuple[str, tuple[type, ...]]] = {}
+
+
+def decides(*command_types: type[Command]) -> Callable[[F], F]:
+    """Mark an engine method as the decider of these commands (collected per engine class)."""
+
+    def mark(method: F) -> F:
+        _HANDLES[method] = ("decide", command_types)
+        return method
+
+    return mark
+
+
+def applies(*event_types: type[Event]) -> Callable[[F], F]:
+    """Mark an engine method as the applier of these events (collected per engine class)."""
+
+    def mark(method: F) -> F:
+        _HANDLES[method] = ("apply", event_types)
+        return method
+
+    return mark
+
 
 DEFAULT_VENDOR_DECISION_MS = 24 * 3600 * 1000
 
@@ -116,7 +139,9 @@ def invalid_bid(bid_id: str, bidder: str, amount: object) -> InvalidArgument:
     if not bidder:
         violations.append(FieldViolation("bidder", "a bid needs a bidder"))
     if type(amount) is not int or not 0 < amount <= MAX_AMOUNT_MINOR:
-        violations.append(FieldViolation("amount", f"must be a positive integer of minor units up to {MAX_AMOUNT_MINOR}"))
+        violations.append(
+            FieldViolation("amount", f"must be a positive integer of minor units up to {MAX_AMOUNT_MINOR}")
+        )
     return InvalidArgument(violations)
 
 
@@ -140,6 +165,23 @@ class Engine(Generic[S]):
     """
 
     state_type: type[S]
+    takes_asking = False  # whether OpenLot may set the opening asking price (crier lots)
+    # Dispatch tables are per class, not per engine, so thousands of lots share them (and the cache).
+    _deciders: ClassVar[dict[type[Command], Decider]] = {}
+    _appliers: ClassVar[dict[type[Event], Applier]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._deciders, cls._appliers = {}, {}
+        resolved: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):  # later classes override earlier ones, by name
+            resolved.update(vars(klass))
+        for method in resolved.values():
+            mark = _HANDLES.get(method) if callable(method) else None
+            if mark is not None:
+                table: dict[Any, Any] = cls._deciders if mark[0] == "decide" else cls._appliers
+                for handled in mark[1]:
+                    table[handled] = method
 
     def __init__(self, terms: LotTerms) -> None:
         self.terms = terms
@@ -150,32 +192,7 @@ class Engine(Generic[S]):
         if below not in ("unsold", "offer_vendor"):
             raise InvalidArgument([FieldViolation("lot.extra.below_reserve", "must be 'unsold' or 'offer_vendor'")])
         self.offer_vendor_below_reserve = below == "offer_vendor"
-        self.vendor_decision_ms = _extra_int(extra, "vendor_decision_ms", DEFAULT_VENDOR_DECISION_MS, minimum=1)
-        self._deciders: dict[type[Command], Decider] = {
-            Tick: self._decide_tick,
-            OpenLot: self._decide_open,
-            ConfirmWin: self._decide_confirm,
-            DeclineWin: self._decide_decline,
-            VendorAccept: self._decide_vendor_accept,
-            VendorDecline: self._decide_vendor_decline,
-            Pause: self._decide_pause,
-            Resume: self._decide_resume,
-        }
-        self._appliers: dict[type[Event], Applier] = {
-            LotOpened: self._apply_opened,
-            LotPaused: self._apply_paused,
-            LotResumed: self._apply_resumed,
-            OfferedToVendor: self._apply_offered_to_vendor,
-            VendorAccepted: _clear_deadline,
-            VendorDeclined: _ignore,
-            ProvisionalWinnerDeclared: self._apply_provisional,
-            ConfirmationRequested: _apply_confirmation_requested,
-            WinnerConfirmed: _clear_deadline,
-            OfferLapsed: _apply_lapsed,
-            PenaltyAssessed: _apply_penalty,
-            LotSold: _apply_sold,
-            LotUnsold: _apply_unsold,
-        }
+        self.vendor_decision_ms = extra_int(extra, "vendor_decision_ms", DEFAULT_VENDOR_DECISION_MS, minimum=1)
 
     # -- the interface --------------------------------------------------------------------------
 
@@ -196,16 +213,17 @@ class Engine(Generic[S]):
             raise FailedPrecondition(
                 "COMMAND_NOT_SUPPORTED", f"{type(command).__name__} does not apply to this lot's format"
             )
-        return handler(state, command, now_ms)
+        return handler(self, state, command, now_ms)
 
     def apply(self, state: S, event: Event) -> S:
-        self._appliers[type(event)](state, event)
+        self._appliers[type(event)](self, state, event)
         return state
 
     def replay(self, lot_id: str, events: Iterable[Event]) -> S:
         state = self.initial_state(lot_id)
+        appliers = self._appliers
         for event in events:
-            self._appliers[type(event)](state, event)
+            appliers[type(event)](self, state, event)
         return state
 
     # -- what each format provides ----------------------------------------------------------------
@@ -245,7 +263,7 @@ class Engine(Generic[S]):
             if current is state:
                 current = state.clone()
             for event in fired:
-                self._appliers[type(event)](current, event)
+                self.apply(current, event)
             events.extend(fired)
             if current.deadline_ms is not None and current.deadline_ms <= deadline:
                 raise AssertionError(f"deadline did not advance past {deadline}")
@@ -264,7 +282,14 @@ class Engine(Generic[S]):
                 decide_by = at + self.vendor_decision_ms
                 return [
                     OfferedToVendor(
-                        state.lot_id, at, award.bidder, award.price, award.source, award.paddle, award.discount_bp, decide_by
+                        state.lot_id,
+                        at,
+                        award.bidder,
+                        award.price,
+                        award.source,
+                        award.paddle,
+                        award.discount_bp,
+                        decide_by,
                     )
                 ]
             return [LotUnsold(state.lot_id, at, UnsoldReason.RESERVE_NOT_MET.value)]
@@ -298,24 +323,33 @@ class Engine(Generic[S]):
             raise FailedPrecondition("NOT_OFFERED_TO_BIDDER", "the lot is not offered to this bidder")
         return pending
 
+    @decides(Tick)
     def _decide_tick(self, state: S, command: Tick, now: int) -> list[Event]:
         return []  # nothing is due (due deadlines were fired by `decide`)
 
+    @decides(OpenLot)
     def _decide_open(self, state: S, command: OpenLot, now: int) -> list[Event]:
         if state.phase is not Phase.SCHEDULED:
-            raise FailedPrecondition("LOT_ALREADY_OPENED", "the lot has already been opened", {"phase": state.phase})
+            raise FailedPrecondition(
+                "LOT_ALREADY_OPENED", "the lot has already been opened", {"phase": state.phase.value}
+            )
         if command.asking is not None:
+            if not self.takes_asking:
+                raise InvalidArgument([FieldViolation("asking", "only a crier sets the opening asking price")])
             require_amount(command.asking, "asking")
         return self._open(state, command, now)
 
+    @decides(ConfirmWin)
     def _decide_confirm(self, state: S, command: ConfirmWin, now: int) -> list[Event]:
         award = self._pending_offer(state, command.bidder)
         return [WinnerConfirmed(state.lot_id, now, award.bidder, award.price), _sold(state.lot_id, now, award)]
 
+    @decides(DeclineWin)
     def _decide_decline(self, state: S, command: DeclineWin, now: int) -> list[Event]:
         self._pending_offer(state, command.bidder)
         return self._lapse(state, now, "declined")
 
+    @decides(VendorAccept)
     def _decide_vendor_accept(self, state: S, command: VendorAccept, now: int) -> list[Event]:
         if state.phase is Phase.AWAITING_VENDOR:
             award = state.pending
@@ -328,6 +362,7 @@ class Engine(Generic[S]):
         accepted = VendorAccepted(state.lot_id, now, command.by, award.bidder, award.price)
         return [accepted, *self._offer(state, now, award, 1)]
 
+    @decides(VendorDecline)
     def _decide_vendor_decline(self, state: S, command: VendorDecline, now: int) -> list[Event]:
         if state.phase is not Phase.AWAITING_VENDOR:
             raise FailedPrecondition("NO_VENDOR_OFFER", "nothing is waiting for the vendor's decision")
@@ -336,12 +371,14 @@ class Engine(Generic[S]):
             LotUnsold(state.lot_id, now, UnsoldReason.RESERVE_NOT_MET.value),
         ]
 
+    @decides(Pause)
     def _decide_pause(self, state: S, command: Pause, now: int) -> list[Event]:
         if state.phase is not Phase.OPEN:
             raise refuse_not_open(state)
         remaining = None if state.deadline_ms is None else state.deadline_ms - now
         return [LotPaused(state.lot_id, now, command.by, remaining)]
 
+    @decides(Resume)
     def _decide_resume(self, state: S, command: Resume, now: int) -> list[Event]:
         if state.phase is not Phase.PAUSED:
             raise FailedPrecondition("LOT_NOT_PAUSED", "the lot is not paused", {"phase": state.phase.value})
@@ -350,30 +387,71 @@ class Engine(Generic[S]):
 
     # -- shared appliers --------------------------------------------------------------------------
 
+    @applies(LotOpened)
     def _apply_opened(self, state: S, event: LotOpened) -> None:
         state.phase = Phase.OPEN
         state.deadline_ms = event.deadline_ms
         self._on_opened(state, event)
 
+    @applies(LotPaused)
     def _apply_paused(self, state: S, event: LotPaused) -> None:
         state.phase = Phase.PAUSED
         state.paused_remaining_ms = event.remaining_ms
         state.deadline_ms = None
 
+    @applies(LotResumed)
     def _apply_resumed(self, state: S, event: LotResumed) -> None:
         state.phase = Phase.OPEN
         state.paused_remaining_ms = None
         state.deadline_ms = event.deadline_ms
 
+    @applies(OfferedToVendor)
     def _apply_offered_to_vendor(self, state: S, event: OfferedToVendor) -> None:
         state.phase = Phase.AWAITING_VENDOR
         state.pending = Award(event.bidder, event.price, event.source, event.paddle, event.discount_bp)
         state.deadline_ms = event.deadline_ms
 
+    @applies(ProvisionalWinnerDeclared)
     def _apply_provisional(self, state: S, event: ProvisionalWinnerDeclared) -> None:
         state.phase = Phase.AWAITING_CONFIRMATION
         state.pending = Award(event.bidder, event.price, event.source, event.paddle, event.discount_bp)
         state.attempt = event.attempt
+        state.deadline_ms = None
+
+    @applies(VendorDeclined)
+    def _apply_vendor_declined(self, state: S, event: VendorDeclined) -> None:
+        return None
+
+    @applies(VendorAccepted, WinnerConfirmed)
+    def _apply_clear_deadline(self, state: S, event: Event) -> None:
+        state.deadline_ms = None
+
+    @applies(ConfirmationRequested)
+    def _apply_confirmation_requested(self, state: S, event: ConfirmationRequested) -> None:
+        state.deadline_ms = event.deadline_ms
+
+    @applies(OfferLapsed)
+    def _apply_lapsed(self, state: S, event: OfferLapsed) -> None:
+        state.defaulted.add(event.bidder)
+        state.pending = None
+        state.deadline_ms = None
+
+    @applies(PenaltyAssessed)
+    def _apply_penalty(self, state: S, event: PenaltyAssessed) -> None:
+        state.penalised.append(event.bidder)
+
+    @applies(LotSold)
+    def _apply_sold(self, state: S, event: LotSold) -> None:
+        state.phase = Phase.SOLD
+        state.result = Award(event.buyer, event.hammer_price, event.source, event.paddle, event.discount_bp)
+        state.pending = None
+        state.deadline_ms = None
+
+    @applies(LotUnsold)
+    def _apply_unsold(self, state: S, event: LotUnsold) -> None:
+        state.phase = Phase.UNSOLD
+        state.unsold_reason = event.reason
+        state.pending = None
         state.deadline_ms = None
 
 
@@ -381,43 +459,7 @@ def _sold(lot_id: str, at: int, award: Award) -> LotSold:
     return LotSold(lot_id, at, award.bidder, award.price, award.source, award.paddle, award.discount_bp)
 
 
-def _ignore(state: LotState, event: Event) -> None:
-    return None
-
-
-def _clear_deadline(state: LotState, event: Event) -> None:
-    state.deadline_ms = None
-
-
-def _apply_confirmation_requested(state: LotState, event: ConfirmationRequested) -> None:
-    state.deadline_ms = event.deadline_ms
-
-
-def _apply_lapsed(state: LotState, event: OfferLapsed) -> None:
-    state.defaulted.add(event.bidder)
-    state.pending = None
-    state.deadline_ms = None
-
-
-def _apply_penalty(state: LotState, event: PenaltyAssessed) -> None:
-    state.penalised.append(event.bidder)
-
-
-def _apply_sold(state: LotState, event: LotSold) -> None:
-    state.phase = Phase.SOLD
-    state.result = Award(event.buyer, event.hammer_price, event.source, event.paddle, event.discount_bp)
-    state.pending = None
-    state.deadline_ms = None
-
-
-def _apply_unsold(state: LotState, event: LotUnsold) -> None:
-    state.phase = Phase.UNSOLD
-    state.unsold_reason = event.reason
-    state.pending = None
-    state.deadline_ms = None
-
-
-def _extra_int(extra: dict[str, str], key: str, default: int, *, minimum: int = 0) -> int:
+def extra_int(extra: dict[str, str], key: str, default: int, *, minimum: int = 0) -> int:
     raw = extra.get(key)
     if raw is None:
         return default
@@ -486,7 +528,3 @@ def summarize(state: LotState) -> dict[str, Any]:
         "source": result.source if result is not None else None,
         "penalised": list(state.penalised),
     }
-
-
-def is_rejection(error: BaseException) -> bool:
-    return isinstance(error, GavelError)

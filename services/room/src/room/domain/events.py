@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from room.domain.fastinit import fast_init
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -290,3 +292,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     Reopened,
     BidUndone,
 )
+
+for _event_type in ALL_EVENTS:
+    fast_init(_event_type)

@@ -8,6 +8,8 @@ output is `mix(seed + k * GAMMA)`, which also gives O(1) random access (`splitmi
 
 from __future__ import annotations
 
+import itertools
+
 MASK64 = (1 << 64) - 1
 GAMMA = 0x9E3779B97F4A7C15
 
@@ -67,7 +69,7 @@ def random_composition(total: int, parts: int, seed: int) -> tuple[int, ...]:
         pick = 1 + rng.below(j)
         cuts.add(j if pick in cuts else pick)
     bounds = [0, *sorted(cuts), total]
-    return tuple(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    return tuple(b - a for a, b in itertools.pairwise(bounds))
 
 
 def seeded_index(seed: int, salt: int, draw: int, bound: int) -> int:

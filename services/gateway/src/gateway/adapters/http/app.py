@@ -1,0 +1,38 @@
+"""The FastAPI application: routes, error shape, metrics, tracing. Resources come from `lifespan`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from gateway.adapters.http import auth_routes, catalog_routes, errors, health_routes
+from gateway.adapters.http.observability import ObservabilityMiddleware
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+DESCRIPTION = """\
+Gavel's HTTP/JSON API for web and mobile clients.
+
+Log in with `POST /api/v1/auth/login` and send the `access_token` as `Authorization: Bearer <token>`
+(the same token works on every Gavel gRPC service). Catalog reads are public; with a token they show
+what the caller may see and do. Errors share one shape: `{"error": {"code", "message", "reason",
+"metadata", "field_violations"}}`, where `code` is the gRPC status name.
+"""
+
+# Probes and scrapes would otherwise make a one-span trace every few seconds.
+UNTRACED_URLS = "/healthz,/readyz,/metrics"
+
+
+def create_app(lifespan: Lifespan, *, version: str = "0.1.0") -> FastAPI:
+    app = FastAPI(title="Gavel gateway", version=version, description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    app.add_middleware(ObservabilityMiddleware)
+    app.include_router(health_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(catalog_routes.router)
+    # Outermost middleware: the server span is open while every other layer (and the catalog call) runs.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
+    return app

@@ -1,0 +1,47 @@
+"""Which engine runs a lot: `engine_for(terms)` and `initial_state(lot_id, terms)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gavel_core.errors import FailedPrecondition
+from gavel_core.formats import EnglishClose, EnglishParams, Format, LotTerms
+from room.domain.crier import CrierEngine
+from room.domain.dutch import DutchEngine
+from room.domain.engine import Engine
+from room.domain.english import EnglishEngine
+from room.domain.lucky import LuckyEngine
+from room.domain.model import LotState
+from room.domain.rounds import RoundsEngine
+
+AnyEngine = Engine[Any]
+
+
+def engine_for(terms: LotTerms) -> AnyEngine:
+    """The engine for a live lot's terms (validated here: InvalidArgument lists every bad field).
+
+    English lots pick their engine by `close`: HARD/SOFT proxy bidding, ROUNDS, or CRIER.
+    Tender formats are not run by the room: FailedPrecondition FORMAT_NOT_LIVE.
+    """
+    terms.validate()
+    if terms.format is Format.ENGLISH:
+        assert isinstance(terms.params, EnglishParams)
+        close = terms.params.close
+        if close is EnglishClose.CRIER:
+            return CrierEngine(terms)
+        if close is EnglishClose.ROUNDS:
+            return RoundsEngine(terms)
+        return EnglishEngine(terms)
+    if terms.format is Format.DUTCH:
+        return DutchEngine(terms)
+    if terms.format is Format.LUCKY:
+        return LuckyEngine(terms)
+    raise FailedPrecondition(
+        "FORMAT_NOT_LIVE", f"{terms.format.value} lots are tenders, not run in a room", {"format": terms.format.value}
+    )
+
+
+def initial_state(lot_id: str, terms: LotTerms) -> LotState:
+    """A lot before it opens (phase SCHEDULED)."""
+    state: LotState = engine_for(terms).initial_state(lot_id)
+    return state
