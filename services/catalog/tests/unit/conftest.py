@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from catalog.app.lots import AddLot
-from catalog.app.products import CreateProduct
-from catalog.app.registrations import DecideRegistration
-from catalog.app.sales import CreateSale
+from catalog.app.lots import AddLot, add_lot
+from catalog.app.products import CreateProduct, create_product
+from catalog.app.registrations import DecideRegistration, decide_registration, register_for_sale
+from catalog.app.sales import CreateSale, create_sale, publish_sale
 from catalog.domain.events import CatalogEvent
 from catalog.domain.lots import Lot, LotSpec
 from catalog.domain.paging import Page, PageRequest, SortKey
@@ -296,7 +296,9 @@ def dutch_terms() -> LotTerms:
 
 def lucky_terms(winning_option: int = 2) -> LotTerms:
     return LotTerms(
-        "EUR", Format.LUCKY, LuckyParams(("red", "green", "blue"), price=500, window_ms=60_000, winning_option=winning_option)
+        "EUR",
+        Format.LUCKY,
+        LuckyParams(("red", "green", "blue"), price=500, window_ms=60_000, winning_option=winning_option),
     )
 
 
@@ -335,7 +337,26 @@ def tender_sale_spec(
 
 
 class Catalog:
-    """The use cases over one fake unit of work, with ids, deposits and `now` filled in."""
+    """The use cases over one fake unit of work, with ids, deposits and `now` filled in.
+
+    Test modules cannot import this conftest (pytest's importlib mode), so the harness also
+    carries the shared principals, dates and builders.
+    """
+
+    NOW = NOW
+    SALE_DAY = SALE_DAY
+    SELLER = SELLER
+    OTHER_SELLER = OTHER_SELLER
+    ADMIN = ADMIN
+    ROOM_SERVICE = ROOM_SERVICE
+    PUBLIC = PUBLIC
+    bidder = staticmethod(bidder)
+    english_terms = staticmethod(english_terms)
+    dutch_terms = staticmethod(dutch_terms)
+    lucky_terms = staticmethod(lucky_terms)
+    tender_terms = staticmethod(tender_terms)
+    live_sale_spec = staticmethod(live_sale_spec)
+    tender_sale_spec = staticmethod(tender_sale_spec)
 
     def __init__(self) -> None:
         self.uow = FakeUnitOfWork()
@@ -364,14 +385,10 @@ class Catalog:
     # Shortcuts to a known state.
 
     async def product(self, seller: Principal = SELLER, quantity: int = 1, title: str = "Oak table") -> Product:
-        from catalog.app.products import create_product
-
         product: Product = await self(create_product, seller, CreateProduct(ProductSpec(title, quantity=quantity)))
         return product
 
     async def sale(self, owner: Principal = SELLER, spec: SaleSpec | None = None) -> Sale:
-        from catalog.app.sales import create_sale
-
         sale: Sale = await self(create_sale, owner, CreateSale(spec or live_sale_spec()))
         return sale
 
@@ -384,25 +401,21 @@ class Catalog:
         duration_slots: int = 0,
         title: str = "Oak table",
     ) -> list[Lot]:
-        from catalog.app.lots import add_lot
-
         product = await self.product(seller, quantity, title)
-        views = await self(add_lot, seller, AddLot(sale.id, LotSpec(product.id, terms or english_terms(), duration_slots)))
+        views = await self(
+            add_lot, seller, AddLot(sale.id, LotSpec(product.id, terms or english_terms(), duration_slots))
+        )
         return [view.lot for view in views]
 
     async def published_sale(
         self, quantity: int = 1, spec: SaleSpec | None = None, terms: LotTerms | None = None
     ) -> tuple[Sale, list[Lot]]:
-        from catalog.app.sales import publish_sale
-
         sale = await self.sale(spec=spec)
         lots = await self.lot(sale, quantity=quantity, terms=terms)
         await self(publish_sale, SELLER, sale.id)
         return sale, lots
 
     async def registered(self, sale: Sale, who: Principal) -> Registration:
-        from catalog.app.registrations import decide_registration, register_for_sale
-
         registration: Registration = await self(register_for_sale, who, sale.id)
         if not registration.is_approved:
             registration = await self(decide_registration, ADMIN, DecideRegistration(registration.id, approve=True))

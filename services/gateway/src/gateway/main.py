@@ -29,7 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from gateway.adapters.catalog_grpc import CatalogClient, GrpcHealthProbe
 from gateway.adapters.http.app import create_app
 from gateway.adapters.http.deps import Services
-from gateway.adapters.ids import uuid7
+from gavel_kit.ids import new_id
 from gateway.adapters.users_sql import MIGRATIONS, VERSION_TABLE, SqlUserRepository
 from gateway.app.accounts import Accounts
 from gateway.app.passwords import PasswordHasher
@@ -62,7 +62,7 @@ def accounts_for(
         codec,
         token_ttl_s=settings.jwt_ttl_s,
         clock=_utcnow,
-        new_id=uuid7,
+        new_id=new_id,
     )
 
 

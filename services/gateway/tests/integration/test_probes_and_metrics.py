@@ -54,7 +54,7 @@ async def test_metrics_serves_request_counts_and_latencies_by_route_and_status(g
     assert 'gavel_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz",status="200"}' in text
 
 
-async def test_the_openapi_document_lists_the_routes_with_summaries(gateway):
+async def test_the_openapi_document_lists_the_routes_with_summaries_and_their_error_statuses(gateway):
     response = await gateway.client.get("/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
@@ -73,5 +73,6 @@ async def test_the_openapi_document_lists_the_routes_with_summaries(gateway):
     ):
         operation = paths[path]["get" if "auth" not in path else "post"]
         assert operation["summary"], path
+        assert "422" not in operation["responses"], "validation errors are answered (and documented) as 400"
     docs = await gateway.client.get("/docs")
     assert docs.status_code == 200

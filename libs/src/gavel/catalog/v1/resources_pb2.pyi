@@ -1192,6 +1192,7 @@ class ScheduleRow(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     ESTIMATED_START_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     lot_id: _builtins.str
     """The group id (room-0 lot); ReserveLot and EnterRoom take it."""
     sale_id: _builtins.str
@@ -1203,6 +1204,8 @@ class ScheduleRow(_message.Message):
     quantity: _builtins.int
     """Number of units (rooms)."""
     state: Global___LotState.ValueType
+    time_zone: _builtins.str
+    """The sale's IANA time zone, in which the row was placed."""
     @_builtins.property
     def start_price(self) -> _money_pb2.Money:
         """English opening bid, Dutch or tender start price; unset for fixed-price formats."""
@@ -1235,10 +1238,11 @@ class ScheduleRow(_message.Message):
         state: Global___LotState.ValueType = ...,
         estimated_start: _timestamp_pb2.Timestamp | None = ...,
         actions: Global___ScheduleActions | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "buy_now_price", b"buy_now_price", "estimated_start", b"estimated_start", "price", b"price", "start_price", b"start_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "buy_now_price", b"buy_now_price", "estimated_start", b"estimated_start", "format", b"format", "lot_id", b"lot_id", "price", b"price", "product_id", b"product_id", "product_title", b"product_title", "quantity", b"quantity", "sale_id", b"sale_id", "sale_title", b"sale_title", "start_price", b"start_price", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "buy_now_price", b"buy_now_price", "estimated_start", b"estimated_start", "format", b"format", "lot_id", b"lot_id", "price", b"price", "product_id", b"product_id", "product_title", b"product_title", "quantity", b"quantity", "sale_id", b"sale_id", "sale_title", b"sale_title", "start_price", b"start_price", "state", b"state", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

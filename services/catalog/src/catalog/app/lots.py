@@ -90,7 +90,11 @@ async def add_lot(
     if product is None:
         raise NotFound("product", command.lot.product_id)
     require_owner(principal, product.seller_id, "product", product.id)
-    command.lot.validate(sale.kind)
+    existing = await uow.lots.list_by_sale(sale.id)
+    position = max((lot.position for lot in existing), default=-1) + 1
+    lot_ids = [ids.new_id() for _ in range(product.quantity)]
+    seeds = [ids.new_seed() for _ in range(product.quantity)]
+    group = new_group(sale, product, command.lot, lot_ids, seeds, position, now)
     open_lots = await uow.lots.list(
         LotFilter(viewer=Viewer("", sees_all_drafts=True), product_id=product.id, states=_OPEN_STATES),
         PageRequest(LOTS, size=1),
@@ -100,13 +104,8 @@ async def add_lot(
         raise AlreadyExists(
             "lot", holder.group_id, f"product {product.id!r} is already offered in sale {holder.sale_id!r}"
         )
-    existing = await uow.lots.list_by_sale(sale.id)
-    if len(existing) + product.quantity > MAX_LOTS_PER_SALE:
+    if len(existing) + len(group) > MAX_LOTS_PER_SALE:
         raise InvalidArgument([FieldViolation("sale_id", f"a sale holds at most {MAX_LOTS_PER_SALE} lots")])
-    position = max((lot.position for lot in existing), default=-1) + 1
-    lot_ids = [ids.new_id() for _ in range(product.quantity)]
-    seeds = [ids.new_seed() for _ in range(product.quantity)]
-    group = new_group(sale, product, command.lot, lot_ids, seeds, position, now)
     for lot in group:
         await uow.lots.add(lot)
     lay_out(sale, [*existing, *group])

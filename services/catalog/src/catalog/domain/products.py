@@ -6,12 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from catalog.domain.validation import (
-    MAX_DESCRIPTION,
     MAX_QUANTITY,
-    MAX_TITLE,
     check_attributes,
     check_image_urls,
-    check_text,
+    check_title_and_description,
 )
 from gavel_core.errors import Violations
 
@@ -28,15 +26,7 @@ class ProductSpec:
 
     def validate(self, prefix: str = "product") -> None:
         violations = Violations()
-        check_text(violations, f"{prefix}.title", self.title, max_length=MAX_TITLE)
-        check_text(
-            violations,
-            f"{prefix}.description",
-            self.description,
-            max_length=MAX_DESCRIPTION,
-            required=False,
-            multiline=True,
-        )
+        check_title_and_description(violations, prefix, self.title, self.description)
         check_image_urls(violations, f"{prefix}.image_urls", self.image_urls)
         check_attributes(violations, f"{prefix}.attributes", self.attributes)
         violations.require(

@@ -16,14 +16,13 @@ from zoneinfo import ZoneInfo
 from catalog.domain.states import SALE_TRANSITIONS, State, require_state, transition
 from catalog.domain.validation import (
     MAX_ALLOW_LIST,
-    MAX_DESCRIPTION,
     MAX_REASON,
     MAX_SCHEDULE_AHEAD,
-    MAX_TITLE,
     check_aware,
     check_ids,
     check_text,
     check_time_zone,
+    check_title_and_description,
     parse_time_of_day,
 )
 from gavel_core.errors import InvalidArgument, Violations
@@ -157,15 +156,7 @@ class SaleSpec:
     def validate(self, now: datetime, prefix: str = "sale") -> None:
         """Every field, and that the sale starts in the future (within MAX_SCHEDULE_AHEAD)."""
         violations = Violations()
-        check_text(violations, f"{prefix}.title", self.title, max_length=MAX_TITLE)
-        check_text(
-            violations,
-            f"{prefix}.description",
-            self.description,
-            max_length=MAX_DESCRIPTION,
-            required=False,
-            multiline=True,
-        )
+        check_title_and_description(violations, prefix, self.title, self.description)
         zone = check_time_zone(violations, f"{prefix}.time_zone", self.time_zone)
         if isinstance(self.timing, LiveSession):
             _validate_live_session(violations, f"{prefix}.live_session", self.timing, zone, now)

@@ -66,5 +66,6 @@ def transition(
     table: dict[State, frozenset[State]], resource: str, resource_id: str, current: State, target: State, action: str
 ) -> State:
     """Return `target` if the table allows current -> target, else raise INVALID_STATE."""
-    require_state(resource, resource_id, current, table[current] & {target}, action)
+    if target not in table[current]:
+        raise invalid_state(resource, resource_id, current, action)
     return target

@@ -55,6 +55,14 @@ def check_text(
         violations.add(path, "must not contain control characters")
 
 
+def check_title_and_description(violations: Violations, prefix: str, title: str, description: str) -> None:
+    """The two texts every product and sale has: a required one-line title, an optional long description."""
+    check_text(violations, f"{prefix}.title", title, max_length=MAX_TITLE)
+    check_text(
+        violations, f"{prefix}.description", description, max_length=MAX_DESCRIPTION, required=False, multiline=True
+    )
+
+
 def check_id(violations: Violations, path: str, value: str, *, required: bool = True) -> None:
     """Ids are opaque, but never blank, padded, huge or containing whitespace or control characters."""
     if not value:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.adapters.readiness import NotReady
 from gavel.catalog.v1 import catalog_service_pb2 as pb
 from gavel.catalog.v1 import catalog_service_pb2_grpc
 
@@ -50,10 +51,6 @@ class CatalogClient:
 
     async def list_products(self, request: pb.ListProductsRequest, token: str | None) -> pb.ListProductsResponse:
         return await self._stub.ListProducts(request, timeout=self._timeout_s, metadata=self._metadata(token))
-
-
-class NotReady(Exception):
-    """A dependency did not pass its readiness check; the message says why."""
 
 
 class GrpcHealthProbe:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from gavel_core.errors import FailedPrecondition
 from gavel_core.formats import EnglishClose, EnglishParams, LotTerms, SoftCloseMode
 from gavel_core.money import MAX_AMOUNT_MINOR
-from room.domain.commands import BuyNow, OpenLot, PlaceBid
+from room.domain.commands import BuyNow, Command, OpenLot, PlaceBid
 from room.domain.engine import (
     Engine,
     applies,
@@ -138,10 +138,12 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
             return Award(state.leader, state.price)
         return None
 
-    @decides(PlaceBid)
-    def _decide_bid(self, state: EnglishState, command: PlaceBid, now: int) -> list[Event]:
-        if state.phase is not Phase.OPEN:
-            raise refuse_not_open(state)
+    def decide(self, state: EnglishState, command: Command, now_ms: int) -> list[Event]:
+        """A bid on an open lot before its close is decided inline here (the hot path: no dispatch);
+        everything else, including a bid that arrives after a due deadline, goes through `Engine.decide`."""
+        deadline = state.deadline_ms
+        if type(command) is not PlaceBid or state.phase is not Phase.OPEN or deadline is None or deadline <= now_ms:
+            return super().decide(state, command, now_ms)
         bid_id = command.bid_id
         bidder = command.bidder
         amount = command.max_amount
@@ -151,8 +153,10 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
             raise duplicate_bid(bid_id)
         if command.standing is not GOOD_STANDING:
             check_standing(command.standing, amount)
+        now = now_ms
         leader = state.leader
         reserve = self.reserve
+        steps, starts = self.tier_steps, self.tier_starts
         if leader is None:
             price = self.opening
             if amount < price:
@@ -171,7 +175,7 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
             price = state.price
             runner_up = state.runner_up_max
             if runner_up:
-                candidate = runner_up + self.step(runner_up)
+                candidate = runner_up + steps[bisect_right(starts, runner_up) - 1]
                 if candidate > amount:
                     candidate = amount
                 if candidate > price:
@@ -181,33 +185,37 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
             event = BidAccepted(state.lot_id, now, bid_id, bidder, amount, price, leader, leader)
         else:
             price = state.price
-            minimum = price + self.step(price)
+            minimum = price + steps[bisect_right(starts, price) - 1]
             if amount < minimum:
                 raise bid_too_low(minimum)
             leader_max = state.leader_max
             if amount > leader_max:  # the bidder takes the lead
-                candidate = leader_max + self.step(leader_max)
+                candidate = leader_max + steps[bisect_right(starts, leader_max) - 1]
                 if candidate > amount:
                     candidate = amount
                 if reserve is not None and amount >= reserve > candidate:
                     candidate = reserve
                 new_leader = bidder
             else:  # the leader's proxy answers; equal maxima: the earlier bid keeps the lead
-                candidate = amount + self.step(amount)
+                candidate = amount + steps[bisect_right(starts, amount) - 1]
                 if candidate > leader_max:
                     candidate = leader_max
                 new_leader = leader
             if candidate > price:
                 price = candidate
             event = BidAccepted(state.lot_id, now, bid_id, bidder, amount, price, new_leader, leader)
-        if self.soft:
-            deadline = state.deadline_ms
-            assert deadline is not None
-            if deadline - now < self.window:
-                extended = self._extension(state, now, deadline)
-                if extended is not None:
-                    return [event, extended]
+        if self.soft and deadline - now < self.window:
+            extended = self._extension(state, now, deadline)
+            if extended is not None:
+                return [event, extended]
         return [event]
+
+    @decides(PlaceBid)
+    def _decide_bid_when_not_open(self, state: EnglishState, command: PlaceBid, now: int) -> list[Event]:
+        """Reached only when `decide` did not take the inline path: the lot is not open."""
+        if state.phase is Phase.OPEN:  # open without a close: not a state a proxy lot can reach
+            raise AssertionError("an open proxy English lot always has a close deadline")
+        raise refuse_not_open(state)
 
     def _extension(self, state: EnglishState, now: int, deadline: int) -> ClosingExtended | None:
         """Soft close: RESET moves the close to now + window, EXTEND adds the window; both stop at the cap."""

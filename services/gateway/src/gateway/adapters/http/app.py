@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -35,4 +36,21 @@ def create_app(lifespan: Lifespan, *, version: str = "0.1.0") -> FastAPI:
     app.include_router(catalog_routes.router)
     # Outermost middleware: the server span is open while every other layer (and the catalog call) runs.
     FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
+    _document_validation_as_400(app)
     return app
+
+
+def _document_validation_as_400(app: FastAPI) -> None:
+    """FastAPI documents a 422 for every route with parameters; the gateway answers those with 400."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -18,13 +18,15 @@ from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 
 from gateway.adapters.http.deps import ServicesDep, TokenDep
-from gateway.adapters.http.errors import ERROR_RESPONSES
+from gateway.adapters.http.errors import error_responses
 from gavel.catalog.v1 import catalog_service_pb2 as pb
 from gavel.catalog.v1 import resources_pb2
 from gavel.common.v1 import paging_pb2
 from gavel_core.errors import Violations
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1", tags=["catalog"], responses=error_responses(400, 401, 403, 404, 409, 429, 502, 503, 504)
+)
 
 
 def to_json(message: Message) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, cast
 
@@ -10,13 +10,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.adapters.catalog_grpc import CatalogClient
+from gateway.adapters.readiness import ReadinessCheck
 from gateway.app.accounts import Accounts
 from gavel_core.auth import Principal
 from gavel_core.errors import Unauthenticated
 from gavel_kit.auth import TokenCodec
-
-ReadinessCheck = Callable[[], Awaitable[None]]
-"""Returns when the dependency is ready; raises (with a short reason) when it is not."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
+from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
@@ -48,11 +49,10 @@ _GENERIC_MESSAGES: Mapping[grpc.StatusCode, str] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: "a Gavel service the request needs did not answer in time; retry shortly",
 }
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase}
-    for status in (400, 401, 403, 404, 409, 429, 502, 503)
-}
-"""For route declarations: every endpoint may answer these with the error shape."""
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """For route declarations: the statuses a route may answer with the error shape, for /docs."""
+    return {status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase} for status in statuses}
 
 
 def http_status_of(code: grpc.StatusCode) -> int:

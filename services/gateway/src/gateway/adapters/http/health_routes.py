@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from gateway.adapters.catalog_grpc import NotReady
-from gateway.adapters.http.deps import ReadinessCheck, ServicesDep
+from gateway.adapters.http.deps import ServicesDep
 from gateway.adapters.http.observability import render_metrics
 from gateway.adapters.http.schemas import Liveness, Readiness
+from gateway.adapters.readiness import NotReady, ReadinessCheck
 from gavel_kit.logging import get_logger
 
 log = get_logger("gateway.readiness")

@@ -7,7 +7,7 @@ import time
 import uuid
 
 
-def uuid7() -> str:
+def new_id() -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, 74 random bits, variant 10."""
     millis = time.time_ns() // 1_000_000
     value = (millis & ((1 << 48) - 1)) << 80
