@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gavel_kit import natsserver
+from gavel_kit import demo, natsserver
 from gavel_kit import settings as gavel_settings
 
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
@@ -168,8 +168,6 @@ class Cluster:
             self.children.append(_start(name, [sys.executable, "-m", f"{name}.main", "serve"], env, self.log_dir))
         self.wait_ready(settings)
         if self.seed:
-            from gavel_kit import demo
-
             print("• seeding demo users and a demo sale")
             self.credentials = demo.seed(env, settings)
         else:

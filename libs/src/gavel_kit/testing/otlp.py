@@ -18,7 +18,7 @@ class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
-    async def Export(  # noqa: N802 — the generated servicer's method name
+    async def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         for resource_spans in request.resource_spans:

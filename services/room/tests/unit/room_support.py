@@ -38,7 +38,9 @@ FLAT_100 = IncrementTable.of([[0, 100]])
 HOUR = 3_600_000
 
 
-def terms(params: Any, fmt: Format, *, confirm_ms: int = 0, seed: int = 0, extra: dict[str, str] | None = None) -> LotTerms:
+def terms(
+    params: Any, fmt: Format, *, confirm_ms: int = 0, seed: int = 0, extra: dict[str, str] | None = None
+) -> LotTerms:
     return LotTerms(
         currency="USD", format=fmt, params=params, confirmation_timeout_ms=confirm_ms, seed=seed, extra=extra or {}
     )
@@ -52,7 +54,9 @@ def english(
     return terms(params, Format.ENGLISH, **lot_kwargs)
 
 
-def soft(window_ms: int = 60_000, mode: SoftCloseMode = SoftCloseMode.RESET, cap_ms: int = 0, **kwargs: Any) -> LotTerms:
+def soft(
+    window_ms: int = 60_000, mode: SoftCloseMode = SoftCloseMode.RESET, cap_ms: int = 0, **kwargs: Any
+) -> LotTerms:
     return english(
         close=EnglishClose.SOFT,
         soft_close_window_ms=window_ms,

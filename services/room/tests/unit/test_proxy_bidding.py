@@ -42,7 +42,9 @@ class ReferenceBook:
         for index, (bidder, amount) in enumerate(bids):
             if bidder not in best or amount > best[bidder][0]:
                 best[bidder] = (amount, index)
-        return sorted(((amount, index, bidder) for bidder, (amount, index) in best.items()), key=lambda s: (-s[0], s[1]))
+        return sorted(
+            ((amount, index, bidder) for bidder, (amount, index) in best.items()), key=lambda s: (-s[0], s[1])
+        )
 
     def _formula(self, bids: list[tuple[str, int]]) -> int:
         standings = self._standings(bids)

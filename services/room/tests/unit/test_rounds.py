@@ -1,0 +1,82 @@
+"""Round-limited English: R timed rounds, each opening above the last round's highest bid."""
+
+from __future__ import annotations
+
+from room_support import Lot, names, reason, rounds
+
+from room.domain import next_deadline_ms
+from room.domain.events import LotSold, LotUnsold, RoundEnded
+
+ROUND = 10_000
+
+
+def open_rounds(count: int = 3, **kwargs: object) -> Lot:
+    lot = Lot(rounds(count=count, round_ms=ROUND, **kwargs))  # type: ignore[arg-type]
+    lot.open(0)
+    return lot
+
+
+def test_a_first_round_without_bids_ends_the_auction_unsold() -> None:
+    lot = open_rounds()
+    assert lot.tick(ROUND) == [RoundEnded("lot-1", ROUND, 1, None, None, None), LotUnsold("lot-1", ROUND, "NO_BIDS")]
+
+
+def test_a_later_round_without_bids_sells_to_the_previous_round_highest() -> None:
+    lot = open_rounds()
+    lot.bid("alice", 1_000, 1)
+    lot.bid("bob", 1_500, 2)
+    assert lot.tick(ROUND) == [RoundEnded("lot-1", ROUND, 1, 1_500, "bob", 2 * ROUND)]
+    assert lot.tick(2 * ROUND) == [
+        RoundEnded("lot-1", 2 * ROUND, 2, None, None, None),
+        LotSold("lot-1", 2 * ROUND, "bob", 1_500, "online", None, 0),
+    ]
+
+
+def test_after_the_last_round_its_highest_bid_wins() -> None:
+    lot = open_rounds(count=2)
+    lot.bid("alice", 1_000, 1)
+    lot.tick(ROUND)
+    lot.bid("carol", 1_100, ROUND + 1)
+    lot.bid("alice", 1_300, ROUND + 2)
+    events = lot.tick(2 * ROUND)
+    assert events[-1] == LotSold("lot-1", 2 * ROUND, "alice", 1_300, "online", None, 0)
+    assert next_deadline_ms(lot.state) is None
+
+
+def test_round_one_bids_start_at_the_opening_bid() -> None:
+    lot = open_rounds()
+    error = lot.refused_bid("alice", 999, 1)
+    assert error.metadata == {"min_amount_minor": "1000"}  # type: ignore[attr-defined]
+
+
+def test_a_later_round_must_beat_the_previous_round_highest_by_an_increment() -> None:
+    lot = open_rounds()
+    lot.bid("alice", 1_500, 1)
+    lot.tick(ROUND)
+    assert reason(lot.refused_bid("bob", 1_500, ROUND + 1)) == "BID_TOO_LOW"  # equal is not strictly greater
+    error = lot.refused_bid("bob", 1_599, ROUND + 2)
+    assert error.metadata == {"min_amount_minor": "1600"}  # type: ignore[attr-defined]
+    assert names(lot.bid("bob", 1_600, ROUND + 3)) == ["BidAccepted"]
+
+
+def test_within_a_round_each_bid_beats_the_last_and_the_leader_cannot_outbid_themselves() -> None:
+    lot = open_rounds()
+    lot.bid("alice", 1_000, 1)
+    assert reason(lot.refused_bid("bob", 1_050, 2)) == "BID_TOO_LOW"
+    assert reason(lot.refused_bid("alice", 5_000, 3)) == "ALREADY_LEADING"
+    lot.bid("bob", 1_100, 4)
+    assert (lot.price, lot.leader) == (1_100, "bob")
+
+
+def test_the_reserve_applies_to_the_winning_round_bid() -> None:
+    lot = open_rounds(count=1, reserve=2_000)
+    lot.bid("alice", 1_500, 1)
+    assert lot.tick(ROUND)[-1] == LotUnsold("lot-1", ROUND, "RESERVE_NOT_MET")
+
+
+def test_one_late_tick_runs_every_round_that_ended() -> None:
+    lot = open_rounds(count=3)
+    lot.bid("alice", 1_000, 1)
+    events = lot.tick(10 * ROUND)
+    assert names(events) == ["RoundEnded", "RoundEnded", "LotSold"]
+    assert [event.at_ms for event in events] == [ROUND, 2 * ROUND, 2 * ROUND]
