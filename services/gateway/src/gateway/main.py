@@ -29,7 +29,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from gateway.adapters.catalog_grpc import CatalogClient, GrpcHealthProbe
 from gateway.adapters.http.app import create_app
 from gateway.adapters.http.deps import Services
-from gavel_kit.ids import new_id
 from gateway.adapters.users_sql import MIGRATIONS, VERSION_TABLE, SqlUserRepository
 from gateway.app.accounts import Accounts
 from gateway.app.passwords import PasswordHasher
@@ -40,6 +39,7 @@ from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database
 from gavel_kit.grpc.client import channel as traced_channel
+from gavel_kit.ids import new_id
 
 SERVICE = "gateway"
 log = gavel_logging.get_logger("gateway")

@@ -10,7 +10,9 @@ from gavel_kit.service import main as run_service
 async def wire(runtime: Runtime) -> None:
     # The process already runs with health, metrics, database and NATS, so the cluster has its final
     # shape; until its issue builds the use cases, every RPC answers UNIMPLEMENTED (the generated base).
-    notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(notify_service_pb2_grpc.NotifyServiceServicer(), runtime.server)
+    notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(
+        notify_service_pb2_grpc.NotifyServiceServicer(), runtime.server
+    )
 
 
 DEFINITION = ServiceDefinition(name="notify", wire=wire)
