@@ -189,6 +189,7 @@ async def test_a_closed_lot_cannot_be_closed_again(catalog):
         (LotResult(LotOutcome.SOLD, winner_id="bidder-1", hammer_price=-1), {"hammer_price.amount_minor"}),
         (LotResult(LotOutcome.SOLD, winner_id="bidder-1", hammer_price=10**16), {"hammer_price.amount_minor"}),
         (LotResult(LotOutcome.SOLD, winner_id="seller-1", hammer_price=100), {"winner_id"}),
+        (LotResult(LotOutcome.SOLD, winner_id="bidder-1", hammer_price=100, currency="USD"), {"hammer_price.currency"}),
         (LotResult(LotOutcome.PASSED, winner_id="bidder-1", hammer_price=100), {"winner_id", "hammer_price"}),
         (LotResult(LotOutcome.PASSED, closed_at=datetime(2030, 5, 6, 7, 0, tzinfo=UTC)), {"closed_at"}),
         (LotResult(LotOutcome.PASSED, closed_at=datetime(2030, 5, 6, 9, 0, tzinfo=UTC)), {"closed_at"}),

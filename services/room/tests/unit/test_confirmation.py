@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from room_support import HOUR, Lot, dutch, english, lucky, names, reason, rounds
 
-from room.domain import ConfirmWin, DeclineWin, PickOption, next_deadline_ms
+from room.domain import ConfirmWin, DeclineWin, PickOption, VendorAccept, next_deadline_ms
 from room.domain.events import (
     ConfirmationRequested,
     LotSold,
@@ -140,3 +140,14 @@ def test_a_lucky_winner_who_times_out_is_penalised_and_a_new_window_opens() -> N
     assert reason(lot.refused(PickOption("p2", "alice", 1), 100 + CONFIRM + 1)) == "BIDDER_DEFAULTED"
     lot.do(PickOption("p3", "bob", 1), 100 + CONFIRM + 2)
     assert names(lot.do(ConfirmWin("bob"), 100 + CONFIRM + 3)) == ["WinnerConfirmed", "LotSold"]
+
+
+def test_after_the_vendor_waives_the_reserve_the_cascade_offers_bids_below_it() -> None:
+    lot = Lot(english(confirm_ms=CONFIRM, reserve=8_000, extra={"below_reserve": "offer_vendor"}))
+    lot.open(0)
+    lot.bid("bob", 3_000, 1)
+    lot.bid("alice", 5_000, 2)
+    lot.tick(HOUR)
+    lot.do(VendorAccept("seller-1"), HOUR + 1)
+    events = lot.do(DeclineWin("alice"), HOUR + 2)
+    assert events[2] == ProvisionalWinnerDeclared("lot-1", HOUR + 2, "bob", 3_000, 2, "online", None, 0)

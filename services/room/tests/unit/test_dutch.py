@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from room_support import Lot, dutch, names, reason
 
@@ -57,7 +59,7 @@ def random_drops(seed: int, steps: int = 7) -> list[int]:
     events = lot.tick(100_000)
     prices = [10_000] + [event.price for event in events if isinstance(event, PriceDropped)] + [5_000]
     assert events[-1] == LotUnsold("lot-1", steps * 1_000, "FLOOR_REACHED")
-    return [a - b for a, b in zip(prices, prices[1:], strict=False)]
+    return [a - b for a, b in itertools.pairwise(prices)]
 
 
 def test_random_steps_split_the_whole_drop_into_positive_steps() -> None:

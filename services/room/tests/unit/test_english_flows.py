@@ -55,7 +55,7 @@ def test_a_bid_after_the_close_is_refused_even_before_any_tick() -> None:
     assert names(lot.tick(HOUR + 5)) == ["LotSold"]
 
 
-def test_a_bid_at_the_close_fires_the_close_first() -> None:
+def test_a_refused_late_bid_leaves_the_state_as_it_was() -> None:
     lot = open_lot()
     lot.bid("alice", 5_000, 10)
     engine, state = lot.engine, lot.state
@@ -77,15 +77,6 @@ def test_opening_a_lot_twice_is_refused() -> None:
 def test_only_a_crier_sets_an_opening_asking_price() -> None:
     lot = Lot(english())
     assert isinstance(lot.refused(OpenLot(asking=5_000), 0), InvalidArgument)
-
-
-def test_a_repeated_bid_id_is_refused_as_a_duplicate() -> None:
-    lot = open_lot()
-    lot.bid("alice", 5_000, 10, bid_id="same")
-    error = lot.refused_bid("alice", 6_000, 20, bid_id="same")
-    assert reason(error) == "DUPLICATE_BID_ID"
-    assert isinstance(error, FailedPrecondition)
-    assert error.metadata == {"bid_id": "same"}
 
 
 @pytest.mark.parametrize(
@@ -276,3 +267,15 @@ def test_a_tick_on_a_closed_lot_does_nothing() -> None:
     lot = open_lot()
     lot.tick(HOUR)
     assert lot.do(Tick(), HOUR * 5) == []
+
+
+def test_a_repeated_bid_is_never_accepted_twice_the_price_rules_refuse_it() -> None:
+    lot = open_lot()
+    lot.bid("alice", 2_000, 10, bid_id="a-1")
+    lot.bid("alice", 5_000, 20, bid_id="a-2")
+    lot.bid("bob", 3_000, 30, bid_id="b-1")
+    lot.bid("bob", 9_000, 40, bid_id="b-2")
+    assert reason(lot.refused_bid("alice", 2_000, 50, bid_id="a-1")) == "BID_TOO_LOW"
+    assert reason(lot.refused_bid("alice", 5_000, 55, bid_id="a-2")) == "BID_TOO_LOW"
+    assert reason(lot.refused_bid("bob", 3_000, 60, bid_id="b-1")) == "BID_NOT_ABOVE_OWN_MAX"
+    assert reason(lot.refused_bid("bob", 9_000, 70, bid_id="b-2")) == "BID_NOT_ABOVE_OWN_MAX"

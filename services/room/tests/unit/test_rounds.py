@@ -68,6 +68,14 @@ def test_within_a_round_each_bid_beats_the_last_and_the_leader_cannot_outbid_the
     assert (lot.price, lot.leader) == (1_100, "bob")
 
 
+def test_a_repeated_bid_id_is_refused_as_a_duplicate() -> None:
+    lot = open_rounds()
+    lot.bid("alice", 1_000, 1, bid_id="same")
+    error = lot.refused_bid("alice", 5_000, 2, bid_id="same")
+    assert reason(error) == "DUPLICATE_BID_ID"
+    assert error.metadata == {"bid_id": "same"}  # type: ignore[attr-defined]
+
+
 def test_the_reserve_applies_to_the_winning_round_bid() -> None:
     lot = open_rounds(count=1, reserve=2_000)
     lot.bid("alice", 1_500, 1)

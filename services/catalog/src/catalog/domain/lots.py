@@ -145,6 +145,7 @@ class LotResult:
     winner_id: str = ""
     hammer_price: int | None = None  # minor units of the lot's currency; SOLD only
     closed_at: datetime | None = None  # when the room ended it; None: now
+    currency: str = ""  # the hammer price's currency as reported; empty means the lot's
 
     def validate(self, lot: Lot, now: datetime) -> None:
         violations = Violations()
@@ -158,6 +159,11 @@ class LotResult:
                     validate_amount(self.hammer_price, "hammer_price.amount_minor", allow_zero=False)
                 except InvalidArgument as exc:
                     violations.items.extend(exc.violations)
+                violations.require(
+                    self.currency in ("", lot.terms.currency),
+                    "hammer_price.currency",
+                    f"must be the lot's currency {lot.terms.currency}",
+                )
         else:
             violations.require(not self.winner_id, "winner_id", "only a sold lot has a winner")
             violations.require(self.hammer_price is None, "hammer_price", "only a sold lot has a hammer price")

@@ -274,8 +274,8 @@ def run_lot(spec: LotSpec) -> LotRun:
     state = engine.initial_state(spec.lot_id)
     run = LotRun(spec, state, [])
     opening = Action("open", spec.opens_at_ms, spec.line, OpenLot("crier" if engine.takes_asking else "system"))
-    ordered = [opening, *sorted(spec.actions, key=lambda action: action.t_ms)]
-    for action in ordered:
+    # Stable sort: file order among equal times, and the opening before the commands at its time.
+    for action in sorted([opening, *spec.actions], key=lambda action: action.t_ms):
         try:
             events = engine.decide(state, action.command, action.t_ms)
         except GavelError as exc:

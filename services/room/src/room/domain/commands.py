@@ -1,8 +1,9 @@
 """What callers ask a lot to do. Time is never in a command: it is `decide`'s `now_ms` argument.
 
-Eligibility comes in the command (`standing`), already resolved by the room service; bid ids are
-client-generated and must be unique per lot (a repeat is refused with `DUPLICATE_BID_ID`, so the
-service can answer it from its stored first answer). Actors (`by`) are recorded in the events they
+Eligibility comes in the command (`standing`), already resolved by the room service. Bid ids are
+client-generated; a repeat of an accepted one is refused with `DUPLICATE_BID_ID` (so the service
+can answer it from its stored first answer) - except an older repeat on a proxy English lot, which
+the price rules refuse instead (see `room.domain.english`). Actors (`by`) are recorded in the events they
 cause; whether they hold the role is checked at the edge, not here.
 """
 

@@ -111,6 +111,7 @@ DEFAULT_PADDLE_POLICY = PaddlePolicy((PaddleRule(min_force=800, jumps=3), Paddle
 
 
 class CrierEngine(EnglishFamilyEngine[CrierState]):
+    __slots__ = ("grace_ms", "policy")
     state_type = CrierState
     takes_asking = True
 
@@ -153,8 +154,7 @@ class CrierEngine(EnglishFamilyEngine[CrierState]):
     # -- bids -------------------------------------------------------------------------------------
 
     def _check_bidder(self, state: CrierState, bidder: str) -> None:
-        if state.phase is not Phase.OPEN:
-            raise refuse_not_open(state)
+        self._require_open(state)
         if bidder == state.leader:
             raise FailedPrecondition("ALREADY_LEADING", "the bidder already holds the standing bid")
 
@@ -203,22 +203,19 @@ class CrierEngine(EnglishFamilyEngine[CrierState]):
             )
         ]
 
-    def _take(self, state: CrierState, bid_id: str, bidder: str, amount: int, record: CrierBid) -> None:
-        state.bids.append(record)
-        state.maxima[bidder] = (amount, record.seq)
-        state.price = amount
-        state.leader = bidder
-        state.asking = amount + self.increment(state, amount)
+    def _take(self, state: CrierState, bid: CrierBid) -> None:
+        state.bids.append(bid)
+        state.maxima[bid.bidder] = bid.amount
+        state.price = bid.amount
+        state.leader = bid.bidder
+        state.asking = bid.amount + self.increment(state, bid.amount)
         state.calls = 0
-        state.bid_count += 1
-        state.bid_ids.add(bid_id)
+        state.bid_ids.add(bid.bid_id)
 
     @applies(BidAccepted)
     def _apply_online_bid(self, state: CrierState, event: BidAccepted) -> None:
-        record = CrierBid(
-            event.bid_id, event.bidder, event.amount, state.bid_count, Source.ONLINE.value, None, 0, state.asking
-        )
-        self._take(state, event.bid_id, event.bidder, event.amount, record)
+        record = CrierBid(event.bid_id, event.bidder, event.amount, Source.ONLINE.value, None, 0, state.asking)
+        self._take(state, record)
 
     @applies(FloorBidAccepted)
     def _apply_floor_bid(self, state: CrierState, event: FloorBidAccepted) -> None:
@@ -226,13 +223,12 @@ class CrierEngine(EnglishFamilyEngine[CrierState]):
             event.bid_id,
             event.bidder,
             event.amount,
-            state.bid_count,
             Source.FLOOR.value,
             event.paddle,
             event.discount_bp,
             state.asking,
         )
-        self._take(state, event.bid_id, event.bidder, event.amount, record)
+        self._take(state, record)
 
     # -- the crier's actions ----------------------------------------------------------------------
 
@@ -369,8 +365,8 @@ class CrierEngine(EnglishFamilyEngine[CrierState]):
         state.leader = event.leader
         state.asking = event.asking
         state.calls = 0
-        remaining = [(bid.amount, bid.seq) for bid in state.bids if bid.bidder == undone.bidder]
+        remaining = [bid.amount for bid in state.bids if bid.bidder == undone.bidder]
         if remaining:
-            state.maxima[undone.bidder] = max(remaining, key=lambda entry: (entry[0], -entry[1]))
+            state.maxima[undone.bidder] = remaining[-1]  # amounts only rise: their latest bid is their highest
         else:
             del state.maxima[undone.bidder]

@@ -22,6 +22,7 @@ MAX_RANDOM_STEPS = 1_000_000  # the steps are drawn once per engine; keep that b
 
 
 class DutchEngine(Engine[DutchState]):
+    __slots__ = ("params", "steps")
     state_type = DutchState
 
     def __init__(self, terms: LotTerms) -> None:

@@ -162,8 +162,10 @@ class Engine(Generic[S]):
     `GavelError` (FailedPrecondition with a reason code, InvalidArgument, PermissionDenied) and
     changes nothing. `apply(state, event)` folds one event into the state and returns it;
     replaying a lot's events onto `initial_state` reproduces the state and its `state_hash`.
+    `now_ms` must not go backwards for a lot (the room's per-lot clock is monotonic; not checked).
     """
 
+    __slots__ = ("confirm_ms", "offer_vendor_below_reserve", "reserve", "terms", "vendor_decision_ms")
     state_type: type[S]
     takes_asking = False  # whether OpenLot may set the opening asking price (crier lots)
     # Dispatch tables are per class, not per engine, so thousands of lots share them (and the cache).
@@ -422,8 +424,13 @@ class Engine(Generic[S]):
     def _apply_vendor_declined(self, state: S, event: VendorDeclined) -> None:
         return None
 
-    @applies(VendorAccepted, WinnerConfirmed)
-    def _apply_clear_deadline(self, state: S, event: Event) -> None:
+    @applies(VendorAccepted)
+    def _apply_vendor_accepted(self, state: S, event: VendorAccepted) -> None:
+        state.reserve_waived = True
+        state.deadline_ms = None
+
+    @applies(WinnerConfirmed)
+    def _apply_confirmed(self, state: S, event: WinnerConfirmed) -> None:
         state.deadline_ms = None
 
     @applies(ConfirmationRequested)

@@ -9,6 +9,15 @@ the leader's maximum reaches the reserve the price rises to at least the reserve
 A non-leader must bid at least price + increment(price) (the opening bid before the first bid);
 the leader may raise their own maximum, which moves the price only as far as the rule requires.
 
+Duplicate bid ids: a proxy lot remembers no bid ids (keeping every id, or even each bidder's
+latest, costs about a quarter of the bid path's time with a thousand lots: docs/benchmarks.md).
+It does not need to: a repeat of any accepted bid is always refused by the price rules, because
+a bidder's maximum only rises and a non-leader's maximum never exceeds the price, so the repeat
+is never above what it would have to beat (BID_NOT_ABOVE_OWN_MAX for the leader, BID_TOO_LOW for
+anyone else). A retry is answered with its first answer by the room's request-id store; the
+engine only guarantees it is never counted twice. The other formats refuse a repeated id with
+DUPLICATE_BID_ID.
+
 The bid path is the hot path (see docs/benchmarks.md): it is written out by hand, does O(1) work,
 allocates one event and never copies the state.
 """
@@ -16,10 +25,12 @@ allocates one event and never copies the state.
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import lru_cache
 from typing import TypeVar
 
 from gavel_core.errors import FailedPrecondition
 from gavel_core.formats import EnglishClose, EnglishParams, LotTerms, SoftCloseMode
+from gavel_core.increments import IncrementTable
 from gavel_core.money import MAX_AMOUNT_MINOR
 from room.domain.commands import BuyNow, Command, OpenLot, PlaceBid
 from room.domain.engine import (
@@ -29,7 +40,6 @@ from room.domain.engine import (
     check_bid,
     check_standing,
     decides,
-    duplicate_bid,
     invalid_bid,
     refuse_not_open,
 )
@@ -37,6 +47,14 @@ from room.domain.events import BidAccepted, BuyNowTaken, ClosingExtended, Event,
 from room.domain.model import GOOD_STANDING, Award, BidBookState, EnglishState, Phase, UnsoldReason
 
 B = TypeVar("B", bound=BidBookState)
+_OPEN = Phase.OPEN  # enum member lookups cost ~0.1 us each on CPython 3.11: hoisted off the bid path
+
+
+@lru_cache(maxsize=1024)
+def split_tiers(table: IncrementTable) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The table's tier starts and steps, for a plain bisect on ints (IncrementTable.step_at's answer,
+    faster). Cached, so the many lots that share a table share these tuples and they stay in cache."""
+    return tuple(start for start, _ in table.tiers), tuple(step for _, step in table.tiers)
 
 
 def effective_opening(params: EnglishParams) -> int:
@@ -53,15 +71,14 @@ class EnglishFamilyEngine(Engine[B]):
     """What every English variant shares: the increment table, the opening, the reserve, buy-now
     and the confirmation cascade down the bidders' maxima."""
 
+    __slots__ = ("buy_now", "opening", "params", "tier_starts", "tier_steps")
+
     def __init__(self, terms: LotTerms) -> None:
         super().__init__(terms)
         params = terms.params
         assert isinstance(params, EnglishParams)
         self.params = params
-        self.table = params.increments
-        # The table's tiers split for a plain bisect on ints: IncrementTable.step_at's answer, faster.
-        self.tier_starts = tuple(start for start, _ in params.increments.tiers)
-        self.tier_steps = tuple(step for _, step in params.increments.tiers)
+        self.tier_starts, self.tier_steps = split_tiers(params.increments)
         self.opening = effective_opening(params)
         self.reserve = params.reserve
         self.buy_now = params.buy_now
@@ -73,20 +90,18 @@ class EnglishFamilyEngine(Engine[B]):
     def _after_lapse(self, state: B, at: int, lapsed: Award) -> list[Event]:
         """Offer the lot to the next-highest bidder at their own highest bid (a second-chance offer).
 
-        Bidders who already defaulted are skipped, and so is anyone whose bid is under the reserve.
+        Bidders who already defaulted are skipped, and so is anyone whose bid is under the reserve
+        (unless the vendor has already accepted a bid below it).
         """
         excluded = state.defaulted | {lapsed.bidder}
-        best: tuple[int, int, str] | None = None
-        reserve = self.reserve or 0
-        for bidder, (amount, seq) in state.maxima.items():
-            if bidder in excluded or amount < reserve:
-                continue
-            key = (-amount, seq, bidder)
-            if best is None or key < best:
-                best = key
+        reserve = 0 if state.reserve_waived else self.reserve or 0
+        best: tuple[str, int] | None = None
+        for bidder, amount in state.maxima.items():  # the first of equal amounts wins: dict order
+            if bidder not in excluded and amount >= reserve and (best is None or amount > best[1]):
+                best = (bidder, amount)
         if best is None:
             return [LotUnsold(state.lot_id, at, UnsoldReason.NOBODY_LEFT.value)]
-        return self._offer(state, at, self._award_for(state, best[2], -best[0]), state.attempt + 1)
+        return self._offer(state, at, self._award_for(state, *best), state.attempt + 1)
 
     def _award_for(self, state: B, bidder: str, amount: int) -> Award:
         return Award(bidder, amount)
@@ -98,7 +113,7 @@ class EnglishFamilyEngine(Engine[B]):
         price = self.buy_now
         if price is None:
             raise FailedPrecondition("BUY_NOW_UNAVAILABLE", "this lot has no buy-now price")
-        if state.bid_count:
+        if state.leader is not None:
             raise FailedPrecondition("BUY_NOW_UNAVAILABLE", "buy-now is withdrawn once bidding starts")
         check_bid(state, command.bid_id, command.bidder, price, command.standing)
         taken = BuyNowTaken(state.lot_id, now, command.bid_id, command.bidder, price)
@@ -115,6 +130,7 @@ class EnglishFamilyEngine(Engine[B]):
 class EnglishEngine(EnglishFamilyEngine[EnglishState]):
     """Proxy English, closing hard at the deadline or softly (late bids extend it, up to a cap)."""
 
+    __slots__ = ("cap", "reset", "soft", "window")
     state_type = EnglishState
 
     def __init__(self, terms: LotTerms) -> None:
@@ -142,18 +158,15 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
         """A bid on an open lot before its close is decided inline here (the hot path: no dispatch);
         everything else, including a bid that arrives after a due deadline, goes through `Engine.decide`."""
         deadline = state.deadline_ms
-        if type(command) is not PlaceBid or state.phase is not Phase.OPEN or deadline is None or deadline <= now_ms:
+        if type(command) is not PlaceBid or state.phase is not _OPEN or deadline is None or deadline <= now_ms:
             return super().decide(state, command, now_ms)
         bid_id = command.bid_id
         bidder = command.bidder
         amount = command.max_amount
         if type(amount) is not int or not 0 < amount <= MAX_AMOUNT_MINOR or not bid_id or not bidder:
             raise invalid_bid(bid_id, bidder, amount)
-        if bid_id in state.bid_ids:
-            raise duplicate_bid(bid_id)
         if command.standing is not GOOD_STANDING:
             check_standing(command.standing, amount)
-        now = now_ms
         leader = state.leader
         reserve = self.reserve
         steps, starts = self.tier_steps, self.tier_starts
@@ -163,7 +176,7 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
                 raise bid_too_low(price)
             if reserve is not None and amount >= reserve > price:
                 price = reserve
-            event = BidAccepted(state.lot_id, now, bid_id, bidder, amount, price, bidder, None)
+            event = BidAccepted(state.lot_id, now_ms, bid_id, bidder, amount, price, bidder, None)
         elif bidder == leader:
             leader_max = state.leader_max
             if amount <= leader_max:
@@ -182,7 +195,7 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
                     price = candidate
             if reserve is not None and amount >= reserve > price:
                 price = reserve
-            event = BidAccepted(state.lot_id, now, bid_id, bidder, amount, price, leader, leader)
+            event = BidAccepted(state.lot_id, now_ms, bid_id, bidder, amount, price, leader, leader)
         else:
             price = state.price
             minimum = price + steps[bisect_right(starts, price) - 1]
@@ -203,9 +216,9 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
                 new_leader = leader
             if candidate > price:
                 price = candidate
-            event = BidAccepted(state.lot_id, now, bid_id, bidder, amount, price, new_leader, leader)
-        if self.soft and deadline - now < self.window:
-            extended = self._extension(state, now, deadline)
+            event = BidAccepted(state.lot_id, now_ms, bid_id, bidder, amount, price, new_leader, leader)
+        if self.soft and deadline - now_ms < self.window:
+            extended = self._extension(state, now_ms, deadline)
             if extended is not None:
                 return [event, extended]
         return [event]
@@ -227,8 +240,11 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
             return None
         return ClosingExtended(state.lot_id, now, target, target - original)
 
-    @applies(BidAccepted)
-    def _apply_bid(self, state: EnglishState, event: BidAccepted) -> None:
+    def apply(self, state: EnglishState, event: Event) -> EnglishState:
+        """A BidAccepted is applied inline here (the hot path); other events through the dispatch table."""
+        if type(event) is not BidAccepted:
+            self._appliers[type(event)](self, state, event)
+            return state
         bidder = event.bidder
         leader = event.leader
         if leader != state.leader:  # a new leader: the old leader's maximum is now the runner-up's
@@ -240,10 +256,12 @@ class EnglishEngine(EnglishFamilyEngine[EnglishState]):
         else:
             state.runner_up_max = event.amount
         state.price = event.price
-        seq = state.bid_count
-        state.maxima[bidder] = (event.amount, seq)
-        state.bid_count = seq + 1
-        state.bid_ids.add(event.bid_id)
+        state.maxima[bidder] = event.amount
+        return state
+
+    @applies(BidAccepted)
+    def _apply_bid(self, state: EnglishState, event: BidAccepted) -> None:
+        self.apply(state, event)
 
     @applies(ClosingExtended)
     def _apply_extended(self, state: EnglishState, event: ClosingExtended) -> None:

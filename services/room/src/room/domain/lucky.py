@@ -23,6 +23,7 @@ MAX_WINDOWS = 100
 
 
 class LuckyEngine(Engine[LuckyState]):
+    __slots__ = ("max_windows", "params")
     state_type = LuckyState
 
     def __init__(self, terms: LotTerms) -> None:

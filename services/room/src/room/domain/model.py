@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Self
 
-from gavel_core.formats import Format, LotTerms
+from gavel_core.formats import LotTerms
 
 
 class Phase(StrEnum):
@@ -28,10 +28,6 @@ class Phase(StrEnum):
     AWAITING_CONFIRMATION = "awaiting_confirmation"  # provisional winner must confirm by deadline_ms
     SOLD = "sold"
     UNSOLD = "unsold"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (Phase.SOLD, Phase.UNSOLD)
 
 
 class Source(StrEnum):
@@ -83,7 +79,6 @@ class CrierBid:
     bid_id: str
     bidder: str
     amount: int
-    seq: int
     source: str
     paddle: str | None
     discount_bp: int
@@ -101,17 +96,14 @@ class LotState:
     paused_remaining_ms: int | None = None  # while PAUSED: what was left of deadline_ms
     price: int = 0
     leader: str | None = None
-    bid_ids: set[str] = field(default_factory=set)  # accepted client bid ids (duplicates refused)
+    bid_ids: set[str] = field(default_factory=set)  # accepted bid ids (proxy English: see english.py)
     pending: Award | None = None  # offered to the vendor or to a provisional winner
     attempt: int = 0  # which offer of the confirmation cascade is pending (1 = the winner)
+    reserve_waived: bool = False  # the vendor accepted a bid below the reserve
     defaulted: set[str] = field(default_factory=set)  # declined or timed out: may not win again
     penalised: list[str] = field(default_factory=list)
     result: Award | None = None  # SOLD: the sale
     unsold_reason: str | None = None
-
-    @property
-    def format(self) -> Format:
-        return self.terms.format
 
     def clone(self) -> Self:
         """A copy that shares nothing mutable with this state (for deciding ahead of a deadline)."""
@@ -126,12 +118,12 @@ class LotState:
 
 @dataclass(slots=True)
 class BidBookState(LotState):
-    """The English family's common part. `maxima` maps each bidder to (their highest bid or
-    maximum, sequence number of the bid that set it): the confirmation cascade's order, the
-    earlier bid first on equal amounts."""
+    """The English family's common part. `maxima` maps each bidder to their highest bid (their
+    maximum, for proxy English), in the order bidders first bid: the confirmation cascade's list.
+    Two bidders never hold the same amount except the leader and one other on a tie, and the
+    leader is always offered first, so the order only settles what cannot otherwise be settled."""
 
-    maxima: dict[str, tuple[int, int]] = field(default_factory=dict)
-    bid_count: int = 0
+    maxima: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from room.domain.model import Award, Phase, RoundsState, UnsoldReason
 
 
 class RoundsEngine(EnglishFamilyEngine[RoundsState]):
+    __slots__ = ("round_ms", "rounds")
     state_type = RoundsState
 
     def __init__(self, terms: LotTerms) -> None:
@@ -74,9 +75,7 @@ class RoundsEngine(EnglishFamilyEngine[RoundsState]):
         state.round_leader = event.bidder
         state.price = event.price
         state.leader = event.leader
-        seq = state.bid_count
-        state.maxima[event.bidder] = (event.amount, seq)
-        state.bid_count = seq + 1
+        state.maxima[event.bidder] = event.amount
         state.bid_ids.add(event.bid_id)
 
     @applies(RoundEnded)
