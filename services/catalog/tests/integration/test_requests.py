@@ -227,3 +227,13 @@ async def test_a_move_the_life_cycle_does_not_allow_is_refused_as_invalid_state(
         "INVALID_STATE",
         "scheduled",
     )
+
+
+async def test_two_copies_of_one_request_racing_each_other_get_one_answer_and_have_one_effect(catalog):
+    create = pb.CreateProductRequest(request_id="raced", product=res.Product(title="Desk", quantity=1))
+
+    replies = await asyncio.gather(*(catalog.seller.CreateProduct(create) for _ in range(4)))
+
+    assert len({reply.product.id for reply in replies}) == 1
+    listed = await catalog.anonymous.ListProducts(pb.ListProductsRequest(seller_id="seller-1"))
+    assert listed.page.total_size == 1
