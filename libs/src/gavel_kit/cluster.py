@@ -147,12 +147,10 @@ class Cluster:
         settings = {name: gavel_settings.load(name, env) for name in (*GRPC_SERVICES, "gateway")}
         self.check_ports(settings)
         if not self.nats_url:
-            if not _port_free(self.host, EMBEDDED_NATS_PORT):
-                raise SystemExit(
-                    f"gavel up: port {EMBEDDED_NATS_PORT} is busy; stop the other cluster or pass --nats-url"
-                )
-            print(f"• starting embedded nats-server (JetStream, fsync always) on {self.host}:{EMBEDDED_NATS_PORT}")
-            self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=EMBEDDED_NATS_PORT)
+            if not _port_free(self.host, self.nats_port):
+                raise SystemExit(f"gavel up: port {self.nats_port} is busy; stop the other cluster or pass --nats-url")
+            print(f"• starting embedded nats-server (JetStream, fsync always) on {self.host}:{self.nats_port}")
+            self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=self.nats_port)
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
         print("• running migrations")

@@ -312,10 +312,12 @@ async def run_idempotent(
             if stored is not None:
                 return stored
             response = await action(uow)
-            await uow.remember(caller, method, request_id, request_fingerprint, response)
             try:
+                # The key collides here (INSERT) or at commit, depending on when the twin committed.
+                await uow.remember(caller, method, request_id, request_fingerprint, response)
                 await uow.commit()
             except IntegrityError:
+                await uow.rollback()
                 continue  # a concurrent twin committed first: read its answer
             return response
     raise FailedPrecondition("REQUEST_ID_REUSED", f"request_id {request_id!r} is being processed concurrently")

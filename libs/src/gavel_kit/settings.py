@@ -54,6 +54,11 @@ class Settings:
     log_level: str
     shutdown_grace_s: float
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
+    options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
+
+    def option(self, name: str, default: str) -> str:
+        """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
+        return self.options.get(name.upper()) or default
 
     @property
     def grpc_address(self) -> str:
@@ -110,4 +115,5 @@ def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),
         shutdown_grace_s=float(env.get("GAVEL_SHUTDOWN_GRACE_S", "5")),
         service_addresses=addresses,
+        options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
     )

@@ -14,9 +14,8 @@ and GAVEL_CATALOG_SCHEDULER_INTERVAL_S (default 5; 0 turns the scheduler off).
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from catalog.adapters.deposits import NoDepositsYet
@@ -31,6 +30,7 @@ from gavel_kit import service
 from gavel_kit.db import utcnow
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
+from gavel_kit.settings import Settings
 
 MIGRATIONS = "catalog.adapters:migrations"
 STREAMS = [
@@ -43,10 +43,11 @@ STREAMS = [
 ]
 
 
-def scheduler_config(environ: Mapping[str, str] | None = None) -> SchedulerConfig:
-    env = os.environ if environ is None else environ
-    lead = float(env.get("GAVEL_CATALOG_LOT_START_LEAD_MINUTES") or 5)
-    interval = float(env.get("GAVEL_CATALOG_SCHEDULER_INTERVAL_S") or 5)
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    """GAVEL_CATALOG_LOT_START_LEAD_MINUTES (default 0: start lots at their estimated start) and
+    GAVEL_CATALOG_SCHEDULER_INTERVAL_S (default 5; 0 turns the scheduler off)."""
+    lead = float(settings.option("LOT_START_LEAD_MINUTES", "0"))
+    interval = float(settings.option("SCHEDULER_INTERVAL_S", "5"))
     return SchedulerConfig(lead=timedelta(minutes=lead), interval_s=interval, enabled=interval > 0)
 
 
@@ -59,7 +60,7 @@ def make_wire(scheduler: SchedulerConfig | None = None, clock: Callable[[], date
 
         servicer = CatalogServicer(unit_of_work, ids=SecureIds(), deposits=NoDepositsYet(), clock=clock)
         catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, rt.server)
-        config = scheduler or scheduler_config()
+        config = scheduler or scheduler_config(rt.settings)
         if config.enabled:
             lot_starter = LotStartingScheduler(unit_of_work, servicer.start_lot, config, clock)
 

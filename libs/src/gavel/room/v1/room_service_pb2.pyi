@@ -5,10 +5,13 @@ isort:skip_file
 
 from collections import abc as _abc
 from gavel.common.v1 import money_pb2 as _money_pb2
+from gavel.common.v1 import paging_pb2 as _paging_pb2
+from gavel.events.v1 import room_events_pb2 as _room_events_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,14 +23,180 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _LotPhase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LotPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LotPhase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOT_PHASE_UNSPECIFIED: _LotPhase.ValueType  # 0
+    LOT_PHASE_SCHEDULED: _LotPhase.ValueType  # 1
+    """Configured, not opened yet."""
+    LOT_PHASE_OPEN: _LotPhase.ValueType  # 2
+    LOT_PHASE_PAUSED: _LotPhase.ValueType  # 3
+    """Bids refused, the deadline frozen."""
+    LOT_PHASE_HAMMERED: _LotPhase.ValueType  # 4
+    """Crier: the hammer fell; a reopen is possible until the deadline."""
+    LOT_PHASE_PASSED: _LotPhase.ValueType  # 5
+    LOT_PHASE_AWAITING_VENDOR: _LotPhase.ValueType  # 6
+    """The reserve was not met; the vendor may still take the bid."""
+    LOT_PHASE_AWAITING_CONFIRMATION: _LotPhase.ValueType  # 7
+    """A provisional winner must confirm by the deadline."""
+    LOT_PHASE_SOLD: _LotPhase.ValueType  # 8
+    LOT_PHASE_UNSOLD: _LotPhase.ValueType  # 9
+
+class LotPhase(_LotPhase, metaclass=_LotPhaseEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    The public state of a lot
+    """
+
+LOT_PHASE_UNSPECIFIED: LotPhase.ValueType  # 0
+LOT_PHASE_SCHEDULED: LotPhase.ValueType  # 1
+"""Configured, not opened yet."""
+LOT_PHASE_OPEN: LotPhase.ValueType  # 2
+LOT_PHASE_PAUSED: LotPhase.ValueType  # 3
+"""Bids refused, the deadline frozen."""
+LOT_PHASE_HAMMERED: LotPhase.ValueType  # 4
+"""Crier: the hammer fell; a reopen is possible until the deadline."""
+LOT_PHASE_PASSED: LotPhase.ValueType  # 5
+LOT_PHASE_AWAITING_VENDOR: LotPhase.ValueType  # 6
+"""The reserve was not met; the vendor may still take the bid."""
+LOT_PHASE_AWAITING_CONFIRMATION: LotPhase.ValueType  # 7
+"""A provisional winner must confirm by the deadline."""
+LOT_PHASE_SOLD: LotPhase.ValueType  # 8
+LOT_PHASE_UNSOLD: LotPhase.ValueType  # 9
+Global___LotPhase: _TypeAlias = LotPhase  # noqa: Y015
+
+@_typing.final
+class LotState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    LEADER_ID_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    ASKING_FIELD_NUMBER: _builtins.int
+    MIN_BID_FIELD_NUMBER: _builtins.int
+    ROUND_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    HAMMER_PRICE_FIELD_NUMBER: _builtins.int
+    UNSOLD_REASON_FIELD_NUMBER: _builtins.int
+    ROOM_INDEX_FIELD_NUMBER: _builtins.int
+    ROOM_COUNT_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    sale_id: _builtins.str
+    format: _builtins.str
+    """english, dutch or lucky; `close` says how an English lot ends (hard, soft, crier, rounds)."""
+    close: _builtins.str
+    phase: Global___LotPhase.ValueType
+    lot_sequence: _builtins.int
+    """The lot's latest lot_sequence: Watch from here to follow it."""
+    leader_id: _builtins.str
+    round: _builtins.int
+    """Rounds: the current round; lucky: the current window."""
+    buyer_id: _builtins.str
+    """SOLD: the buyer and the hammer price; UNSOLD: the reason."""
+    unsold_reason: _builtins.str
+    room_index: _builtins.int
+    """The room index of this lot within its product's rooms, and how many rooms there are."""
+    room_count: _builtins.int
+    @_builtins.property
+    def price(self) -> _money_pb2.Money:
+        """The standing price (the current price for Dutch, the fixed price for lucky)."""
+
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """The next deadline: the close, round end, next Dutch tick, window end or confirmation timeout."""
+
+    @_builtins.property
+    def asking(self) -> _money_pb2.Money:
+        """Crier lots: the price the crier is asking for."""
+
+    @_builtins.property
+    def min_bid(self) -> _money_pb2.Money:
+        """The lowest bid the lot takes from a new bidder right now, when the format has one."""
+
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lucky: the options to pick from."""
+
+    @_builtins.property
+    def hammer_price(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        format: _builtins.str = ...,
+        close: _builtins.str = ...,
+        phase: Global___LotPhase.ValueType = ...,
+        lot_sequence: _builtins.int = ...,
+        price: _money_pb2.Money | None = ...,
+        leader_id: _builtins.str = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        asking: _money_pb2.Money | None = ...,
+        min_bid: _money_pb2.Money | None = ...,
+        round: _builtins.int = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+        buyer_id: _builtins.str = ...,
+        hammer_price: _money_pb2.Money | None = ...,
+        unsold_reason: _builtins.str = ...,
+        room_index: _builtins.int = ...,
+        room_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "deadline", b"deadline", "hammer_price", b"hammer_price", "min_bid", b"min_bid", "price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "buyer_id", b"buyer_id", "close", b"close", "deadline", b"deadline", "format", b"format", "hammer_price", b"hammer_price", "leader_id", b"leader_id", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence", "min_bid", b"min_bid", "options", b"options", "phase", b"phase", "price", b"price", "room_count", b"room_count", "room_index", b"room_index", "round", b"round", "sale_id", b"sale_id", "unsold_reason", b"unsold_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotState: _TypeAlias = LotState  # noqa: Y015
+
+@_typing.final
+class LotCommandResult(_message.Message):
+    """What every lot command (crier, vendor, confirmation) answers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    lot_sequence: _builtins.int
+    """The lot_sequence of the batch the command appended."""
+    @_builtins.property
+    def state(self) -> Global___LotState: ...
+    def __init__(
+        self,
+        *,
+        lot_sequence: _builtins.int = ...,
+        state: Global___LotState | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_sequence", b"lot_sequence", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotCommandResult: _TypeAlias = LotCommandResult  # noqa: Y015
+
 @_typing.final
 class PlaceBidRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Bidders
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     LOT_ID_FIELD_NUMBER: _builtins.int
     MAX_AMOUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
+    """The client's bid id."""
     lot_id: _builtins.str
     @_builtins.property
     def max_amount(self) -> _money_pb2.Money: ...
@@ -50,30 +219,951 @@ Global___PlaceBidRequest: _TypeAlias = PlaceBidRequest  # noqa: Y015
 class PlaceBidResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     LEADER_ID_FIELD_NUMBER: _builtins.int
-    SEQUENCE_FIELD_NUMBER: _builtins.int
+    LEADING_FIELD_NUMBER: _builtins.int
+    lot_sequence: _builtins.int
+    """The lot_sequence of the batch that took the bid."""
     leader_id: _builtins.str
-    sequence: _builtins.int
+    leading: _builtins.bool
+    """The bidder leads after the bid."""
     @_builtins.property
-    def price(self) -> _money_pb2.Money: ...
+    def price(self) -> _money_pb2.Money:
+        """The standing price and leader right after the bid (the leader is someone else when a proxy
+        maximum above the bid answered it at once).
+        """
+
     def __init__(
         self,
         *,
+        lot_sequence: _builtins.int = ...,
         price: _money_pb2.Money | None = ...,
         leader_id: _builtins.str = ...,
-        sequence: _builtins.int = ...,
+        leading: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_id", b"leader_id", "price", b"price", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_id", b"leader_id", "leading", b"leading", "lot_sequence", b"lot_sequence", "price", b"price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlaceBidResponse: _TypeAlias = PlaceBidResponse  # noqa: Y015
 
 @_typing.final
+class BuyNowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyNowRequest: _TypeAlias = BuyNowRequest  # noqa: Y015
+
+@_typing.final
+class BuyNowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    lot_sequence: _builtins.int
+    @_builtins.property
+    def price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def state(self) -> Global___LotState: ...
+    def __init__(
+        self,
+        *,
+        lot_sequence: _builtins.int = ...,
+        price: _money_pb2.Money | None = ...,
+        state: Global___LotState | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_sequence", b"lot_sequence", "price", b"price", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyNowResponse: _TypeAlias = BuyNowResponse  # noqa: Y015
+
+@_typing.final
+class PickOptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    OPTION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    option: _builtins.int
+    """Index into LotState.options."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        option: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "option", b"option", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PickOptionRequest: _TypeAlias = PickOptionRequest  # noqa: Y015
+
+@_typing.final
+class PickOptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CORRECT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    lot_sequence: _builtins.int
+    correct: _builtins.bool
+    """The pick was right: the caller wins (subject to confirmation if the lot needs it)."""
+    @_builtins.property
+    def state(self) -> Global___LotState: ...
+    def __init__(
+        self,
+        *,
+        lot_sequence: _builtins.int = ...,
+        correct: _builtins.bool = ...,
+        state: Global___LotState | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correct", b"correct", "lot_sequence", b"lot_sequence", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PickOptionResponse: _TypeAlias = PickOptionResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmWinRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmWinRequest: _TypeAlias = ConfirmWinRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmWinResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmWinResponse: _TypeAlias = ConfirmWinResponse  # noqa: Y015
+
+@_typing.final
+class DeclineWinRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineWinRequest: _TypeAlias = DeclineWinRequest  # noqa: Y015
+
+@_typing.final
+class DeclineWinResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineWinResponse: _TypeAlias = DeclineWinResponse  # noqa: Y015
+
+@_typing.final
+class FloorBidRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    The floor
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    PADDLE_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    PRESS_MS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    paddle: _builtins.str
+    """The paddle number as registered for the lot's sale."""
+    force: _builtins.int
+    """The device's force reading (0..1000 of its full scale) and how long the paddle was pressed."""
+    press_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        paddle: _builtins.str = ...,
+        force: _builtins.int = ...,
+        press_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "lot_id", b"lot_id", "paddle", b"paddle", "press_ms", b"press_ms", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FloorBidRequest: _TypeAlias = FloorBidRequest  # noqa: Y015
+
+@_typing.final
+class FloorBidResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    JUMPS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    lot_sequence: _builtins.int
+    bidder_id: _builtins.str
+    """The bidder the paddle belongs to, and what the press bid."""
+    jumps: _builtins.int
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def state(self) -> Global___LotState: ...
+    def __init__(
+        self,
+        *,
+        lot_sequence: _builtins.int = ...,
+        bidder_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        jumps: _builtins.int = ...,
+        state: Global___LotState | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "state", b"state"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "jumps", b"jumps", "lot_sequence", b"lot_sequence", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FloorBidResponse: _TypeAlias = FloorBidResponse  # noqa: Y015
+
+@_typing.final
+class RegisterPaddleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    PADDLE_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    sale_id: _builtins.str
+    paddle: _builtins.str
+    """1 to 32 characters."""
+    bidder_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        paddle: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "paddle", b"paddle", "request_id", b"request_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPaddleRequest: _TypeAlias = RegisterPaddleRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPaddleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PADDLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def paddle(self) -> Global___Paddle: ...
+    def __init__(
+        self,
+        *,
+        paddle: Global___Paddle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["paddle", b"paddle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paddle", b"paddle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPaddleResponse: _TypeAlias = RegisterPaddleResponse  # noqa: Y015
+
+@_typing.final
+class Paddle(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    PADDLE_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    REGISTERED_BY_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    paddle: _builtins.str
+    bidder_id: _builtins.str
+    registered_by: _builtins.str
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        paddle: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        registered_by: _builtins.str = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registered_at", b"registered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "paddle", b"paddle", "registered_at", b"registered_at", "registered_by", b"registered_by", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Paddle: _TypeAlias = Paddle  # noqa: Y015
+
+@_typing.final
+class AcceptByVendorRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    The vendor
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptByVendorRequest: _TypeAlias = AcceptByVendorRequest  # noqa: Y015
+
+@_typing.final
+class AcceptByVendorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptByVendorResponse: _TypeAlias = AcceptByVendorResponse  # noqa: Y015
+
+@_typing.final
+class DeclineByVendorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineByVendorRequest: _TypeAlias = DeclineByVendorRequest  # noqa: Y015
+
+@_typing.final
+class DeclineByVendorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineByVendorResponse: _TypeAlias = DeclineByVendorResponse  # noqa: Y015
+
+@_typing.final
+class OpenLotRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    The crier
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    ASKING_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    @_builtins.property
+    def asking(self) -> _money_pb2.Money:
+        """Crier lots only: the opening asking price (default: the opening bid)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        asking: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenLotRequest: _TypeAlias = OpenLotRequest  # noqa: Y015
+
+@_typing.final
+class OpenLotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenLotResponse: _TypeAlias = OpenLotResponse  # noqa: Y015
+
+@_typing.final
+class SetAskingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    ASKING_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    @_builtins.property
+    def asking(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        asking: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAskingRequest: _TypeAlias = SetAskingRequest  # noqa: Y015
+
+@_typing.final
+class SetAskingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAskingResponse: _TypeAlias = SetAskingResponse  # noqa: Y015
+
+@_typing.final
+class SetIncrementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    INCREMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    @_builtins.property
+    def increment(self) -> _money_pb2.Money:
+        """Unset: back to the lot's increment table."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        increment: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["increment", b"increment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["increment", b"increment", "lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetIncrementRequest: _TypeAlias = SetIncrementRequest  # noqa: Y015
+
+@_typing.final
+class SetIncrementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetIncrementResponse: _TypeAlias = SetIncrementResponse  # noqa: Y015
+
+@_typing.final
+class GoingOnceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoingOnceRequest: _TypeAlias = GoingOnceRequest  # noqa: Y015
+
+@_typing.final
+class GoingOnceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoingOnceResponse: _TypeAlias = GoingOnceResponse  # noqa: Y015
+
+@_typing.final
+class GoingTwiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoingTwiceRequest: _TypeAlias = GoingTwiceRequest  # noqa: Y015
+
+@_typing.final
+class GoingTwiceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoingTwiceResponse: _TypeAlias = GoingTwiceResponse  # noqa: Y015
+
+@_typing.final
+class HammerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HammerRequest: _TypeAlias = HammerRequest  # noqa: Y015
+
+@_typing.final
+class HammerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HammerResponse: _TypeAlias = HammerResponse  # noqa: Y015
+
+@_typing.final
+class PassRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PassRequest: _TypeAlias = PassRequest  # noqa: Y015
+
+@_typing.final
+class PassResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PassResponse: _TypeAlias = PassResponse  # noqa: Y015
+
+@_typing.final
+class ReopenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReopenRequest: _TypeAlias = ReopenRequest  # noqa: Y015
+
+@_typing.final
+class ReopenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReopenResponse: _TypeAlias = ReopenResponse  # noqa: Y015
+
+@_typing.final
+class UndoLastBidRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoLastBidRequest: _TypeAlias = UndoLastBidRequest  # noqa: Y015
+
+@_typing.final
+class UndoLastBidResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoLastBidResponse: _TypeAlias = UndoLastBidResponse  # noqa: Y015
+
+@_typing.final
+class PauseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseRequest: _TypeAlias = PauseRequest  # noqa: Y015
+
+@_typing.final
+class PauseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseResponse: _TypeAlias = PauseResponse  # noqa: Y015
+
+@_typing.final
+class ResumeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeRequest: _TypeAlias = ResumeRequest  # noqa: Y015
+
+@_typing.final
+class ResumeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotCommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeResponse: _TypeAlias = ResumeResponse  # noqa: Y015
+
+@_typing.final
 class GetLotStateRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Anyone
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOT_ID_FIELD_NUMBER: _builtins.int
@@ -112,48 +1202,14 @@ class GetLotStateResponse(_message.Message):
 Global___GetLotStateResponse: _TypeAlias = GetLotStateResponse  # noqa: Y015
 
 @_typing.final
-class LotState(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    LOT_ID_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    PRICE_FIELD_NUMBER: _builtins.int
-    LEADER_ID_FIELD_NUMBER: _builtins.int
-    SEQUENCE_FIELD_NUMBER: _builtins.int
-    CLOSES_AT_FIELD_NUMBER: _builtins.int
-    lot_id: _builtins.str
-    status: _builtins.str
-    leader_id: _builtins.str
-    sequence: _builtins.int
-    @_builtins.property
-    def price(self) -> _money_pb2.Money: ...
-    @_builtins.property
-    def closes_at(self) -> _timestamp_pb2.Timestamp: ...
-    def __init__(
-        self,
-        *,
-        lot_id: _builtins.str = ...,
-        status: _builtins.str = ...,
-        price: _money_pb2.Money | None = ...,
-        leader_id: _builtins.str = ...,
-        sequence: _builtins.int = ...,
-        closes_at: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "price", b"price"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "leader_id", b"leader_id", "lot_id", b"lot_id", "price", b"price", "sequence", b"sequence", "status", b"status"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___LotState: _TypeAlias = LotState  # noqa: Y015
-
-@_typing.final
 class WatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LOTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotCursor]: ...
+    def lots(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotCursor]:
+        """1 to 100 lots."""
+
     def __init__(
         self,
         *,
@@ -169,7 +1225,7 @@ Global___WatchRequest: _TypeAlias = WatchRequest  # noqa: Y015
 
 @_typing.final
 class LotCursor(_message.Message):
-    """Watch one lot from after `after_sequence` (0: from the start)."""
+    """Watch one lot from after `after_sequence` (0: from its first batch)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -193,33 +1249,349 @@ Global___LotCursor: _TypeAlias = LotCursor  # noqa: Y015
 
 @_typing.final
 class WatchResponse(_message.Message):
+    """One batch of one lot, in lot_sequence order per lot (batches of different lots interleave).
+    A batch whose events are all internal arrives with no events, so the sequence stays gapless.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOT_ID_FIELD_NUMBER: _builtins.int
-    SEQUENCE_FIELD_NUMBER: _builtins.int
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
-    EVENT_TYPE_FIELD_NUMBER: _builtins.int
-    PAYLOAD_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
     lot_id: _builtins.str
-    sequence: _builtins.int
-    event_type: _builtins.str
-    """The event's type name, e.g. "gavel.events.v1.BidAccepted", and its serialized payload."""
-    payload: _builtins.bytes
+    lot_sequence: _builtins.int
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_room_events_pb2.RoomEvent]:
+        """The public events, secrets cleared (see gavel.events.v1.RoomEvent)."""
+
+    @_builtins.property
+    def after(self) -> _room_events_pb2.LotSummary:
+        """The lot's public state after the batch."""
+
     def __init__(
         self,
         *,
         lot_id: _builtins.str = ...,
-        sequence: _builtins.int = ...,
+        lot_sequence: _builtins.int = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
-        event_type: _builtins.str = ...,
-        payload: _builtins.bytes = ...,
+        events: _abc.Iterable[_room_events_pb2.RoomEvent] | None = ...,
+        after: _room_events_pb2.LotSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_type", b"event_type", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "payload", b"payload", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "events", b"events", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence", "occurred_at", b"occurred_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchResponse: _TypeAlias = WatchResponse  # noqa: Y015
+
+@_typing.final
+class ListBidsRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Reports
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBidsRequest: _TypeAlias = ListBidsRequest  # noqa: Y015
+
+@_typing.final
+class ListBidsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bids(self) -> _containers.RepeatedCompositeFieldContainer[Global___BidRecord]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        bids: _abc.Iterable[Global___BidRecord] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bids", b"bids", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBidsResponse: _TypeAlias = ListBidsResponse  # noqa: Y015
+
+@_typing.final
+class BidRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    BID_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    LEADER_ID_FIELD_NUMBER: _builtins.int
+    PADDLE_FIELD_NUMBER: _builtins.int
+    PLACED_AT_FIELD_NUMBER: _builtins.int
+    UNDONE_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    lot_sequence: _builtins.int
+    bid_id: _builtins.str
+    bidder_id: _builtins.str
+    source: _builtins.str
+    """online, floor, buy_now or pick."""
+    leader_id: _builtins.str
+    paddle: _builtins.str
+    undone: _builtins.bool
+    """The crier took the bid back."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What the bidder bid (their maximum for proxy English)."""
+
+    @_builtins.property
+    def price(self) -> _money_pb2.Money:
+        """The standing price and leader right after the bid."""
+
+    @_builtins.property
+    def placed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        lot_sequence: _builtins.int = ...,
+        bid_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        price: _money_pb2.Money | None = ...,
+        leader_id: _builtins.str = ...,
+        paddle: _builtins.str = ...,
+        placed_at: _timestamp_pb2.Timestamp | None = ...,
+        undone: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "placed_at", b"placed_at", "price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bid_id", b"bid_id", "bidder_id", b"bidder_id", "leader_id", b"leader_id", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence", "paddle", b"paddle", "placed_at", b"placed_at", "price", b"price", "source", b"source", "undone", b"undone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BidRecord: _TypeAlias = BidRecord  # noqa: Y015
+
+@_typing.final
+class GetLotResultRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLotResultRequest: _TypeAlias = GetLotResultRequest  # noqa: Y015
+
+@_typing.final
+class GetLotResultResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___LotResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___LotResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLotResultResponse: _TypeAlias = GetLotResultResponse  # noqa: Y015
+
+@_typing.final
+class LotResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    HAMMER_PRICE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    PADDLE_FIELD_NUMBER: _builtins.int
+    DISCOUNT_BP_FIELD_NUMBER: _builtins.int
+    UNSOLD_REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    PENALISED_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    outcome: _builtins.str
+    """sold or unsold."""
+    buyer_id: _builtins.str
+    source: _builtins.str
+    """online or floor."""
+    paddle: _builtins.str
+    discount_bp: _builtins.int
+    unsold_reason: _builtins.str
+    @_builtins.property
+    def hammer_price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def penalised(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Bidders penalised for defaulting on a confirmation."""
+
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        buyer_id: _builtins.str = ...,
+        hammer_price: _money_pb2.Money | None = ...,
+        source: _builtins.str = ...,
+        paddle: _builtins.str = ...,
+        discount_bp: _builtins.int = ...,
+        unsold_reason: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        penalised: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "hammer_price", b"hammer_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "decided_at", b"decided_at", "discount_bp", b"discount_bp", "hammer_price", b"hammer_price", "lot_id", b"lot_id", "outcome", b"outcome", "paddle", b"paddle", "penalised", b"penalised", "source", b"source", "unsold_reason", b"unsold_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotResult: _TypeAlias = LotResult  # noqa: Y015
+
+@_typing.final
+class ListCrierActionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCrierActionsRequest: _TypeAlias = ListCrierActionsRequest  # noqa: Y015
+
+@_typing.final
+class ListCrierActionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CrierAction]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        actions: _abc.Iterable[Global___CrierAction] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCrierActionsResponse: _TypeAlias = ListCrierActionsResponse  # noqa: Y015
+
+@_typing.final
+class CrierAction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DetailsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    LOT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    lot_sequence: _builtins.int
+    action: _builtins.str
+    """The command, e.g. OpenLot, SetAsking, Hammer, UndoLastBid, Pause, AcceptByVendor."""
+    actor_id: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the action changed, e.g. {"asking": "12000"} (amounts in minor units)."""
+
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        lot_sequence: _builtins.int = ...,
+        action: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "at", b"at", "details", b"details", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CrierAction: _TypeAlias = CrierAction  # noqa: Y015

@@ -26,9 +26,18 @@ if _version_not_supported:
 
 
 class RoomServiceStub:
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     def __init__(self, channel):
@@ -42,6 +51,101 @@ class RoomServiceStub:
                 request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidRequest.SerializeToString,
                 response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidResponse.FromString,
                 _registered_method=True)
+        self.BuyNow = channel.unary_unary(
+                '/gavel.room.v1.RoomService/BuyNow',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowResponse.FromString,
+                _registered_method=True)
+        self.PickOption = channel.unary_unary(
+                '/gavel.room.v1.RoomService/PickOption',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionResponse.FromString,
+                _registered_method=True)
+        self.ConfirmWin = channel.unary_unary(
+                '/gavel.room.v1.RoomService/ConfirmWin',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinResponse.FromString,
+                _registered_method=True)
+        self.DeclineWin = channel.unary_unary(
+                '/gavel.room.v1.RoomService/DeclineWin',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinResponse.FromString,
+                _registered_method=True)
+        self.FloorBid = channel.unary_unary(
+                '/gavel.room.v1.RoomService/FloorBid',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidResponse.FromString,
+                _registered_method=True)
+        self.RegisterPaddle = channel.unary_unary(
+                '/gavel.room.v1.RoomService/RegisterPaddle',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleResponse.FromString,
+                _registered_method=True)
+        self.AcceptByVendor = channel.unary_unary(
+                '/gavel.room.v1.RoomService/AcceptByVendor',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorResponse.FromString,
+                _registered_method=True)
+        self.DeclineByVendor = channel.unary_unary(
+                '/gavel.room.v1.RoomService/DeclineByVendor',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorResponse.FromString,
+                _registered_method=True)
+        self.OpenLot = channel.unary_unary(
+                '/gavel.room.v1.RoomService/OpenLot',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotResponse.FromString,
+                _registered_method=True)
+        self.SetAsking = channel.unary_unary(
+                '/gavel.room.v1.RoomService/SetAsking',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingResponse.FromString,
+                _registered_method=True)
+        self.SetIncrement = channel.unary_unary(
+                '/gavel.room.v1.RoomService/SetIncrement',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementResponse.FromString,
+                _registered_method=True)
+        self.GoingOnce = channel.unary_unary(
+                '/gavel.room.v1.RoomService/GoingOnce',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceResponse.FromString,
+                _registered_method=True)
+        self.GoingTwice = channel.unary_unary(
+                '/gavel.room.v1.RoomService/GoingTwice',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceResponse.FromString,
+                _registered_method=True)
+        self.Hammer = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Hammer',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.HammerRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.HammerResponse.FromString,
+                _registered_method=True)
+        self.Pass = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Pass',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PassRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PassResponse.FromString,
+                _registered_method=True)
+        self.Reopen = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Reopen',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenResponse.FromString,
+                _registered_method=True)
+        self.UndoLastBid = channel.unary_unary(
+                '/gavel.room.v1.RoomService/UndoLastBid',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidResponse.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Pause',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PauseRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PauseResponse.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Resume',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.FromString,
+                _registered_method=True)
         self.GetLotState = channel.unary_unary(
                 '/gavel.room.v1.RoomService/GetLotState',
                 request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotStateRequest.SerializeToString,
@@ -52,30 +156,212 @@ class RoomServiceStub:
                 request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WatchRequest.SerializeToString,
                 response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.ListBids = channel.unary_unary(
+                '/gavel.room.v1.RoomService/ListBids',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsResponse.FromString,
+                _registered_method=True)
+        self.GetLotResult = channel.unary_unary(
+                '/gavel.room.v1.RoomService/GetLotResult',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultResponse.FromString,
+                _registered_method=True)
+        self.ListCrierActions = channel.unary_unary(
+                '/gavel.room.v1.RoomService/ListCrierActions',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     def PlaceBid(self, request, context):
-        """Place a bid (a maximum, for English proxy bidding). Idempotent by request_id (the client's bid id).
+        """Place a bid: the bidder's maximum for proxy English; the bid for rounds; "take the asking
+        price if it is at most max_amount" for crier lots; "take the current price" for Dutch.
+        request_id is the client's bid id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BuyNow(self, request, context):
+        """English with a buy-now price, before the first bid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PickOption(self, request, context):
+        """Lucky lots: pick one of the options (one pick per bidder per window).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmWin(self, request, context):
+        """The provisional winner (the caller) confirms or declines the win.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineWin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FloorBid(self, request, context):
+        """-- the floor ------------------------------------------------------------------------------------
+
+        A paddle press from a quote-management device (its token's subject is the device id). The
+        paddle is resolved to its bidder through the sale's paddle registry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPaddle(self, request, context):
+        """Register (or re-assign) a paddle of a sale to a bidder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptByVendor(self, request, context):
+        """-- the vendor (the lot's seller) or a sale admin ----------------------------------------------
+
+        Take the standing bid: below the reserve when offered, or during a soft-close extension.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineByVendor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenLot(self, request, context):
+        """-- the crier ----------------------------------------------------------------------------------
+
+        Open the lot (any format); `asking` sets a crier lot's opening asking price.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAsking(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetIncrement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GoingOnce(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GoingTwice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Hammer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pass(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reopen(self, request, context):
+        """Take back a hammer or a pass within the lot's reopen grace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndoLastBid(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetLotState(self, request, context):
-        """The current public state of a lot.
+        """-- anyone -------------------------------------------------------------------------------------
+
+        The current public state of a lot (from its owner: always up to date).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Stream the events of one or more lots, each from a given sequence (join late, resume without gaps).
+        """The public events of one or more lots (a watchlist), each lot from a given lot_sequence: join
+        late (after_sequence 0: from the start) and resume after a disconnect without gaps or
+        duplicates. Secrets (proxy maxima, the lucky option, paddle discounts) are never sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBids(self, request, context):
+        """-- reports (SQL projections of the event log; eventually consistent) ---------------------------
+
+        Every accepted bid of a lot, in order, with the bidders' maxima.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLotResult(self, request, context):
+        """How the lot ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCrierActions(self, request, context):
+        """The crier's audit log: every crier, vendor and pause action on the lot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +375,101 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidRequest.FromString,
                     response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidResponse.SerializeToString,
             ),
+            'BuyNow': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuyNow,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowResponse.SerializeToString,
+            ),
+            'PickOption': grpc.unary_unary_rpc_method_handler(
+                    servicer.PickOption,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionResponse.SerializeToString,
+            ),
+            'ConfirmWin': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmWin,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinResponse.SerializeToString,
+            ),
+            'DeclineWin': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineWin,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinResponse.SerializeToString,
+            ),
+            'FloorBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.FloorBid,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidResponse.SerializeToString,
+            ),
+            'RegisterPaddle': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPaddle,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleResponse.SerializeToString,
+            ),
+            'AcceptByVendor': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptByVendor,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorResponse.SerializeToString,
+            ),
+            'DeclineByVendor': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineByVendor,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorResponse.SerializeToString,
+            ),
+            'OpenLot': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenLot,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotResponse.SerializeToString,
+            ),
+            'SetAsking': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAsking,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingResponse.SerializeToString,
+            ),
+            'SetIncrement': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetIncrement,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementResponse.SerializeToString,
+            ),
+            'GoingOnce': grpc.unary_unary_rpc_method_handler(
+                    servicer.GoingOnce,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceResponse.SerializeToString,
+            ),
+            'GoingTwice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GoingTwice,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceResponse.SerializeToString,
+            ),
+            'Hammer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hammer,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.HammerRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.HammerResponse.SerializeToString,
+            ),
+            'Pass': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pass,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PassRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PassResponse.SerializeToString,
+            ),
+            'Reopen': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reopen,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenResponse.SerializeToString,
+            ),
+            'UndoLastBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndoLastBid,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidResponse.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PauseRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.PauseResponse.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.SerializeToString,
+            ),
             'GetLotState': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLotState,
                     request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotStateRequest.FromString,
@@ -99,6 +480,21 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WatchRequest.FromString,
                     response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WatchResponse.SerializeToString,
             ),
+            'ListBids': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBids,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsResponse.SerializeToString,
+            ),
+            'GetLotResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLotResult,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultResponse.SerializeToString,
+            ),
+            'ListCrierActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCrierActions,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'gavel.room.v1.RoomService', rpc_method_handlers)
@@ -108,9 +504,18 @@ def add_RoomServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RoomService:
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     @staticmethod
@@ -130,6 +535,519 @@ class RoomService:
             '/gavel.room.v1.RoomService/PlaceBid',
             gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidRequest.SerializeToString,
             gavel_dot_room_dot_v1_dot_room__service__pb2.PlaceBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuyNow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/BuyNow',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.BuyNowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PickOption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/PickOption',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PickOptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmWin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/ConfirmWin',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ConfirmWinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineWin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/DeclineWin',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineWinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FloorBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/FloorBid',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.FloorBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPaddle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/RegisterPaddle',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.RegisterPaddleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptByVendor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/AcceptByVendor',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.AcceptByVendorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineByVendor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/DeclineByVendor',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.DeclineByVendorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenLot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/OpenLot',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.OpenLotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAsking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/SetAsking',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.SetAskingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetIncrement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/SetIncrement',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.SetIncrementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GoingOnce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/GoingOnce',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GoingOnceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GoingTwice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/GoingTwice',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GoingTwiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Hammer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Hammer',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.HammerRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.HammerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pass(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Pass',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PassRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PassResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reopen(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Reopen',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ReopenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndoLastBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/UndoLastBid',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.UndoLastBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Pause',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PauseRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.PauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Resume',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -184,6 +1102,87 @@ class RoomService:
             '/gavel.room.v1.RoomService/Watch',
             gavel_dot_room_dot_v1_dot_room__service__pb2.WatchRequest.SerializeToString,
             gavel_dot_room_dot_v1_dot_room__service__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBids(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/ListBids',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ListBidsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLotResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/GetLotResult',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCrierActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/ListCrierActions',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.ListCrierActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

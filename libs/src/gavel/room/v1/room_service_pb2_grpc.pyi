@@ -27,9 +27,18 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RoomServiceStub:
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     @_typing.overload
@@ -37,31 +46,159 @@ class RoomServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoomServiceAsyncStub: ...
     PlaceBid: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.PlaceBidRequest, _room_service_pb2.PlaceBidResponse]
-    """Place a bid (a maximum, for English proxy bidding). Idempotent by request_id (the client's bid id)."""
+    """Place a bid: the bidder's maximum for proxy English; the bid for rounds; "take the asking
+    price if it is at most max_amount" for crier lots; "take the current price" for Dutch.
+    request_id is the client's bid id.
+    """
+    BuyNow: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.BuyNowRequest, _room_service_pb2.BuyNowResponse]
+    """English with a buy-now price, before the first bid."""
+    PickOption: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.PickOptionRequest, _room_service_pb2.PickOptionResponse]
+    """Lucky lots: pick one of the options (one pick per bidder per window)."""
+    ConfirmWin: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ConfirmWinRequest, _room_service_pb2.ConfirmWinResponse]
+    """The provisional winner (the caller) confirms or declines the win."""
+    DeclineWin: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.DeclineWinRequest, _room_service_pb2.DeclineWinResponse]
+    FloorBid: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.FloorBidRequest, _room_service_pb2.FloorBidResponse]
+    """-- the floor ------------------------------------------------------------------------------------
+
+    A paddle press from a quote-management device (its token's subject is the device id). The
+    paddle is resolved to its bidder through the sale's paddle registry.
+    """
+    RegisterPaddle: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.RegisterPaddleRequest, _room_service_pb2.RegisterPaddleResponse]
+    """Register (or re-assign) a paddle of a sale to a bidder."""
+    AcceptByVendor: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.AcceptByVendorRequest, _room_service_pb2.AcceptByVendorResponse]
+    """-- the vendor (the lot's seller) or a sale admin ----------------------------------------------
+
+    Take the standing bid: below the reserve when offered, or during a soft-close extension.
+    """
+    DeclineByVendor: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.DeclineByVendorRequest, _room_service_pb2.DeclineByVendorResponse]
+    OpenLot: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.OpenLotRequest, _room_service_pb2.OpenLotResponse]
+    """-- the crier ----------------------------------------------------------------------------------
+
+    Open the lot (any format); `asking` sets a crier lot's opening asking price.
+    """
+    SetAsking: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SetAskingRequest, _room_service_pb2.SetAskingResponse]
+    SetIncrement: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SetIncrementRequest, _room_service_pb2.SetIncrementResponse]
+    GoingOnce: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GoingOnceRequest, _room_service_pb2.GoingOnceResponse]
+    GoingTwice: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GoingTwiceRequest, _room_service_pb2.GoingTwiceResponse]
+    Hammer: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.HammerRequest, _room_service_pb2.HammerResponse]
+    Pass: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.PassRequest, _room_service_pb2.PassResponse]
+    Reopen: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ReopenRequest, _room_service_pb2.ReopenResponse]
+    """Take back a hammer or a pass within the lot's reopen grace."""
+    UndoLastBid: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.UndoLastBidRequest, _room_service_pb2.UndoLastBidResponse]
+    Pause: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.PauseRequest, _room_service_pb2.PauseResponse]
+    Resume: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ResumeRequest, _room_service_pb2.ResumeResponse]
     GetLotState: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetLotStateRequest, _room_service_pb2.GetLotStateResponse]
-    """The current public state of a lot."""
+    """-- anyone -------------------------------------------------------------------------------------
+
+    The current public state of a lot (from its owner: always up to date).
+    """
     Watch: _grpc.UnaryStreamMultiCallable[_room_service_pb2.WatchRequest, _room_service_pb2.WatchResponse]
-    """Stream the events of one or more lots, each from a given sequence (join late, resume without gaps)."""
+    """The public events of one or more lots (a watchlist), each lot from a given lot_sequence: join
+    late (after_sequence 0: from the start) and resume after a disconnect without gaps or
+    duplicates. Secrets (proxy maxima, the lucky option, paddle discounts) are never sent.
+    """
+    ListBids: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ListBidsRequest, _room_service_pb2.ListBidsResponse]
+    """-- reports (SQL projections of the event log; eventually consistent) ---------------------------
+
+    Every accepted bid of a lot, in order, with the bidders' maxima.
+    """
+    GetLotResult: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetLotResultRequest, _room_service_pb2.GetLotResultResponse]
+    """How the lot ended."""
+    ListCrierActions: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ListCrierActionsRequest, _room_service_pb2.ListCrierActionsResponse]
+    """The crier's audit log: every crier, vendor and pause action on the lot."""
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PlaceBid: _aio.UnaryUnaryMultiCallable[_room_service_pb2.PlaceBidRequest, _room_service_pb2.PlaceBidResponse]  # type: ignore[assignment]
-    """Place a bid (a maximum, for English proxy bidding). Idempotent by request_id (the client's bid id)."""
+    """Place a bid: the bidder's maximum for proxy English; the bid for rounds; "take the asking
+    price if it is at most max_amount" for crier lots; "take the current price" for Dutch.
+    request_id is the client's bid id.
+    """
+    BuyNow: _aio.UnaryUnaryMultiCallable[_room_service_pb2.BuyNowRequest, _room_service_pb2.BuyNowResponse]  # type: ignore[assignment]
+    """English with a buy-now price, before the first bid."""
+    PickOption: _aio.UnaryUnaryMultiCallable[_room_service_pb2.PickOptionRequest, _room_service_pb2.PickOptionResponse]  # type: ignore[assignment]
+    """Lucky lots: pick one of the options (one pick per bidder per window)."""
+    ConfirmWin: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ConfirmWinRequest, _room_service_pb2.ConfirmWinResponse]  # type: ignore[assignment]
+    """The provisional winner (the caller) confirms or declines the win."""
+    DeclineWin: _aio.UnaryUnaryMultiCallable[_room_service_pb2.DeclineWinRequest, _room_service_pb2.DeclineWinResponse]  # type: ignore[assignment]
+    FloorBid: _aio.UnaryUnaryMultiCallable[_room_service_pb2.FloorBidRequest, _room_service_pb2.FloorBidResponse]  # type: ignore[assignment]
+    """-- the floor ------------------------------------------------------------------------------------
+
+    A paddle press from a quote-management device (its token's subject is the device id). The
+    paddle is resolved to its bidder through the sale's paddle registry.
+    """
+    RegisterPaddle: _aio.UnaryUnaryMultiCallable[_room_service_pb2.RegisterPaddleRequest, _room_service_pb2.RegisterPaddleResponse]  # type: ignore[assignment]
+    """Register (or re-assign) a paddle of a sale to a bidder."""
+    AcceptByVendor: _aio.UnaryUnaryMultiCallable[_room_service_pb2.AcceptByVendorRequest, _room_service_pb2.AcceptByVendorResponse]  # type: ignore[assignment]
+    """-- the vendor (the lot's seller) or a sale admin ----------------------------------------------
+
+    Take the standing bid: below the reserve when offered, or during a soft-close extension.
+    """
+    DeclineByVendor: _aio.UnaryUnaryMultiCallable[_room_service_pb2.DeclineByVendorRequest, _room_service_pb2.DeclineByVendorResponse]  # type: ignore[assignment]
+    OpenLot: _aio.UnaryUnaryMultiCallable[_room_service_pb2.OpenLotRequest, _room_service_pb2.OpenLotResponse]  # type: ignore[assignment]
+    """-- the crier ----------------------------------------------------------------------------------
+
+    Open the lot (any format); `asking` sets a crier lot's opening asking price.
+    """
+    SetAsking: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SetAskingRequest, _room_service_pb2.SetAskingResponse]  # type: ignore[assignment]
+    SetIncrement: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SetIncrementRequest, _room_service_pb2.SetIncrementResponse]  # type: ignore[assignment]
+    GoingOnce: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GoingOnceRequest, _room_service_pb2.GoingOnceResponse]  # type: ignore[assignment]
+    GoingTwice: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GoingTwiceRequest, _room_service_pb2.GoingTwiceResponse]  # type: ignore[assignment]
+    Hammer: _aio.UnaryUnaryMultiCallable[_room_service_pb2.HammerRequest, _room_service_pb2.HammerResponse]  # type: ignore[assignment]
+    Pass: _aio.UnaryUnaryMultiCallable[_room_service_pb2.PassRequest, _room_service_pb2.PassResponse]  # type: ignore[assignment]
+    Reopen: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ReopenRequest, _room_service_pb2.ReopenResponse]  # type: ignore[assignment]
+    """Take back a hammer or a pass within the lot's reopen grace."""
+    UndoLastBid: _aio.UnaryUnaryMultiCallable[_room_service_pb2.UndoLastBidRequest, _room_service_pb2.UndoLastBidResponse]  # type: ignore[assignment]
+    Pause: _aio.UnaryUnaryMultiCallable[_room_service_pb2.PauseRequest, _room_service_pb2.PauseResponse]  # type: ignore[assignment]
+    Resume: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ResumeRequest, _room_service_pb2.ResumeResponse]  # type: ignore[assignment]
     GetLotState: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetLotStateRequest, _room_service_pb2.GetLotStateResponse]  # type: ignore[assignment]
-    """The current public state of a lot."""
+    """-- anyone -------------------------------------------------------------------------------------
+
+    The current public state of a lot (from its owner: always up to date).
+    """
     Watch: _aio.UnaryStreamMultiCallable[_room_service_pb2.WatchRequest, _room_service_pb2.WatchResponse]  # type: ignore[assignment]
-    """Stream the events of one or more lots, each from a given sequence (join late, resume without gaps)."""
+    """The public events of one or more lots (a watchlist), each lot from a given lot_sequence: join
+    late (after_sequence 0: from the start) and resume after a disconnect without gaps or
+    duplicates. Secrets (proxy maxima, the lucky option, paddle discounts) are never sent.
+    """
+    ListBids: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ListBidsRequest, _room_service_pb2.ListBidsResponse]  # type: ignore[assignment]
+    """-- reports (SQL projections of the event log; eventually consistent) ---------------------------
+
+    Every accepted bid of a lot, in order, with the bidders' maxima.
+    """
+    GetLotResult: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetLotResultRequest, _room_service_pb2.GetLotResultResponse]  # type: ignore[assignment]
+    """How the lot ended."""
+    ListCrierActions: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ListCrierActionsRequest, _room_service_pb2.ListCrierActionsResponse]  # type: ignore[assignment]
+    """The crier's audit log: every crier, vendor and pause action on the lot."""
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The live room engine: one lot at a time per room, sharded by lot across room replicas.
-    The foundation declares the bidding core; the room-service issue fills in the remaining RPCs
-    (crier commands, floor bids, confirmation, vendor acceptance, buy-now).
+    """The live rooms: one lot per room, run by the room engines (docs/auction-formats.md), sharded by
+    lot across room replicas (docs/room-service.md). Any replica accepts any call and routes it to
+    the owner of the lot's partition; answers and errors come back unchanged.
+
+    Every mutating request carries request_id: a repeat returns the first answer (for a bid, the
+    client's bid id). Lot commands are answered only after their events are durably appended to the
+    lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
+    metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
+    REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
+    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    -- bidders ------------------------------------------------------------------------------------
     """
 
     @_abc_1.abstractmethod
@@ -70,7 +207,161 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _room_service_pb2.PlaceBidRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.PlaceBidResponse, _abc.Awaitable[_room_service_pb2.PlaceBidResponse]]:
-        """Place a bid (a maximum, for English proxy bidding). Idempotent by request_id (the client's bid id)."""
+        """Place a bid: the bidder's maximum for proxy English; the bid for rounds; "take the asking
+        price if it is at most max_amount" for crier lots; "take the current price" for Dutch.
+        request_id is the client's bid id.
+        """
+
+    @_abc_1.abstractmethod
+    def BuyNow(
+        self,
+        request: _room_service_pb2.BuyNowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.BuyNowResponse, _abc.Awaitable[_room_service_pb2.BuyNowResponse]]:
+        """English with a buy-now price, before the first bid."""
+
+    @_abc_1.abstractmethod
+    def PickOption(
+        self,
+        request: _room_service_pb2.PickOptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.PickOptionResponse, _abc.Awaitable[_room_service_pb2.PickOptionResponse]]:
+        """Lucky lots: pick one of the options (one pick per bidder per window)."""
+
+    @_abc_1.abstractmethod
+    def ConfirmWin(
+        self,
+        request: _room_service_pb2.ConfirmWinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.ConfirmWinResponse, _abc.Awaitable[_room_service_pb2.ConfirmWinResponse]]:
+        """The provisional winner (the caller) confirms or declines the win."""
+
+    @_abc_1.abstractmethod
+    def DeclineWin(
+        self,
+        request: _room_service_pb2.DeclineWinRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.DeclineWinResponse, _abc.Awaitable[_room_service_pb2.DeclineWinResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FloorBid(
+        self,
+        request: _room_service_pb2.FloorBidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.FloorBidResponse, _abc.Awaitable[_room_service_pb2.FloorBidResponse]]:
+        """-- the floor ------------------------------------------------------------------------------------
+
+        A paddle press from a quote-management device (its token's subject is the device id). The
+        paddle is resolved to its bidder through the sale's paddle registry.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterPaddle(
+        self,
+        request: _room_service_pb2.RegisterPaddleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.RegisterPaddleResponse, _abc.Awaitable[_room_service_pb2.RegisterPaddleResponse]]:
+        """Register (or re-assign) a paddle of a sale to a bidder."""
+
+    @_abc_1.abstractmethod
+    def AcceptByVendor(
+        self,
+        request: _room_service_pb2.AcceptByVendorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.AcceptByVendorResponse, _abc.Awaitable[_room_service_pb2.AcceptByVendorResponse]]:
+        """-- the vendor (the lot's seller) or a sale admin ----------------------------------------------
+
+        Take the standing bid: below the reserve when offered, or during a soft-close extension.
+        """
+
+    @_abc_1.abstractmethod
+    def DeclineByVendor(
+        self,
+        request: _room_service_pb2.DeclineByVendorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.DeclineByVendorResponse, _abc.Awaitable[_room_service_pb2.DeclineByVendorResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def OpenLot(
+        self,
+        request: _room_service_pb2.OpenLotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.OpenLotResponse, _abc.Awaitable[_room_service_pb2.OpenLotResponse]]:
+        """-- the crier ----------------------------------------------------------------------------------
+
+        Open the lot (any format); `asking` sets a crier lot's opening asking price.
+        """
+
+    @_abc_1.abstractmethod
+    def SetAsking(
+        self,
+        request: _room_service_pb2.SetAskingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SetAskingResponse, _abc.Awaitable[_room_service_pb2.SetAskingResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetIncrement(
+        self,
+        request: _room_service_pb2.SetIncrementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SetIncrementResponse, _abc.Awaitable[_room_service_pb2.SetIncrementResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GoingOnce(
+        self,
+        request: _room_service_pb2.GoingOnceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GoingOnceResponse, _abc.Awaitable[_room_service_pb2.GoingOnceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GoingTwice(
+        self,
+        request: _room_service_pb2.GoingTwiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GoingTwiceResponse, _abc.Awaitable[_room_service_pb2.GoingTwiceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Hammer(
+        self,
+        request: _room_service_pb2.HammerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.HammerResponse, _abc.Awaitable[_room_service_pb2.HammerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Pass(
+        self,
+        request: _room_service_pb2.PassRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.PassResponse, _abc.Awaitable[_room_service_pb2.PassResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Reopen(
+        self,
+        request: _room_service_pb2.ReopenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.ReopenResponse, _abc.Awaitable[_room_service_pb2.ReopenResponse]]:
+        """Take back a hammer or a pass within the lot's reopen grace."""
+
+    @_abc_1.abstractmethod
+    def UndoLastBid(
+        self,
+        request: _room_service_pb2.UndoLastBidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.UndoLastBidResponse, _abc.Awaitable[_room_service_pb2.UndoLastBidResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Pause(
+        self,
+        request: _room_service_pb2.PauseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.PauseResponse, _abc.Awaitable[_room_service_pb2.PauseResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _room_service_pb2.ResumeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.ResumeResponse, _abc.Awaitable[_room_service_pb2.ResumeResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetLotState(
@@ -78,7 +369,10 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _room_service_pb2.GetLotStateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.GetLotStateResponse, _abc.Awaitable[_room_service_pb2.GetLotStateResponse]]:
-        """The current public state of a lot."""
+        """-- anyone -------------------------------------------------------------------------------------
+
+        The current public state of a lot (from its owner: always up to date).
+        """
 
     @_abc_1.abstractmethod
     def Watch(
@@ -86,6 +380,36 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _room_service_pb2.WatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_room_service_pb2.WatchResponse], _abc.AsyncIterator[_room_service_pb2.WatchResponse]]:
-        """Stream the events of one or more lots, each from a given sequence (join late, resume without gaps)."""
+        """The public events of one or more lots (a watchlist), each lot from a given lot_sequence: join
+        late (after_sequence 0: from the start) and resume after a disconnect without gaps or
+        duplicates. Secrets (proxy maxima, the lucky option, paddle discounts) are never sent.
+        """
+
+    @_abc_1.abstractmethod
+    def ListBids(
+        self,
+        request: _room_service_pb2.ListBidsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.ListBidsResponse, _abc.Awaitable[_room_service_pb2.ListBidsResponse]]:
+        """-- reports (SQL projections of the event log; eventually consistent) ---------------------------
+
+        Every accepted bid of a lot, in order, with the bidders' maxima.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLotResult(
+        self,
+        request: _room_service_pb2.GetLotResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GetLotResultResponse, _abc.Awaitable[_room_service_pb2.GetLotResultResponse]]:
+        """How the lot ended."""
+
+    @_abc_1.abstractmethod
+    def ListCrierActions(
+        self,
+        request: _room_service_pb2.ListCrierActionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.ListCrierActionsResponse, _abc.Awaitable[_room_service_pb2.ListCrierActionsResponse]]:
+        """The crier's audit log: every crier, vendor and pause action on the lot."""
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,8 +7,8 @@ Entities stay plain dataclasses; a `Tracker` gives the unit of work what an ORM 
     changed columns are written;
   * optimistic locking — every UPDATE and DELETE names the `version` it read and bumps it; no row
     matched means a concurrent transaction changed it first (gavel_core.errors.Aborted);
-  * autoflush — pending inserts, updates and deletes are written before every query, so queries
-    see the transaction's own changes.
+  * autoflush — pending deletes, updates and inserts are written before every query and on
+    commit, so queries see the transaction's own changes.
 A unique-constraint violation while writing (two bidders taking one seat ordinal, a second active
 reservation, a second registration) is Aborted too: the client retries with the same request id.
 
@@ -210,20 +210,24 @@ class Tracker:
         return int(value)
 
     async def flush(self) -> None:
-        """Write every pending change: inserts (parents first), updates, then deletes (children first)."""
+        """Write every pending change: deletes (children first), updates, then inserts (parents first).
+
+        Deletes and updates go before inserts so that a row may take a unique value another row
+        gave up in the same transaction (a new active reservation after cancelling the old one).
+        """
         entries = sorted(self._entries.values(), key=lambda e: (e.mapper.rank, e.sequence))
         try:
-            for entry in entries:
-                if entry.snapshot is None and not entry.deleted:
-                    await self._insert(entry)
-            for entry in entries:
-                if entry.snapshot is not None and not entry.deleted:
-                    await self._update(entry)
             for entry in reversed(entries):
                 if entry.deleted:
                     if entry.snapshot is not None:
                         await self._delete(entry)
                     del self._entries[(entry.mapper.table.name, entry.key)]
+            for entry in entries:
+                if entry.snapshot is not None and not entry.deleted:
+                    await self._update(entry)
+            for entry in entries:
+                if entry.snapshot is None and not entry.deleted:
+                    await self._insert(entry)
         except IntegrityError:
             raise Aborted(f"a concurrent request changed the same records; {RETRY_HINT}") from None
 

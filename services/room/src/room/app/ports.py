@@ -1,0 +1,105 @@
+"""What the room's use cases need from the outside world (adapters implement these)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gavel_core.formats import LotTerms
+from room.app.model import Batch, LotInfo, StoredBatch
+
+
+class Clock(Protocol):
+    def __call__(self) -> int:
+        """Wall-clock milliseconds since the epoch: the `now_ms` every decision is made at."""
+        ...
+
+
+class WrongLastSequence(Exception):
+    """The lot's subject moved on since this replica read it: another owner appended. The
+    in-memory lot is stale and must be rebuilt from the log."""
+
+
+class AppendUnconfirmed(Exception):
+    """The append may or may not have been stored (timeout, connection lost): rebuild and look."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    stream_sequence: int
+    encoded: bytes
+
+
+class EventLog(Protocol):
+    """The lots' event log (JetStream subject gavel.room.lot.<lot_id>)."""
+
+    async def append(self, batch: Batch, expected_stream_sequence: int) -> Appended:
+        """Store the batch iff the lot's last stored batch has `expected_stream_sequence` (0: none).
+
+        Raises WrongLastSequence when another writer got there first and AppendUnconfirmed when the
+        outcome is unknown.
+        """
+        ...
+
+    async def read(self, lot_id: str, after_stream_sequence: int = 0) -> list[StoredBatch]:
+        """The lot's batches after a stream sequence, in order (all of them from 0)."""
+        ...
+
+
+class Announcer(Protocol):
+    """Tells watchers (on every replica) about a batch once it is stored."""
+
+    def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None: ...
+
+
+class ActiveLots(Protocol):
+    """The index of lots that may have a pending deadline, per partition: a new owner loads them so
+    their timers keep running after a failover (lots that are merely scheduled load on first touch)."""
+
+    async def mark(self, partition: int, lot_id: str) -> None: ...
+
+    async def unmark(self, partition: int, lot_id: str) -> None: ...
+
+    async def list(self, partition: int) -> list[str]: ...
+
+
+class TermsSource(Protocol):
+    """A lot's identity and terms when its log is still empty (the catalog's LotScheduled, kept in
+    the room's database, or the catalog's GetLot). None: no such live lot."""
+
+    async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None: ...
+
+
+class Seating(Protocol):
+    async def is_seated(self, lot: LotInfo, bidder_id: str) -> bool:
+        """Whether the bidder is seated in this lot (room) of a multi-room product."""
+        ...
+
+
+class PaddleRegistry(Protocol):
+    async def bidder_for(self, sale_id: str, paddle: str) -> str | None:
+        """The bidder holding the paddle in the sale, if it is registered."""
+        ...
+
+
+class Subscription(Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One batch of one lot as watchers get it: `payload` is the public message (adapter-defined)."""
+
+    lot_sequence: int
+    stream_sequence: int
+    payload: object
+
+
+class LiveFeedSource(Protocol):
+    """Batches as their owners announce them (at most once, in order per lot) and, to fill gaps and
+    serve late joiners, the log itself."""
+
+    def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> Subscription: ...
+
+    async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]: ...
