@@ -1,24 +1,222 @@
-"""Composition root of the room service: `python -m room.main [serve|migrate]`."""
+"""Composition root of the room service: `python -m room.main [serve|migrate]`.
+
+- `serve` (default): the shared runtime (gavel_kit.service) serves gavel.room.v1.RoomService on
+  GAVEL_ROOM_GRPC_PORT (default 50052) once its database is migrated and NATS is connected (stream
+  ROOM_EVENTS). Then this replica catches up on the payment service's bans and limits, claims its
+  share of the partitions and starts its timers, consumers and watch feeds (docs/room-service.md).
+- `migrate`: upgrade the room's tables (version table room_alembic_version) and exit.
+
+Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
+GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.5), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
+GAVEL_ROOM_MAX_IN_FLIGHT (256 appends), GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
+GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
+from collections.abc import Coroutine
+from typing import Any
+
 from gavel.room.v1 import room_service_pb2_grpc
-from gavel_kit.service import Runtime, ServiceDefinition
-from gavel_kit.service import main as run_service
+from gavel_kit import service
+from gavel_kit.logging import get_logger
+from gavel_kit.service import Hook, Runtime, ServiceDefinition
+from room.adapters import orm
+from room.adapters.catalog_client import CatalogClient
+from room.adapters.consumers import (
+    CATALOG_STREAM,
+    LOT_SCHEDULED,
+    LOT_STARTING,
+    DurableConsumer,
+    EligibilityFollower,
+    lot_starting_handler,
+    lot_terms_handler,
+    projections_handler,
+)
+from room.adapters.event_log import LOT_SUBJECTS, STREAM, STREAM_SPEC, JetStreamEventLog, NatsAnnouncer, NatsLiveFeeds
+from room.adapters.forwarding import CallRouter
+from room.adapters.grpc_servicer import RoomHandlers, RoomServicer
+from room.adapters.leases import KvActiveLots, KvLeaseStore
+from room.adapters.projections import CatalogCloser, Projector
+from room.adapters.repositories import CatalogCloses, Paddles, Reports, ScheduledLots
+from room.adapters.seating import SeatBook
+from room.adapters.settings import RoomSettings
+from room.adapters.settings import load as load_room_settings
+from room.app.eligibility import EligibilityBook
+from room.app.feeds import Feeds
+from room.app.lots import LotDeps, LotDirectory
+from room.app.ownership import Ownership
+from room.app.room import RoomService
+from room.app.timers import WakeUps
+
+log = get_logger("room.main")
+
+MIGRATIONS = "room.adapters:migrations"
+STREAMS = [STREAM_SPEC]
+EVICT_EVERY_S = 60
+EVICT_IDLE_MS = 10 * 60_000
+DRAIN_ON_HANDOVER_S = 0.5
 
 
-async def wire(runtime: Runtime) -> None:
-    # The process already runs with health, metrics, database and NATS, so the cluster has its final
-    # shape; until its issue builds the use cases, every RPC answers UNIMPLEMENTED (the generated base).
-    room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_service_pb2_grpc.RoomServiceServicer(), runtime.server)
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
-DEFINITION = ServiceDefinition(name="room", wire=wire)
+class _Partitions:
+    """What happens when this replica gains, hands back or loses a partition."""
+
+    def __init__(self, router: CallRouter, lots: LotDirectory, active: KvActiveLots, rt: Runtime) -> None:
+        self._router = router
+        self._lots = lots
+        self._active = active
+        self._rt = rt
+
+    async def gained(self, partition: int) -> None:
+        await self._router.serve(partition)
+        self._rt.spawn(self._load_active(partition), f"load-partition-{partition}")
+
+    async def _load_active(self, partition: int) -> None:
+        lot_ids = await self._active.list(partition)
+        if lot_ids:
+            log.info("loading active lots", partition=partition, lots=len(lot_ids))
+            await self._lots.load_lots(lot_ids)
+
+    async def releasing(self, partition: int) -> None:
+        await self._router.stop_serving(partition)
+        await self._lots.drain_partition(partition, DRAIN_ON_HANDOVER_S)
+
+    def lost(self, partition: int) -> None:
+        self._rt.spawn(self._router.stop_serving(partition), f"stop-partition-{partition}")
+        self._lots.drop_partition(partition)
+
+
+def make_wire(room_settings: RoomSettings | None = None) -> Hook:
+    async def wire(rt: Runtime) -> None:
+        settings = room_settings or load_room_settings()
+
+        def spawn(coro: Coroutine[Any, Any, Any]) -> object:
+            return rt.spawn(coro, "room")
+
+        catalog = (
+            CatalogClient(rt.settings.service_addresses["catalog"], rt.service_token)
+            if settings.catalog_calls
+            else None
+        )
+        clock = wall_clock_ms
+        book = EligibilityBook()
+        active = KvActiveLots(rt.nc, rt.js)
+        scheduled = ScheduledLots(rt.db, catalog)
+        ownership: Ownership | None = None
+
+        def owns(partition: int) -> bool:
+            return ownership is not None and ownership.owns(partition)
+
+        lots: LotDirectory | None = None
+
+        def fire(lot_id: str) -> None:
+            if lots is not None:
+                lots.wake(lot_id)
+
+        wakeups = WakeUps(clock, fire)
+        deps = LotDeps(
+            log=JetStreamEventLog(rt.nc, rt.js),
+            announcer=NatsAnnouncer(rt.nc),
+            active=active,
+            terms=scheduled,
+            clock=clock,
+            wakeups=wakeups,
+            append_slots=asyncio.Semaphore(settings.max_in_flight),
+            spawn=spawn,
+            closing_soon_ms=settings.closing_soon_ms,
+        )
+        lots = LotDirectory(deps, settings.partitions, owns)
+        paddles = Paddles(rt.db, clock)
+        room = RoomService(lots, book, SeatBook(rt.nc, catalog, clock), paddles)
+        router = CallRouter(
+            rt.nc, RoomHandlers(room).routes(), lots.partition_of, owns, spawn, settings.forward_timeout_s
+        )
+        feeds = Feeds(NatsLiveFeeds(rt.nc), spawn, clock)
+        servicer = RoomServicer(router, feeds, Reports(rt.db), paddles, rt.db)
+        room_service_pb2_grpc.add_RoomServiceServicer_to_server(servicer, rt.server)
+        ownership = Ownership(
+            settings.replica_id,
+            settings.partitions,
+            KvLeaseStore(rt.nc, rt.js, settings.lease_ttl_s),
+            _Partitions(router, lots, active, rt),
+            time.monotonic,
+            ttl_s=settings.lease_ttl_s,
+            renew_every_s=settings.renew_every_s,
+        )
+        leases = ownership
+
+        async def evict_idle_lots() -> None:
+            assert lots is not None
+            while True:
+                await asyncio.sleep(EVICT_EVERY_S)
+                lots.evict_idle(EVICT_IDLE_MS)
+
+        async def start(runtime: Runtime) -> None:
+            await active.check_partition_count(settings.partitions)
+            await EligibilityFollower(rt.nc, rt.js, book).start()
+            await leases.step()  # claim a first share before reporting SERVING
+            runtime.spawn(leases.run(), "partition-leases")
+            runtime.spawn(wakeups.run(), "lot-timers")
+            runtime.spawn(feeds.run(), "watch-feeds")
+            runtime.spawn(evict_idle_lots(), "evict-idle-lots")
+            consumers = [
+                DurableConsumer(
+                    rt.js, CATALOG_STREAM, "room-lot-terms", LOT_SCHEDULED, lot_terms_handler(scheduled, router.call)
+                ),
+                DurableConsumer(
+                    rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(router.call)
+                ),
+                DurableConsumer(
+                    rt.js, STREAM, "room-projections", LOT_SUBJECTS, projections_handler(Projector(rt.db)), batch=256
+                ),
+            ]
+            for consumer in consumers:
+                runtime.spawn(consumer.run(), consumer.durable)
+            if catalog is not None:
+                runtime.spawn(CatalogCloser(CatalogCloses(rt.db), catalog).run(), "catalog-closer")
+            log.info(
+                "room replica ready",
+                replica=settings.replica_id,
+                partitions=leases.owned_partitions(),
+                of=settings.partitions,
+            )
+
+        async def stop(runtime: Runtime) -> None:
+            await leases.release_all()
+            if catalog is not None:
+                await catalog.close()
+
+        rt.on_ready(start)
+        rt.on_stop(stop)
+
+    return wire
+
+
+def definition(room_settings: RoomSettings | None = None) -> ServiceDefinition:
+    """The room service; tests pass their own room settings."""
+    return ServiceDefinition(
+        name="room",
+        wire=make_wire(room_settings),
+        metadata=orm.metadata,
+        migrations=MIGRATIONS,
+        kit=orm.tables,
+        streams=STREAMS,
+    )
+
+
+DEFINITION = definition()
 
 
 def main() -> int:
-    return run_service(DEFINITION)
+    return service.main(DEFINITION)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

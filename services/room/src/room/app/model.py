@@ -78,6 +78,7 @@ class Batch:
     decided_at_ms: int
     events: tuple[RoomEvent, ...]
     after: LotSummary
+    currency: str  # of every amount in the batch (the lot's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class Receipt:
 
     lot_sequence: int
     fingerprint: str
+    currency: str
     price: int
     leader: str | None
     correct: bool | None = None

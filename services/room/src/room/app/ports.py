@@ -50,7 +50,7 @@ class EventLog(Protocol):
 class Announcer(Protocol):
     """Tells watchers (on every replica) about a batch once it is stored."""
 
-    def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None: ...
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None: ...
 
 
 class ActiveLots(Protocol):
@@ -84,7 +84,7 @@ class PaddleRegistry(Protocol):
 
 
 class Subscription(Protocol):
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,6 @@ class LiveFeedSource(Protocol):
     """Batches as their owners announce them (at most once, in order per lot) and, to fill gaps and
     serve late joiners, the log itself."""
 
-    def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> Subscription: ...
+    async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> Subscription: ...
 
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]: ...

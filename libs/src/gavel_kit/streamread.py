@@ -1,0 +1,124 @@
+"""Reading stored JetStream messages by subject without creating a consumer.
+
+Event-sourced services rebuild an entity by reading its subject from the start; a consumer per
+rebuild would cost a consumer create/delete round trip each and load the server's consumer
+machinery. JetStream's *direct get* answers from the stream itself, in batches
+(`{"seq": n, "next_by_subj": subject, "batch": k}`, nats-server 2.11+; the stream needs
+`allow_direct: true`), and can also return the last message of every subject matching a filter
+(`multi_last`), which is how a key-value bucket is read in one request. Streams without direct
+gets fall back to the stream's message-get API, one message per request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
+
+SEQUENCE = "Nats-Sequence"
+SUBJECT = "Nats-Subject"
+NUM_PENDING = "Nats-Num-Pending"
+STATUS = "Status"
+NO_MESSAGE = "404"
+END_OF_BATCH = "204"
+NO_RESPONDERS = "503"
+DEFAULT_BATCH = 500
+
+
+class DirectGetUnavailable(Exception):
+    """The stream does not answer direct gets (no `allow_direct`, or no such stream)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    subject: str
+    sequence: int
+    data: bytes
+    headers: dict[str, str]
+
+
+def _stored(msg: Msg) -> StoredMessage:
+    headers = dict(msg.headers or {})
+    return StoredMessage(headers.get(SUBJECT, ""), int(headers[SEQUENCE]), msg.data, headers)
+
+
+async def _batches(
+    nc: Client, stream: str, request: dict[str, object], timeout_s: float
+) -> tuple[list[StoredMessage], int]:
+    """One direct-get batch: the messages and how many more match after them."""
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox)
+    try:
+        await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
+        found: list[StoredMessage] = []
+        while True:
+            msg = await subscription.next_msg(timeout=timeout_s)
+            status = (msg.headers or {}).get(STATUS)
+            if status is None:
+                found.append(_stored(msg))
+                continue
+            if status == NO_MESSAGE:
+                return found, 0
+            if status == END_OF_BATCH:
+                return found, int((msg.headers or {}).get(NUM_PENDING, "0"))
+            if status == NO_RESPONDERS:
+                raise DirectGetUnavailable(stream)
+            raise RuntimeError(f"direct get from {stream} failed with status {status}: {msg.headers}")
+    finally:
+        await subscription.unsubscribe()
+
+
+async def read_subject(
+    nc: Client,
+    stream: str,
+    subject: str,
+    *,
+    after_sequence: int = 0,
+    batch: int = DEFAULT_BATCH,
+    timeout_s: float = 5.0,
+) -> list[StoredMessage]:
+    """Every message of `subject` with a stream sequence above `after_sequence`, in order."""
+    found: list[StoredMessage] = []
+    start = after_sequence + 1
+    try:
+        while True:
+            messages, pending = await _batches(
+                nc, stream, {"seq": start, "next_by_subj": subject, "batch": batch}, timeout_s
+            )
+            found.extend(messages)
+            if not messages or pending == 0:
+                return found
+            start = messages[-1].sequence + 1
+    except DirectGetUnavailable:
+        if found:
+            raise
+    return await _read_subject_one_by_one(nc, stream, subject, after_sequence, timeout_s)
+
+
+async def _read_subject_one_by_one(
+    nc: Client, stream: str, subject: str, after_sequence: int, timeout_s: float
+) -> list[StoredMessage]:
+    js = nc.jetstream(timeout=timeout_s)
+    found: list[StoredMessage] = []
+    start = after_sequence + 1
+    while True:
+        try:
+            raw = await js.get_msg(stream, seq=start, subject=subject, next=True)
+        except NotFoundError:
+            return found
+        sequence = int(raw.seq or 0)
+        found.append(StoredMessage(raw.subject or subject, sequence, raw.data or b"", dict(raw.headers or {})))
+        start = sequence + 1
+
+
+async def last_per_subject(
+    nc: Client, stream: str, subjects: list[str], *, batch: int = 10_000, timeout_s: float = 5.0
+) -> list[StoredMessage]:
+    """The last message of every subject matching any of the filters (direct get `multi_last`)."""
+    messages, pending = await _batches(nc, stream, {"multi_last": subjects, "batch": batch}, timeout_s)
+    if pending:
+        raise RuntimeError(f"more than {batch} subjects match {subjects} in {stream}")
+    return messages

@@ -1,0 +1,270 @@
+"""What the room reads from JetStream besides its lots' logs.
+
+Durable consumers (shared by the replicas: each message is handled by one of them):
+- `room-lot-terms` on CATALOG, `gavel.catalog.lot_scheduled.>`: store the lot's terms (room_lots)
+  and have the lot's owner start its log with LotConfigured.
+- `room-lot-starting` on CATALOG, `gavel.catalog.lot_starting.>`: have the owner open the lot
+  (crier lots are opened by their crier instead).
+- `room-projections` on ROOM_EVENTS, `gavel.room.lot.>`: the SQL projections and the catalog-close
+  queue (room.adapters.projections).
+
+Per-replica followers (ordered consumers, no durable state: every replica needs every event):
+- the payment service's bans and bid limits, `gavel.payment.bidder.>` on PAYMENT_EVENTS, into the
+  replica's EligibilityBook, read from the start when the replica starts; the replica reports
+  SERVING only once it has caught up, so a restarted replica never admits a banned bidder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from gavel.catalog.v1 import resources_pb2 as res
+from gavel.events.v1 import catalog_events_pb2 as cev
+from gavel.events.v1 import eligibility_events_pb2 as eev
+from gavel.events.v1 import room_events_pb2 as ev
+from gavel_core.auth import Principal, Role
+from gavel_core.errors import GavelError, NotFound
+from gavel_kit.logging import get_logger
+from gavel_kit.nats import StreamSpec
+from room.adapters.codec import batch_from_message, is_live_format
+from room.adapters.projections import Projector
+from room.adapters.repositories import ScheduledLots
+from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook, EligibilityEvent
+
+log = get_logger("room.consumers")
+
+CATALOG_STREAM = "CATALOG"
+LOT_SCHEDULED = "gavel.catalog.lot_scheduled.>"
+LOT_STARTING = "gavel.catalog.lot_starting.>"
+PAYMENT_STREAM = "PAYMENT_EVENTS"
+PAYMENT_SPEC = StreamSpec(
+    name=PAYMENT_STREAM,
+    subjects=["gavel.payment.>"],
+    description="Payment events (owned by the payment service; created by the room if missing)",
+)
+BIDDER_EVENTS = "gavel.payment.bidder.>"
+ROOM_SERVICE = Principal(subject="svc:room", roles=frozenset({Role.SERVICE}), display_name="room")
+RETRY_DELAY_S = 1.0
+RESUBSCRIBE_DELAY_S = 2.0
+
+Handle = Callable[[Sequence[Msg]], Awaitable[Sequence[Msg]]]
+
+
+class DurableConsumer:
+    """A durable pull consumer: fetch a batch, handle it, ack what worked, redeliver the rest later.
+
+    `handle` returns the messages to try again (negatively acknowledged with a delay); an
+    exception retries the whole batch. A missing stream (the catalog not started yet) is waited for.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        filter_subject: str,
+        handle: Handle,
+        *,
+        batch: int = 100,
+        ack_wait_s: float = 30,
+    ) -> None:
+        self._js = js
+        self.stream = stream
+        self.durable = durable
+        self._filter = filter_subject
+        self._handle = handle
+        self._batch = batch
+        self._ack_wait_s = ack_wait_s
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=self._filter,
+            ack_wait=self._ack_wait_s,
+            max_ack_pending=10_000,
+        )
+        try:
+            await self._js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await self._js.add_consumer(self.stream, config)
+        return await self._js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                subscription = await self._subscribe()
+            except Exception as exc:
+                log.info("consumer waiting for its stream", consumer=self.durable, stream=self.stream, error=repr(exc))
+                await asyncio.sleep(RESUBSCRIBE_DELAY_S)
+                continue
+            await self._consume(subscription)
+            await asyncio.sleep(RESUBSCRIBE_DELAY_S)
+
+    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(self._batch, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            except Exception as exc:
+                log.warning("consumer fetch failed; resubscribing", consumer=self.durable, error=repr(exc))
+                return
+            try:
+                retry = set(map(id, await self._handle(messages)))
+            except Exception:
+                log.exception("consumer batch failed; redelivering", consumer=self.durable)
+                retry = set(map(id, messages))
+            for message in messages:
+                try:
+                    if id(message) in retry:
+                        await message.nak(delay=RETRY_DELAY_S)
+                    else:
+                        await message.ack()
+                except nats.errors.Error:
+                    log.warning("could not acknowledge", consumer=self.durable)
+
+
+# -- handlers -------------------------------------------------------------------------------------------
+
+RouteCall = Callable[[str, str, object, Principal], Awaitable[object]]
+
+
+def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
+    """room-lot-terms: keep the terms, then have the owner write the lot's first batch."""
+
+    async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
+        retry: list[Msg] = []
+        for message in messages:
+            event = cev.LotScheduled.FromString(message.data)
+            lot = event.lot if event.HasField("lot") else res.Lot()
+            if not is_live_format(lot.format):
+                continue  # tenders run in the tender service
+            if not lot.id:
+                lot.id = event.lot_id
+            try:
+                await scheduled.store(lot)
+                await route("ConfigureLot", lot.id, lot, ROOM_SERVICE)
+            except GavelError as exc:
+                log.warning("lot could not be configured", lot_id=lot.id, error=exc.message)
+            except Exception:
+                log.warning("configuring a scheduled lot failed; will retry", lot_id=lot.id, exc_info=True)
+                retry.append(message)
+        return retry
+
+    return handle
+
+
+def lot_starting_handler(route: RouteCall) -> Handle:
+    """room-lot-starting: the catalog started a lot; its owner opens it."""
+
+    async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
+        retry: list[Msg] = []
+        for message in messages:
+            event = cev.LotStarting.FromString(message.data)
+            if not is_live_format(event.format):
+                continue
+            try:
+                await route("StartLot", event.lot_id, event, ROOM_SERVICE)
+            except NotFound:
+                retry.append(message)  # its LotScheduled has not been handled yet
+            except GavelError as exc:
+                log.warning("lot could not be opened", lot_id=event.lot_id, error=exc.message)
+            except Exception:
+                log.warning("opening a started lot failed; will retry", lot_id=event.lot_id, exc_info=True)
+                retry.append(message)
+        return retry
+
+    return handle
+
+
+def projections_handler(projector: Projector) -> Handle:
+    async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
+        batches = []
+        for message in messages:
+            batches.append(
+                (message.metadata.sequence.stream, batch_from_message(ev.LotEventBatch.FromString(message.data)))
+            )
+        await projector.project(batches)
+        return ()
+
+    return handle
+
+
+# -- the payment service's eligibility events ------------------------------------------------------------
+
+
+def eligibility_event(subject: str, data: bytes) -> EligibilityEvent | None:
+    """gavel.payment.bidder.<kind>.<bidder_id> → the event (None: a kind the room does not use)."""
+    parts = subject.split(".")
+    kind = parts[3] if len(parts) >= 5 else ""
+    if kind == "banned":
+        banned = eev.BidderBanned.FromString(data)
+        return BidderBanned(banned.bidder_id, banned.sale_id)
+    if kind == "unbanned":
+        unbanned = eev.BidderUnbanned.FromString(data)
+        return BidderUnbanned(unbanned.bidder_id, unbanned.sale_id)
+    if kind == "bid_limit_set":
+        limit = eev.BidLimitSet.FromString(data)
+        if limit.HasField("limit"):
+            return BidLimitSet(limit.bidder_id, limit.sale_id, limit.limit.amount_minor, limit.limit.currency)
+        return BidLimitSet(limit.bidder_id, limit.sale_id, None)
+    return None
+
+
+async def ensure_stream_exists(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create a stream another service owns if it is missing; never change its configuration."""
+    try:
+        await js.stream_info(spec.name)
+    except NotFoundError:
+        config: StreamConfig = spec.config()
+        try:
+            await js.add_stream(config)
+            log.info("stream created", stream=spec.name)
+        except Exception:  # created concurrently by its owner or another replica
+            await js.stream_info(spec.name)
+
+
+class EligibilityFollower:
+    """Every replica's own reader of the bidder events (an ordered consumer from the first message)."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, book: EligibilityBook) -> None:
+        self._nc = nc
+        self._js = js
+        self._book = book
+        self._last_sequence = 0
+        self.applied = 0
+
+    async def start(self, catch_up_timeout_s: float = 30.0) -> None:
+        await ensure_stream_exists(self._js, PAYMENT_SPEC)
+        subscription = await self._js.subscribe(
+            BIDDER_EVENTS, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, cb=self._on_message
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + catch_up_timeout_s
+        while loop.time() < deadline:
+            info = await subscription.consumer_info()
+            if info.num_pending == 0 and self._last_sequence >= (info.delivered.stream_seq or 0):
+                log.info("eligibility caught up", events=self.applied)
+                return
+            await asyncio.sleep(0.02)
+        log.warning("eligibility events not caught up in time; serving with what was read", events=self.applied)
+
+    async def _on_message(self, message: Msg) -> None:
+        try:
+            event = eligibility_event(message.subject, message.data)
+            if event is not None:
+                self._book.apply(event)
+                self.applied += 1
+        except Exception:
+            log.warning("bad eligibility event", subject=message.subject, exc_info=True)
+        self._last_sequence = message.metadata.sequence.stream

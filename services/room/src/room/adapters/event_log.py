@@ -1,0 +1,149 @@
+"""The lots' log on JetStream, and the announcements watchers follow.
+
+Stream ROOM_EVENTS holds subjects `gavel.room.lot.<lot_id>`: one LotEventBatch per accepted
+command, appended with `Nats-Msg-Id = <lot_id>:<command_id>` (scoped by lot, so two lots' client
+ids never collide in the stream-wide dedupe window) and `Nats-Expected-Last-Subject-Sequence` =
+the stream sequence of the lot's previous batch (0 for the first). Rebuilding a lot reads its
+subject with batched direct gets (the stream allows them), no consumer.
+
+Once a batch is stored its owner announces the same bytes on `gavel.room.live.<lot_id>` (core
+NATS, header `Gavel-Stream-Sequence`). Watchers do not subscribe to the lot subject itself on
+purpose: a core subscriber there also receives appends the stream *refuses* (a stale owner's
+batch failing its expected-sequence check), so it would show events that never happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+
+from gavel.events.v1 import room_events_pb2 as ev
+from gavel_core.errors import FieldViolation, InvalidArgument, Unavailable
+from gavel_kit import nats as gavel_nats
+from gavel_kit.logging import get_logger
+from gavel_kit.nats import StreamSpec
+from gavel_kit.streamread import read_subject
+from room.adapters.codec import EVENT_TYPE, batch_from_message, encode_batch, watch_response
+from room.app.model import Batch, StoredBatch
+from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
+
+log = get_logger("room.event_log")
+
+STREAM = "ROOM_EVENTS"
+LOT_SUBJECTS = "gavel.room.lot.>"
+STREAM_SPEC = StreamSpec(
+    name=STREAM,
+    subjects=[LOT_SUBJECTS],
+    description="Room lots' event logs: one LotEventBatch per accepted command (docs/room-service.md)",
+    duplicate_window_s=120,
+    extra={"allow_direct": True},
+)
+STREAM_SEQUENCE = "Gavel-Stream-Sequence"
+WRONG_LAST_SEQUENCE = 10071
+LOT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def lot_subject(lot_id: str) -> str:
+    return f"gavel.room.lot.{lot_id}"
+
+
+def live_subject(lot_id: str) -> str:
+    return f"gavel.room.live.{lot_id}"
+
+
+def valid_lot_id(lot_id: str, field: str = "lot_id") -> str:
+    """Lot ids become subject tokens: letters, digits, '-' and '_' only (UUIDs and ULIDs fit)."""
+    if not LOT_ID.match(lot_id):
+        raise InvalidArgument([FieldViolation(field, "1 to 128 letters, digits, '-' or '_'")])
+    return lot_id
+
+
+class JetStreamEventLog:
+    def __init__(self, nc: Client, js: JetStreamContext, ack_wait_s: float = 5.0) -> None:
+        self._nc = nc
+        self._js = js
+        self._ack_wait_s = ack_wait_s
+
+    async def append(self, batch: Batch, expected_stream_sequence: int) -> Appended:
+        data = encode_batch(batch)
+        try:
+            ack = await gavel_nats.publish(
+                self._js,
+                lot_subject(batch.lot_id),
+                data,
+                msg_id=f"{batch.lot_id}:{batch.command_id}",
+                event_type=EVENT_TYPE,
+                expected_last_subject_sequence=expected_stream_sequence,
+                ack_wait_s=self._ack_wait_s,
+            )
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise WrongLastSequence(str(exc.description)) from None
+            raise AppendUnconfirmed(repr(exc)) from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise AppendUnconfirmed(repr(exc)) from exc
+        if ack.duplicate:  # this command id is already stored: the rebuilt lot has its answer
+            raise AppendUnconfirmed("duplicate")
+        return Appended(ack.seq, data)
+
+    async def read(self, lot_id: str, after_stream_sequence: int = 0) -> list[StoredBatch]:
+        try:
+            messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise Unavailable(f"the event log of lot {lot_id!r} cannot be read right now; retry") from exc
+        return [
+            StoredBatch(batch_from_message(ev.LotEventBatch.FromString(m.data)), m.sequence, m.data) for m in messages
+        ]
+
+
+class NatsAnnouncer:
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+        try:
+            await self._nc.publish(live_subject(lot_id), encoded, headers={STREAM_SEQUENCE: str(stream_sequence)})
+        except nats.errors.Error:  # watchers fill the gap from the log
+            log.warning("announcement failed", lot_id=lot_id)
+
+
+class _Subscription:
+    def __init__(self, subscription: NatsSubscription) -> None:
+        self._subscription = subscription
+
+    async def close(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._subscription.unsubscribe()
+
+
+def feed_item(message: ev.LotEventBatch, stream_sequence: int) -> FeedItem:
+    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message))
+
+
+class NatsLiveFeeds:
+    """The watchers' side: announcements (core NATS) and the log (direct gets), as FeedItems."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+
+    async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> _Subscription:
+        async def on_message(msg: Msg) -> None:
+            try:
+                sequence = int((msg.headers or {})[STREAM_SEQUENCE])
+                deliver(feed_item(ev.LotEventBatch.FromString(msg.data), sequence))
+            except Exception:
+                log.warning("bad announcement", lot_id=lot_id, exc_info=True)
+
+        return _Subscription(await self._nc.subscribe(live_subject(lot_id), cb=on_message))
+
+    async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]:
+        messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
+        return [feed_item(ev.LotEventBatch.FromString(m.data), m.sequence) for m in messages]

@@ -1,0 +1,450 @@
+"""gavel.room.v1.RoomService over gRPC.
+
+Lot calls are routed (room.adapters.forwarding): the handlers below run on the replica that owns
+the lot's partition, with the caller the entry replica authenticated. Watch, the paddle registry
+and the reports run on the replica that took the call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
+
+from gavel.catalog.v1 import resources_pb2 as res
+from gavel.common.v1.money_pb2 import Money
+from gavel.common.v1.paging_pb2 import PageInfo, PageRequest
+from gavel.events.v1 import catalog_events_pb2 as cev
+from gavel.room.v1 import room_service_pb2 as pb
+from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
+from gavel_core.auth import Principal
+from gavel_core.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
+from gavel_kit.auth import current_principal
+from gavel_kit.db import Database, SqlUnitOfWork, run_idempotent, utcnow
+from room.adapters import orm
+from room.adapters.codec import lot_from_message, lot_state_message, timestamp
+from room.adapters.event_log import valid_lot_id
+from room.adapters.forwarding import CallRouter, Route
+from room.adapters.repositories import PaddleRecord, Paddles, Reports
+from room.app.feeds import Feeds, Watcher, WatcherOverflow
+from room.app.room import Outcome, RoomService
+
+SERVICE = "gavel.room.v1.RoomService"
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_WATCHED_LOTS = 100
+WATCHER_QUEUE_LIMIT = 10_000
+
+
+def fingerprint(method: str, caller: Principal, request: Message) -> str:
+    """A digest of who asked what: a request id reused for another request is refused."""
+    digest = hashlib.sha256(f"{method}\n{caller.subject}\n".encode())
+    digest.update(request.SerializeToString(deterministic=True))
+    return digest.hexdigest()[:32]
+
+
+def _money(amount: int | None, currency: str) -> Money | None:
+    return None if amount is None else Money(amount_minor=amount, currency=currency)
+
+
+def _result(outcome: Outcome) -> pb.LotCommandResult:
+    return pb.LotCommandResult(lot_sequence=outcome.receipt.lot_sequence, state=lot_state_message(outcome.view))
+
+
+class RoomHandlers:
+    """Each lot RPC as `(request, caller) -> response`, run by the lot's owner."""
+
+    def __init__(self, room: RoomService) -> None:
+        self._room = room
+
+    def routes(self) -> dict[str, Route]:
+        simple: dict[str, tuple[type[Message], type[Message]]] = {
+            "ConfirmWin": (pb.ConfirmWinRequest, pb.ConfirmWinResponse),
+            "DeclineWin": (pb.DeclineWinRequest, pb.DeclineWinResponse),
+            "AcceptByVendor": (pb.AcceptByVendorRequest, pb.AcceptByVendorResponse),
+            "DeclineByVendor": (pb.DeclineByVendorRequest, pb.DeclineByVendorResponse),
+            "GoingOnce": (pb.GoingOnceRequest, pb.GoingOnceResponse),
+            "GoingTwice": (pb.GoingTwiceRequest, pb.GoingTwiceResponse),
+            "Hammer": (pb.HammerRequest, pb.HammerResponse),
+            "Pass": (pb.PassRequest, pb.PassResponse),
+            "Reopen": (pb.ReopenRequest, pb.ReopenResponse),
+            "UndoLastBid": (pb.UndoLastBidRequest, pb.UndoLastBidResponse),
+            "Pause": (pb.PauseRequest, pb.PauseResponse),
+            "Resume": (pb.ResumeRequest, pb.ResumeResponse),
+        }
+        routes = {
+            name: Route(request_type, response_type, self._simple(name, response_type))
+            for name, (request_type, response_type) in simple.items()
+        }
+        routes.update(
+            {
+                "PlaceBid": Route(pb.PlaceBidRequest, pb.PlaceBidResponse, self.place_bid),
+                "BuyNow": Route(pb.BuyNowRequest, pb.BuyNowResponse, self.buy_now),
+                "PickOption": Route(pb.PickOptionRequest, pb.PickOptionResponse, self.pick_option),
+                "FloorBid": Route(pb.FloorBidRequest, pb.FloorBidResponse, self.floor_bid),
+                "OpenLot": Route(pb.OpenLotRequest, pb.OpenLotResponse, self.open_lot),
+                "SetAsking": Route(pb.SetAskingRequest, pb.SetAskingResponse, self.set_asking),
+                "SetIncrement": Route(pb.SetIncrementRequest, pb.SetIncrementResponse, self.set_increment),
+                "GetLotState": Route(pb.GetLotStateRequest, pb.GetLotStateResponse, self.get_lot_state),
+                "ConfigureLot": Route(res.Lot, empty_pb2.Empty, self.configure_lot),
+                "StartLot": Route(cev.LotStarting, empty_pb2.Empty, self.start_lot),
+            }
+        )
+        return routes
+
+    async def place_bid(self, request: pb.PlaceBidRequest, caller: Principal) -> pb.PlaceBidResponse:
+        amount = request.max_amount
+        receipt = await self._room.place_bid(
+            caller,
+            request.lot_id,
+            request.request_id,
+            amount.amount_minor,
+            amount.currency,
+            fingerprint("PlaceBid", caller, request),
+        )
+        return pb.PlaceBidResponse(
+            lot_sequence=receipt.lot_sequence,
+            price=Money(amount_minor=receipt.price, currency=receipt.currency),
+            leader_id=receipt.leader or "",
+            leading=receipt.leader == caller.subject,
+        )
+
+    async def buy_now(self, request: pb.BuyNowRequest, caller: Principal) -> pb.BuyNowResponse:
+        outcome = await self._room.buy_now(
+            caller, request.lot_id, request.request_id, fingerprint("BuyNow", caller, request)
+        )
+        receipt = outcome.receipt
+        return pb.BuyNowResponse(
+            lot_sequence=receipt.lot_sequence,
+            price=Money(amount_minor=receipt.price, currency=receipt.currency),
+            state=lot_state_message(outcome.view),
+        )
+
+    async def pick_option(self, request: pb.PickOptionRequest, caller: Principal) -> pb.PickOptionResponse:
+        outcome = await self._room.pick_option(
+            caller, request.lot_id, request.request_id, request.option, fingerprint("PickOption", caller, request)
+        )
+        return pb.PickOptionResponse(
+            lot_sequence=outcome.receipt.lot_sequence,
+            correct=bool(outcome.receipt.correct),
+            state=lot_state_message(outcome.view),
+        )
+
+    async def floor_bid(self, request: pb.FloorBidRequest, caller: Principal) -> pb.FloorBidResponse:
+        outcome = await self._room.floor_bid(
+            caller,
+            request.lot_id,
+            request.request_id,
+            request.paddle,
+            request.force,
+            request.press_ms,
+            fingerprint("FloorBid", caller, request),
+        )
+        receipt = outcome.receipt
+        return pb.FloorBidResponse(
+            lot_sequence=receipt.lot_sequence,
+            bidder_id=receipt.bidder or "",
+            amount=_money(receipt.amount, receipt.currency),
+            jumps=receipt.jumps or 0,
+            state=lot_state_message(outcome.view),
+        )
+
+    async def open_lot(self, request: pb.OpenLotRequest, caller: Principal) -> pb.OpenLotResponse:
+        asking = request.asking if request.HasField("asking") else None
+        outcome = await self._room.open_lot(
+            caller,
+            request.lot_id,
+            request.request_id,
+            asking.amount_minor if asking is not None else None,
+            asking.currency if asking is not None else "",
+            fingerprint("OpenLot", caller, request),
+        )
+        return pb.OpenLotResponse(result=_result(outcome))
+
+    async def set_asking(self, request: pb.SetAskingRequest, caller: Principal) -> pb.SetAskingResponse:
+        outcome = await self._room.set_asking(
+            caller,
+            request.lot_id,
+            request.request_id,
+            request.asking.amount_minor,
+            request.asking.currency,
+            fingerprint("SetAsking", caller, request),
+        )
+        return pb.SetAskingResponse(result=_result(outcome))
+
+    async def set_increment(self, request: pb.SetIncrementRequest, caller: Principal) -> pb.SetIncrementResponse:
+        increment = request.increment if request.HasField("increment") else None
+        outcome = await self._room.set_increment(
+            caller,
+            request.lot_id,
+            request.request_id,
+            increment.amount_minor if increment is not None else None,
+            increment.currency if increment is not None else "",
+            fingerprint("SetIncrement", caller, request),
+        )
+        return pb.SetIncrementResponse(result=_result(outcome))
+
+    def _simple(self, name: str, response_type: type[Message]) -> Callable[[Any, Principal], Any]:
+        room = self._room
+
+        async def handle(request: Any, caller: Principal) -> Message:
+            digest = fingerprint(name, caller, request)
+            if name == "ConfirmWin":
+                outcome = await room.confirm_win(caller, request.lot_id, request.request_id, digest)
+            elif name == "DeclineWin":
+                outcome = await room.decline_win(caller, request.lot_id, request.request_id, digest)
+            elif name == "AcceptByVendor":
+                outcome = await room.vendor_accept(caller, request.lot_id, request.request_id, digest)
+            elif name == "DeclineByVendor":
+                outcome = await room.vendor_decline(caller, request.lot_id, request.request_id, digest)
+            else:
+                outcome = await room.crier(caller, request.lot_id, request.request_id, name, digest)
+            return response_type(result=_result(outcome))
+
+        return handle
+
+    async def get_lot_state(self, request: pb.GetLotStateRequest, caller: Principal) -> pb.GetLotStateResponse:
+        return pb.GetLotStateResponse(state=lot_state_message(await self._room.lot_state(request.lot_id)))
+
+    async def configure_lot(self, request: res.Lot, caller: Principal) -> empty_pb2.Empty:
+        info, terms = lot_from_message(request)
+        await self._room.configure(info, terms)
+        return empty_pb2.Empty()
+
+    async def start_lot(self, request: cev.LotStarting, caller: Principal) -> empty_pb2.Empty:
+        await self._room.start(request.lot_id, caller.subject)
+        return empty_pb2.Empty()
+
+
+def _page(request: PageRequest) -> tuple[int, int]:
+    size = request.page_size or DEFAULT_PAGE
+    if not 0 < size <= MAX_PAGE:
+        raise InvalidArgument([FieldViolation("page.page_size", f"1 to {MAX_PAGE}")])
+    token = request.page_token
+    if token and not token.isdigit():
+        raise InvalidArgument([FieldViolation("page.page_token", "use the next_page_token of the previous page")])
+    return int(token or 0), size
+
+
+class RoomServicer(pb_grpc.RoomServiceServicer):
+    def __init__(self, router: CallRouter, feeds: Feeds, reports: Reports, paddles: Paddles, db: Database) -> None:
+        self._router = router
+        self._feeds = feeds
+        self._reports = reports
+        self._paddles = paddles
+        self._db = db
+
+    async def _route(self, method: str, request: Any) -> Any:
+        lot_id = valid_lot_id(request.lot_id)
+        return await self._router.call(method, lot_id, request, current_principal())
+
+    # -- routed to the lot's owner ------------------------------------------------------------------------
+
+    async def PlaceBid(self, request: pb.PlaceBidRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("PlaceBid", request)
+
+    async def BuyNow(self, request: pb.BuyNowRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("BuyNow", request)
+
+    async def PickOption(self, request: pb.PickOptionRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("PickOption", request)
+
+    async def ConfirmWin(self, request: pb.ConfirmWinRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("ConfirmWin", request)
+
+    async def DeclineWin(self, request: pb.DeclineWinRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("DeclineWin", request)
+
+    async def FloorBid(self, request: pb.FloorBidRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("FloorBid", request)
+
+    async def AcceptByVendor(self, request: pb.AcceptByVendorRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("AcceptByVendor", request)
+
+    async def DeclineByVendor(self, request: pb.DeclineByVendorRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("DeclineByVendor", request)
+
+    async def OpenLot(self, request: pb.OpenLotRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("OpenLot", request)
+
+    async def SetAsking(self, request: pb.SetAskingRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("SetAsking", request)
+
+    async def SetIncrement(self, request: pb.SetIncrementRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("SetIncrement", request)
+
+    async def GoingOnce(self, request: pb.GoingOnceRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("GoingOnce", request)
+
+    async def GoingTwice(self, request: pb.GoingTwiceRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("GoingTwice", request)
+
+    async def Hammer(self, request: pb.HammerRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("Hammer", request)
+
+    async def Pass(self, request: pb.PassRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("Pass", request)
+
+    async def Reopen(self, request: pb.ReopenRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("Reopen", request)
+
+    async def UndoLastBid(self, request: pb.UndoLastBidRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("UndoLastBid", request)
+
+    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("Pause", request)
+
+    async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("Resume", request)
+
+    async def GetLotState(self, request: pb.GetLotStateRequest, context: grpc.aio.ServicerContext) -> Any:
+        return await self._route("GetLotState", request)
+
+    # -- served here ----------------------------------------------------------------------------------------
+
+    async def Watch(
+        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchResponse]:
+        cursors = list(request.lots)
+        if not 1 <= len(cursors) <= MAX_WATCHED_LOTS:
+            raise InvalidArgument([FieldViolation("lots", f"watch 1 to {MAX_WATCHED_LOTS} lots")])
+        seen: set[str] = set()
+        for index, cursor in enumerate(cursors):
+            valid_lot_id(cursor.lot_id, f"lots[{index}].lot_id")
+            if cursor.lot_id in seen:
+                raise InvalidArgument([FieldViolation(f"lots[{index}].lot_id", "each lot at most once")])
+            seen.add(cursor.lot_id)
+        watcher = Watcher(WATCHER_QUEUE_LIMIT)
+        for cursor in cursors:
+            self._feeds.watch(watcher, cursor.lot_id, cursor.after_sequence)
+        try:
+            while True:
+                try:
+                    _, item = await watcher.next()
+                except WatcherOverflow:
+                    raise ResourceExhausted(
+                        "this watcher fell too far behind; resume from the last lot_sequence received"
+                    ) from None
+                response = item.payload
+                assert isinstance(response, pb.WatchResponse)
+                yield response
+        finally:
+            self._feeds.unwatch(watcher)
+
+    async def RegisterPaddle(
+        self, request: pb.RegisterPaddleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterPaddleResponse:
+        caller = current_principal()
+        violations = []
+        if not request.request_id:
+            violations.append(FieldViolation("request_id", "required"))
+        if not request.sale_id:
+            violations.append(FieldViolation("sale_id", "required"))
+        if not 1 <= len(request.paddle) <= 32:
+            violations.append(FieldViolation("paddle", "1 to 32 characters"))
+        if not request.bidder_id:
+            violations.append(FieldViolation("bidder_id", "required"))
+        if violations:
+            raise InvalidArgument(violations)
+
+        async def register(uow: SqlUnitOfWork) -> bytes:
+            record = PaddleRecord(request.sale_id, request.paddle, request.bidder_id, caller.subject, utcnow())
+            await self._paddles.register(uow.session, record)
+            paddle = pb.Paddle(
+                sale_id=record.sale_id,
+                paddle=record.paddle,
+                bidder_id=record.bidder_id,
+                registered_by=record.registered_by,
+                registered_at=timestamp(int(record.registered_at.timestamp() * 1000)),
+            )
+            return pb.RegisterPaddleResponse(paddle=paddle).SerializeToString()
+
+        answer = await run_idempotent(
+            lambda: SqlUnitOfWork(self._db, orm.tables),
+            caller=caller.subject,
+            method=f"/{SERVICE}/RegisterPaddle",
+            request_id=request.request_id,
+            request_bytes=request.SerializeToString(deterministic=True),
+            action=register,
+        )
+        return pb.RegisterPaddleResponse.FromString(answer)
+
+    async def ListBids(self, request: pb.ListBidsRequest, context: grpc.aio.ServicerContext) -> pb.ListBidsResponse:
+        lot_id = valid_lot_id(request.lot_id)
+        offset, size = _page(request.page)
+        page = await self._reports.bids(lot_id, offset, size)
+        bids = [
+            pb.BidRecord(
+                lot_id=row.lot_id,
+                lot_sequence=row.lot_sequence,
+                bid_id=row.bid_id,
+                bidder_id=row.bidder_id,
+                source=row.source,
+                amount=Money(amount_minor=row.amount_minor, currency=row.currency),
+                price=Money(amount_minor=row.price_minor, currency=row.currency),
+                leader_id=row.leader_id,
+                paddle=row.paddle,
+                placed_at=timestamp(_ms(row.placed_at)),
+                undone=row.undone,
+            )
+            for row in page.rows
+        ]
+        return pb.ListBidsResponse(bids=bids, page=_page_info(page.next_offset, page.total))
+
+    async def GetLotResult(
+        self, request: pb.GetLotResultRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLotResultResponse:
+        lot_id = valid_lot_id(request.lot_id)
+        found = await self._reports.result(lot_id)
+        if found is None:
+            raise NotFound("lot result", lot_id)
+        row, penalised = found
+        result = pb.LotResult(
+            lot_id=row.lot_id,
+            outcome=row.outcome,
+            buyer_id=row.buyer_id,
+            source=row.source,
+            paddle=row.paddle,
+            discount_bp=row.discount_bp,
+            unsold_reason=row.unsold_reason,
+            decided_at=timestamp(_ms(row.decided_at)),
+            penalised=penalised,
+        )
+        if row.hammer_minor is not None:
+            result.hammer_price.CopyFrom(Money(amount_minor=row.hammer_minor, currency=row.currency))
+        return pb.GetLotResultResponse(result=result)
+
+    async def ListCrierActions(
+        self, request: pb.ListCrierActionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCrierActionsResponse:
+        lot_id = valid_lot_id(request.lot_id)
+        offset, size = _page(request.page)
+        page = await self._reports.crier_actions(lot_id, offset, size)
+        actions = [
+            pb.CrierAction(
+                lot_id=row.lot_id,
+                lot_sequence=row.lot_sequence,
+                action=row.action,
+                actor_id=row.actor_id,
+                at=timestamp(_ms(row.at)),
+                details=json.loads(row.details),
+            )
+            for row in page.rows
+        ]
+        return pb.ListCrierActionsResponse(actions=actions, page=_page_info(page.next_offset, page.total))
+
+
+def _ms(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes for UTC columns
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _page_info(next_offset: int | None, total: int) -> PageInfo:
+    return PageInfo(next_page_token=str(next_offset) if next_offset is not None else "", total_size=total)

@@ -1,0 +1,209 @@
+"""Watch fan-out: one feed per watched lot per replica, shared by every local watcher of the lot.
+
+A feed follows the lot's announcements (one core NATS subscription per lot per replica), keeps
+the lot's public history since its first batch, and hands each watcher every batch after the
+watcher's cursor exactly once, in lot_sequence order:
+
+- a late joiner (or a client resuming after a disconnect) gets the history after its cursor, then
+  the live batches; the history is read from the log when the feed starts;
+- announcements are at most once (core NATS), so a batch that arrives ahead of its predecessor is
+  held back while the feed reads the missing ones from the log (JetStream has them all); a feed that
+  heard nothing for a while also checks the log (`reconcile`), in case the very last announcement
+  was lost;
+- duplicates (an announcement repeated by a new owner after a failover) are dropped by sequence.
+
+A watcher that falls too far behind is cut off (its client resumes from its last lot_sequence)
+rather than letting its queue grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from room.app.ports import Clock, FeedItem, LiveFeedSource, Subscription
+
+log = logging.getLogger("room.feeds")
+
+RETRY_DELAY_S = 0.5
+
+
+class WatcherOverflow(Exception):
+    """The watcher fell too far behind; the client should resume from its last lot_sequence."""
+
+
+class Watcher:
+    """One Watch call: its cursor per lot and the queue the call streams from."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.cursors: dict[str, int] = {}
+        self._queue: asyncio.Queue[tuple[str, FeedItem] | None] = asyncio.Queue()
+        self._limit = limit
+        self.overflowed = False
+
+    def offer(self, lot_id: str, item: FeedItem) -> None:
+        if item.lot_sequence != self.cursors.get(lot_id, 0) + 1 or self.overflowed:
+            return  # already delivered (or behind the client's cursor)
+        self.cursors[lot_id] = item.lot_sequence
+        if self._queue.qsize() >= self._limit:
+            self.overflowed = True
+            self._queue.put_nowait(None)
+            return
+        self._queue.put_nowait((lot_id, item))
+
+    async def next(self) -> tuple[str, FeedItem]:
+        entry = await self._queue.get()
+        if entry is None:
+            raise WatcherOverflow()
+        return entry
+
+
+class LotFeed:
+    def __init__(
+        self, lot_id: str, source: LiveFeedSource, spawn: Callable[[Coroutine[Any, Any, Any]], object], clock: Clock
+    ) -> None:
+        self.lot_id = lot_id
+        self._source = source
+        self._spawn = spawn
+        self._clock = clock
+        self.items: list[FeedItem] = []  # items[i].lot_sequence == i + 1
+        self.watchers: set[Watcher] = set()
+        self._held: list[FeedItem] = []
+        self._reading = True
+        self._subscription: Subscription | None = None
+        self.last_heard_ms = clock()
+        self.unwatched_since_ms: int | None = None
+        self.closed = False
+
+    @property
+    def head(self) -> int:
+        return len(self.items)
+
+    def start(self) -> None:
+        self._spawn(self._subscribe_then_read())
+
+    async def _subscribe_then_read(self) -> None:
+        """Subscribe first, so nothing announced while the log is read is missed (it is held)."""
+        try:
+            self._subscription = await self._source.subscribe(self.lot_id, self._on_announced)
+        except Exception:
+            log.warning("lot %s: subscribing to its announcements failed", self.lot_id, exc_info=True)
+        await self._read_log()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            await subscription.close()
+
+    def add(self, watcher: Watcher, after_sequence: int) -> None:
+        watcher.cursors[self.lot_id] = after_sequence
+        self.watchers.add(watcher)
+        self.unwatched_since_ms = None
+        for item in self.items[after_sequence:]:
+            watcher.offer(self.lot_id, item)
+
+    def remove(self, watcher: Watcher) -> None:
+        self.watchers.discard(watcher)
+        if not self.watchers:
+            self.unwatched_since_ms = self._clock()
+
+    def _on_announced(self, item: FeedItem) -> None:
+        self.last_heard_ms = self._clock()
+        if self._reading:
+            self._held.append(item)
+        else:
+            self._take(item)
+
+    def _take(self, item: FeedItem) -> None:
+        if item.lot_sequence <= self.head:
+            return
+        if item.lot_sequence == self.head + 1:
+            self._append(item)
+            return
+        self._held.append(item)  # a gap: read what is missing from the log first
+        self._reading = True
+        self._spawn(self._read_log())
+
+    def _append(self, item: FeedItem) -> None:
+        self.items.append(item)
+        for watcher in tuple(self.watchers):
+            watcher.offer(self.lot_id, item)
+
+    def reconcile(self) -> None:
+        """Look in the log for batches whose announcement never arrived."""
+        if not self._reading:
+            self._reading = True
+            self._spawn(self._read_log())
+
+    async def _read_log(self) -> None:
+        try:
+            after = self.items[-1].stream_sequence if self.items else 0
+            for item in await self._source.history(self.lot_id, after):
+                if item.lot_sequence == self.head + 1:
+                    self._append(item)
+        except Exception:
+            log.warning("lot %s: reading its log for watchers failed; retrying", self.lot_id, exc_info=True)
+            await asyncio.sleep(RETRY_DELAY_S)
+        finally:
+            self._reading = False
+            held, self._held = sorted(self._held, key=lambda i: i.lot_sequence), []
+            for item in held:
+                if not self._reading:
+                    self._take(item)
+                else:
+                    self._held.append(item)
+
+
+class Feeds:
+    """Every feed of this replica; a feed outlives its last watcher by `linger_ms` (reconnects)."""
+
+    def __init__(
+        self,
+        source: LiveFeedSource,
+        spawn: Callable[[Coroutine[Any, Any, Any]], object],
+        clock: Clock,
+        *,
+        linger_ms: int = 30_000,
+        quiet_ms: int = 30_000,
+    ) -> None:
+        self._source = source
+        self._spawn = spawn
+        self._clock = clock
+        self._linger_ms = linger_ms
+        self._quiet_ms = quiet_ms
+        self.feeds: dict[str, LotFeed] = {}
+
+    def watch(self, watcher: Watcher, lot_id: str, after_sequence: int) -> None:
+        feed = self.feeds.get(lot_id)
+        if feed is None:
+            feed = self.feeds[lot_id] = LotFeed(lot_id, self._source, self._spawn, self._clock)
+            feed.start()
+        feed.add(watcher, after_sequence)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        for lot_id in watcher.cursors:
+            feed = self.feeds.get(lot_id)
+            if feed is not None:
+                feed.remove(watcher)
+
+    async def sweep(self) -> None:
+        """Close feeds nobody watches any more; check quiet ones against the log."""
+        now = self._clock()
+        for lot_id, feed in list(self.feeds.items()):
+            if feed.unwatched_since_ms is not None and now - feed.unwatched_since_ms >= self._linger_ms:
+                del self.feeds[lot_id]
+                await feed.close()
+            elif now - feed.last_heard_ms >= self._quiet_ms:
+                feed.last_heard_ms = now
+                feed.reconcile()
+
+    async def run(self, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.sweep()
+            except Exception:
+                log.warning("sweeping watch feeds failed", exc_info=True)

@@ -1,0 +1,299 @@
+"""The room's use cases, run on the replica that owns the lot's partition.
+
+Roles are enforced by each RPC's access option before a call gets here; what depends on the lot
+is checked here: a seller never bids on their own lot (OWN_LOT), only the lot's vendor (or a sale
+admin) takes vendor decisions, amounts are in the lot's currency. Eligibility (bans and bid limits
+from payment, seating for multi-room products) is resolved into the command's `standing`; the
+engine refuses from it. Every mutating call carries its request id, which is also the command id
+in the lot's log: a repeat is answered from the log, never decided twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gavel_core.auth import Principal, Role
+from gavel_core.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+from gavel_core.formats import EnglishClose, EnglishParams, LotTerms
+from room.app.eligibility import EligibilityBook
+from room.app.lots import CommandRequest, LotActor, LotDirectory
+from room.app.model import LotInfo, LotView, Receipt
+from room.app.ports import PaddleRegistry, Seating
+from room.app.views import lot_view
+from room.domain import (
+    GOOD_STANDING,
+    BidderStanding,
+    BuyNow,
+    CallGoingOnce,
+    CallGoingTwice,
+    Command,
+    ConfirmWin,
+    DeclineWin,
+    FloorBid,
+    Hammer,
+    OpenLot,
+    PassLot,
+    Pause,
+    PickOption,
+    PlaceBid,
+    Reopen,
+    Resume,
+    SetAsking,
+    SetIncrement,
+    UndoLastBid,
+    VendorAccept,
+    VendorDecline,
+)
+
+OWN_LOT = "OWN_LOT"
+NOT_VENDOR = "NOT_VENDOR"
+MAX_REQUEST_ID = 200
+
+# What the crier (or a sale admin) may do, by RPC name.
+CRIER_COMMANDS = {
+    "GoingOnce": CallGoingOnce,
+    "GoingTwice": CallGoingTwice,
+    "Hammer": Hammer,
+    "Pass": PassLot,
+    "Reopen": Reopen,
+    "UndoLastBid": UndoLastBid,
+    "Pause": Pause,
+    "Resume": Resume,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An accepted command's answer plus the lot as it stands now."""
+
+    receipt: Receipt
+    view: LotView
+
+
+def _view(actor: LotActor) -> LotView:
+    assert actor.info is not None
+    assert actor.engine is not None
+    assert actor.state is not None
+    return lot_view(actor.info, actor.engine, actor.state, actor.lot_sequence)
+
+
+def require_request_id(request_id: str) -> str:
+    if not request_id or len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument([FieldViolation("request_id", f"1 to {MAX_REQUEST_ID} characters, unique per request")])
+    return request_id
+
+
+def require_currency(actor: LotActor, currency: str, field: str) -> None:
+    assert actor.engine is not None
+    expected = actor.engine.terms.currency
+    if currency and currency != expected:
+        raise InvalidArgument([FieldViolation(f"{field}.currency", f"this lot is in {expected}")])
+
+
+class RoomService:
+    def __init__(
+        self, lots: LotDirectory, eligibility: EligibilityBook, seating: Seating, paddles: PaddleRegistry
+    ) -> None:
+        self.lots = lots
+        self._eligibility = eligibility
+        self._seating = seating
+        self._paddles = paddles
+
+    # -- bidders --------------------------------------------------------------------------------------
+
+    async def place_bid(
+        self, caller: Principal, lot_id: str, request_id: str, amount: int, currency: str, fingerprint: str
+    ) -> Receipt:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        repeat = actor.receipt_for(request_id, fingerprint)
+        if repeat is not None:
+            return repeat
+        require_currency(actor, currency, "max_amount")
+        standing = await self._standing(caller, actor)
+        command = PlaceBid(request_id, caller.subject, amount, standing)
+        return await actor.execute(CommandRequest(request_id, "PlaceBid", caller.subject, fingerprint, command))
+
+    async def buy_now(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        standing = await self._standing(caller, actor)
+        command = BuyNow(request_id, caller.subject, standing)
+        return await self._run(actor, CommandRequest(request_id, "BuyNow", caller.subject, fingerprint, command))
+
+    async def pick_option(
+        self, caller: Principal, lot_id: str, request_id: str, option: int, fingerprint: str
+    ) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        standing = await self._standing(caller, actor)
+        command = PickOption(request_id, caller.subject, option, standing)
+        return await self._run(actor, CommandRequest(request_id, "PickOption", caller.subject, fingerprint, command))
+
+    async def confirm_win(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
+        return await self._simple(caller, lot_id, request_id, "ConfirmWin", ConfirmWin(caller.subject), fingerprint)
+
+    async def decline_win(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
+        return await self._simple(caller, lot_id, request_id, "DeclineWin", DeclineWin(caller.subject), fingerprint)
+
+    # -- the floor ------------------------------------------------------------------------------------
+
+    async def floor_bid(
+        self,
+        device: Principal,
+        lot_id: str,
+        request_id: str,
+        paddle: str,
+        force: int,
+        press_ms: int,
+        fingerprint: str,
+    ) -> Outcome:
+        """A paddle press on a device. The paddle's bidder must be in good standing; floor bidders
+        are in the room itself, so seating (which room of a multi-room product) does not apply."""
+        require_request_id(request_id)
+        if not paddle:
+            raise InvalidArgument([FieldViolation("paddle", "required")])
+        actor = await self.lots.loaded(lot_id)
+        repeat = actor.receipt_for(request_id, fingerprint)
+        if repeat is not None:
+            return Outcome(repeat, await actor.read(_view))
+        info = self._info(actor)
+        bidder = await self._paddles.bidder_for(info.sale_id, paddle)
+        if bidder is None:
+            raise FailedPrecondition(
+                "PADDLE_NOT_REGISTERED",
+                f"paddle {paddle!r} is not registered for this sale",
+                {"paddle": paddle, "sale_id": info.sale_id},
+            )
+        if bidder == info.seller_id:
+            raise PermissionDenied("a seller may not bid on their own lot", reason=OWN_LOT)
+        standing = self._book_standing(bidder, actor, seated=True)
+        command = FloorBid(request_id, bidder, paddle, device.subject, force, press_ms, standing)
+        return await self._run(actor, CommandRequest(request_id, "FloorBid", device.subject, fingerprint, command))
+
+    # -- the vendor -----------------------------------------------------------------------------------
+
+    async def vendor_accept(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        self._require_vendor(caller, actor)
+        request = CommandRequest(
+            request_id, "AcceptByVendor", caller.subject, fingerprint, VendorAccept(caller.subject)
+        )
+        return await self._run(actor, request)
+
+    async def vendor_decline(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        self._require_vendor(caller, actor)
+        command = VendorDecline(caller.subject)
+        return await self._run(
+            actor, CommandRequest(request_id, "DeclineByVendor", caller.subject, fingerprint, command)
+        )
+
+    # -- the crier ------------------------------------------------------------------------------------
+
+    async def open_lot(
+        self, caller: Principal, lot_id: str, request_id: str, asking: int | None, currency: str, fingerprint: str
+    ) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        if asking is not None:
+            require_currency(actor, currency, "asking")
+        command = OpenLot(caller.subject, asking)
+        return await self._run(actor, CommandRequest(request_id, "OpenLot", caller.subject, fingerprint, command))
+
+    async def set_asking(
+        self, caller: Principal, lot_id: str, request_id: str, amount: int, currency: str, fingerprint: str
+    ) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        require_currency(actor, currency, "asking")
+        command = SetAsking(caller.subject, amount)
+        return await self._run(actor, CommandRequest(request_id, "SetAsking", caller.subject, fingerprint, command))
+
+    async def set_increment(
+        self, caller: Principal, lot_id: str, request_id: str, amount: int | None, currency: str, fingerprint: str
+    ) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        if amount is not None:
+            require_currency(actor, currency, "increment")
+        command = SetIncrement(caller.subject, amount)
+        return await self._run(actor, CommandRequest(request_id, "SetIncrement", caller.subject, fingerprint, command))
+
+    async def crier(self, caller: Principal, lot_id: str, request_id: str, action: str, fingerprint: str) -> Outcome:
+        """GoingOnce, GoingTwice, Hammer, Pass, Reopen, UndoLastBid, Pause, Resume."""
+        command_type = CRIER_COMMANDS[action]
+        return await self._simple(caller, lot_id, request_id, action, command_type(caller.subject), fingerprint)
+
+    # -- lots coming from the catalog ---------------------------------------------------------------
+
+    async def configure(self, info: LotInfo, terms: LotTerms) -> None:
+        """The catalog scheduled a lot: start its log with its terms (idempotent)."""
+        await self.lots.configure(info, terms)
+
+    async def start(self, lot_id: str, by: str) -> Receipt | None:
+        """The catalog started a lot (LotStarting): open it, unless a crier runs it (the crier opens
+        crier lots) or it is already open. None when there was nothing to do."""
+        actor = await self.lots.loaded(lot_id)
+        assert actor.engine is not None
+        assert actor.state is not None
+        params = actor.engine.terms.params
+        if isinstance(params, EnglishParams) and params.close is EnglishClose.CRIER:
+            return None
+        if actor.state.phase.value != "scheduled":
+            return None
+        request_id = f"start:{lot_id}"
+        try:
+            return await actor.execute(CommandRequest(request_id, "OpenLot", by, request_id, OpenLot(by)))
+        except FailedPrecondition as refusal:
+            if refusal.reason == "LOT_ALREADY_OPENED":
+                return None
+            raise
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    async def lot_state(self, lot_id: str) -> LotView:
+        actor = await self.lots.loaded(lot_id)
+        return await actor.read(_view)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    async def _simple(
+        self, caller: Principal, lot_id: str, request_id: str, name: str, command: Command, fingerprint: str
+    ) -> Outcome:
+        require_request_id(request_id)
+        actor = await self.lots.loaded(lot_id)
+        return await self._run(actor, CommandRequest(request_id, name, caller.subject, fingerprint, command))
+
+    async def _run(self, actor: LotActor, request: CommandRequest) -> Outcome:
+        receipt = await actor.execute(request)
+        return Outcome(receipt, await actor.read(_view))
+
+    @staticmethod
+    def _info(actor: LotActor) -> LotInfo:
+        assert actor.info is not None
+        return actor.info
+
+    def _require_vendor(self, caller: Principal, actor: LotActor) -> None:
+        if caller.subject != self._info(actor).seller_id and not caller.has(Role.SALE_ADMIN):
+            raise PermissionDenied("only the lot's vendor or a sale admin may decide", reason=NOT_VENDOR)
+
+    def _book_standing(self, bidder: str, actor: LotActor, *, seated: bool) -> BidderStanding:
+        info = self._info(actor)
+        assert actor.engine is not None
+        banned = self._eligibility.is_banned(bidder, info.sale_id)
+        limit = self._eligibility.bid_limit(bidder, info.sale_id, actor.engine.terms.currency)
+        if not banned and seated and limit is None:
+            return GOOD_STANDING
+        return BidderStanding(banned=banned, seated=seated, bid_limit_minor=limit)
+
+    async def _standing(self, caller: Principal, actor: LotActor) -> BidderStanding:
+        info = self._info(actor)
+        if caller.subject == info.seller_id:
+            raise PermissionDenied("a seller may not bid on their own lot", reason=OWN_LOT)
+        seated = True
+        if info.multi_room and not self._eligibility.is_banned(caller.subject, info.sale_id):
+            seated = await self._seating.is_seated(info, caller.subject)
+        return self._book_standing(caller.subject, actor, seated=seated)
