@@ -17,6 +17,7 @@ Per-replica followers (ordered consumers, no durable state: every replica needs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 import nats.errors
@@ -107,14 +108,19 @@ class DurableConsumer:
                 log.info("consumer waiting for its stream", consumer=self.durable, stream=self.stream, error=repr(exc))
                 await asyncio.sleep(RESUBSCRIBE_DELAY_S)
                 continue
-            await self._consume(subscription)
+            try:
+                await self._consume(subscription)
+            finally:  # also on cancellation: an abandoned pull subscription would stall the NATS drain
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
             await asyncio.sleep(RESUBSCRIBE_DELAY_S)
 
     async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:
             try:
                 messages = await subscription.fetch(self._batch, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing new within the poll interval
+                _raise_if_cancelled()
                 continue
             except Exception as exc:
                 log.warning("consumer fetch failed; resubscribing", consumer=self.durable, error=repr(exc))
@@ -132,6 +138,14 @@ class DurableConsumer:
                         await message.ack()
                 except nats.errors.Error:
                     log.warning("could not acknowledge", consumer=self.durable)
+
+
+def _raise_if_cancelled() -> None:
+    """asyncio.wait_for (inside nats-py's fetch) can turn a cancellation into a TimeoutError; a loop
+    that retries on timeouts would then never stop. The task still knows it was asked to stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 # -- handlers -------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Principal
-from gavel_core.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
+from gavel_core.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gavel_kit.auth import current_principal
 from gavel_kit.db import Database, SqlUnitOfWork, run_idempotent, utcnow
 from room.adapters import orm
@@ -32,7 +32,7 @@ from room.adapters.codec import lot_from_message, lot_state_message, timestamp
 from room.adapters.event_log import valid_lot_id
 from room.adapters.forwarding import CallRouter, Route
 from room.adapters.repositories import PaddleRecord, Paddles, Reports
-from room.app.feeds import Feeds, Watcher, WatcherOverflow
+from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
 from room.app.room import Outcome, RoomService
 
 SERVICE = "gavel.room.v1.RoomService"
@@ -330,6 +330,10 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
                 except WatcherOverflow:
                     raise ResourceExhausted(
                         "this watcher fell too far behind; resume from the last lot_sequence received"
+                    ) from None
+                except WatchEnded:
+                    raise Unavailable(
+                        "this room replica is shutting down; resume from the last lot_sequence received"
                     ) from None
                 response = item.payload
                 assert isinstance(response, pb.WatchResponse)

@@ -44,7 +44,7 @@ def load(environ: Mapping[str, str] | None = None) -> RoomSettings:
         partitions=partitions,
         lease_ttl_s=float(env.get("GAVEL_ROOM_LEASE_TTL_S") or 1.5),
         closing_soon_ms=int(float(env.get("GAVEL_ROOM_CLOSING_SOON_S") or 60) * 1000),
-        max_in_flight=int(env.get("GAVEL_ROOM_MAX_IN_FLIGHT") or 256),
+        max_in_flight=int(env.get("GAVEL_ROOM_MAX_IN_FLIGHT") or 64),
         forward_timeout_s=float(env.get("GAVEL_ROOM_FORWARD_TIMEOUT_S") or 5),
         catalog_calls=(env.get("GAVEL_ROOM_CATALOG_CALLS") or "true").lower() not in ("0", "false", "no", "off"),
     )

@@ -34,6 +34,10 @@ class WatcherOverflow(Exception):
     """The watcher fell too far behind; the client should resume from its last lot_sequence."""
 
 
+class WatchEnded(Exception):
+    """The replica is shutting down; the client should resume elsewhere from its last lot_sequence."""
+
+
 class Watcher:
     """One Watch call: its cursor per lot and the queue the call streams from."""
 
@@ -42,9 +46,10 @@ class Watcher:
         self._queue: asyncio.Queue[tuple[str, FeedItem] | None] = asyncio.Queue()
         self._limit = limit
         self.overflowed = False
+        self.ended = False
 
     def offer(self, lot_id: str, item: FeedItem) -> None:
-        if item.lot_sequence != self.cursors.get(lot_id, 0) + 1 or self.overflowed:
+        if item.lot_sequence != self.cursors.get(lot_id, 0) + 1 or self.overflowed or self.ended:
             return  # already delivered (or behind the client's cursor)
         self.cursors[lot_id] = item.lot_sequence
         if self._queue.qsize() >= self._limit:
@@ -53,10 +58,14 @@ class Watcher:
             return
         self._queue.put_nowait((lot_id, item))
 
+    def end(self) -> None:
+        self.ended = True
+        self._queue.put_nowait(None)
+
     async def next(self) -> tuple[str, FeedItem]:
         entry = await self._queue.get()
         if entry is None:
-            raise WatcherOverflow()
+            raise WatchEnded() if self.ended else WatcherOverflow()
         return entry
 
 
@@ -199,6 +208,14 @@ class Feeds:
             elif now - feed.last_heard_ms >= self._quiet_ms:
                 feed.last_heard_ms = now
                 feed.reconcile()
+
+    async def close_all(self) -> None:
+        """End every watch stream (shutdown: clients resume on another replica) and every feed."""
+        for lot_id, feed in list(self.feeds.items()):
+            for watcher in tuple(feed.watchers):
+                watcher.end()
+            del self.feeds[lot_id]
+            await feed.close()
 
     async def run(self, every_s: float = 1.0) -> None:
         while True:

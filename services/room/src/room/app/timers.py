@@ -70,3 +70,6 @@ class WakeUps:
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=delay)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # wait_for may have swallowed a cancel
+                    raise asyncio.CancelledError
