@@ -7,7 +7,7 @@
 - `migrate`: upgrade the room's tables (version table room_alembic_version) and exit.
 
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
-GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.5), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
+GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
 GAVEL_ROOM_MAX_IN_FLIGHT (64 appends), GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
 GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog).
 """
@@ -40,11 +40,11 @@ from room.adapters.event_log import LOT_SUBJECTS, STREAM, STREAM_SPEC, JetStream
 from room.adapters.forwarding import CallRouter
 from room.adapters.grpc_servicer import RoomHandlers, RoomServicer
 from room.adapters.leases import KvActiveLots, KvLeaseStore
+from room.adapters.metrics import LOADED_LOTS, OWNED_PARTITIONS, WATCHED_LOTS, track
 from room.adapters.projections import CatalogCloser, Projector
 from room.adapters.repositories import CatalogCloses, Paddles, Reports, ScheduledLots
 from room.adapters.seating import SeatBook
-from room.adapters.settings import RoomSettings
-from room.adapters.settings import load as load_room_settings
+from room.adapters.settings import RoomSettings, from_kit
 from room.app.eligibility import EligibilityBook
 from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
@@ -95,7 +95,7 @@ class _Partitions:
 
 def make_wire(room_settings: RoomSettings | None = None) -> Hook:
     async def wire(rt: Runtime) -> None:
-        settings = room_settings or load_room_settings()
+        settings = room_settings or from_kit(rt.settings)
 
         def spawn(coro: Coroutine[Any, Any, Any]) -> object:
             return rt.spawn(coro, "room")
@@ -158,6 +158,10 @@ def make_wire(room_settings: RoomSettings | None = None) -> Hook:
                 await asyncio.sleep(EVICT_EVERY_S)
                 lots.evict_idle(EVICT_IDLE_MS)
 
+        track(OWNED_PARTITIONS, lambda: len(leases.owned))
+        track(LOADED_LOTS, lambda: len(lots) if lots is not None else 0)
+        track(WATCHED_LOTS, lambda: len(feeds.feeds))
+
         async def start(runtime: Runtime) -> None:
             await active.check_partition_count(settings.partitions)
             await EligibilityFollower(rt.nc, rt.js, book).start()
@@ -201,7 +205,7 @@ def make_wire(room_settings: RoomSettings | None = None) -> Hook:
 
 
 def definition(room_settings: RoomSettings | None = None) -> ServiceDefinition:
-    """The room service; tests pass their own room settings."""
+    """The room service (its settings come from the kit's GAVEL_ROOM_* options unless given)."""
     return ServiceDefinition(
         name="room",
         wire=make_wire(room_settings),

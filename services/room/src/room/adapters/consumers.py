@@ -36,6 +36,7 @@ from gavel_core.errors import GavelError, NotFound
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from room.adapters.codec import batch_from_message, is_live_format
+from room.adapters.event_log import LOT_ID
 from room.adapters.projections import Projector
 from room.adapters.repositories import ScheduledLots
 from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook, EligibilityEvent
@@ -165,6 +166,9 @@ def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
                 continue  # tenders run in the tender service
             if not lot.id:
                 lot.id = event.lot_id
+            if not LOT_ID.match(lot.id):
+                log.warning("lot id unusable as a subject token; lot ignored", lot_id=lot.id)
+                continue
             try:
                 await scheduled.store(lot)
                 await route("ConfigureLot", lot.id, lot, ROOM_SERVICE)

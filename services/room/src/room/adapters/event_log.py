@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Sequence
 
 import nats.errors
@@ -32,6 +33,7 @@ from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from gavel_kit.streamread import read_subject
 from room.adapters.codec import EVENT_TYPE, batch_from_message, encode_batch, watch_response
+from room.adapters.metrics import APPEND_SECONDS, APPENDS
 from room.app.model import Batch, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
 
@@ -74,6 +76,7 @@ class JetStreamEventLog:
 
     async def append(self, batch: Batch, expected_stream_sequence: int) -> Appended:
         data = encode_batch(batch)
+        started = time.perf_counter()
         try:
             ack = await gavel_nats.publish(
                 self._js,
@@ -86,12 +89,18 @@ class JetStreamEventLog:
             )
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
+                APPENDS.labels("conflict").inc()
                 raise WrongLastSequence(str(exc.description)) from None
+            APPENDS.labels("unconfirmed").inc()
             raise AppendUnconfirmed(repr(exc)) from exc
         except (nats.errors.Error, TimeoutError) as exc:
+            APPENDS.labels("unconfirmed").inc()
             raise AppendUnconfirmed(repr(exc)) from exc
+        APPEND_SECONDS.observe(time.perf_counter() - started)
         if ack.duplicate:  # this command id is already stored: the rebuilt lot has its answer
+            APPENDS.labels("unconfirmed").inc()
             raise AppendUnconfirmed("duplicate")
+        APPENDS.labels("stored").inc()
         return Appended(ack.seq, data)
 
     async def read(self, lot_id: str, after_stream_sequence: int = 0) -> list[StoredBatch]:

@@ -40,6 +40,7 @@ from gavel_core.errors import (
 )
 from gavel_kit import telemetry
 from gavel_kit.logging import get_logger
+from room.adapters.metrics import FORWARDED
 from room.app.lots import NotOwner
 
 log = get_logger("room.forwarding")
@@ -47,7 +48,7 @@ log = get_logger("room.forwarding")
 QUEUE_GROUP = "room-owners"
 ATTEMPT_TIMEOUT_S = 1.0  # a reply slower than this is asked again (idempotent): the owner may have died
 FIRST_BACKOFF_S = 0.02
-MAX_BACKOFF_S = 0.2
+MAX_BACKOFF_S = 0.1
 
 Handler = Callable[[Any, Principal], Awaitable[Message]]
 
@@ -158,13 +159,18 @@ class CallRouter:
     ) -> Message | None:
         """The owner's answer; None when nobody answered (no owner right now, or it did not reply)."""
         call = fw.ForwardedCall(method=method, request=request.SerializeToString(), caller=caller_to_wire(caller))
-        headers = telemetry.inject_headers({})
+        headers = dict(telemetry.inject_headers({}))
         try:
             msg = await self._nc.request(
                 command_subject(partition), call.SerializeToString(), timeout=max(0.05, timeout_s), headers=headers
             )
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        except nats.errors.NoRespondersError:
+            FORWARDED.labels("no_owner").inc()
             return None
+        except nats.errors.TimeoutError:
+            FORWARDED.labels("timeout").inc()
+            return None
+        FORWARDED.labels("answered").inc()
         reply = fw.ForwardedReply.FromString(msg.data)
         outcome = reply.WhichOneof("outcome")
         if outcome == "response":

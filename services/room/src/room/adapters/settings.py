@@ -1,13 +1,13 @@
-"""The room's own settings (the kit's Settings covers what every service shares)."""
+"""The room's own settings: the kit's service options (`GAVEL_ROOM_<NAME>`), typed and checked."""
 
 from __future__ import annotations
 
 import os
 import re
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gavel_kit.settings import Settings
 from room.app.partitions import DEFAULT_PARTITIONS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -33,18 +33,21 @@ class RoomSettings:
         return self.lease_ttl_s / 3
 
 
-def load(environ: Mapping[str, str] | None = None) -> RoomSettings:
-    env = os.environ if environ is None else environ
-    replica_id = _UNSAFE.sub("-", env.get("GAVEL_ROOM_REPLICA_ID") or default_replica_id())
-    partitions = int(env.get("GAVEL_ROOM_PARTITIONS") or DEFAULT_PARTITIONS)
+def from_kit(settings: Settings) -> RoomSettings:
+    """GAVEL_ROOM_REPLICA_ID, _PARTITIONS, _LEASE_TTL_S, _CLOSING_SOON_S, _MAX_IN_FLIGHT,
+    _FORWARD_TIMEOUT_S, _CATALOG_CALLS (docs/room-service.md)."""
+    partitions = int(settings.option("PARTITIONS", str(DEFAULT_PARTITIONS)))
     if not 1 <= partitions <= 4096:
         raise ValueError("GAVEL_ROOM_PARTITIONS must be between 1 and 4096")
+    lease_ttl_s = float(settings.option("LEASE_TTL_S", "1.2"))
+    if not 0.3 <= lease_ttl_s <= 60:
+        raise ValueError("GAVEL_ROOM_LEASE_TTL_S must be between 0.3 and 60 seconds")
     return RoomSettings(
-        replica_id=replica_id,
+        replica_id=_UNSAFE.sub("-", settings.option("REPLICA_ID", "") or default_replica_id()),
         partitions=partitions,
-        lease_ttl_s=float(env.get("GAVEL_ROOM_LEASE_TTL_S") or 1.5),
-        closing_soon_ms=int(float(env.get("GAVEL_ROOM_CLOSING_SOON_S") or 60) * 1000),
-        max_in_flight=int(env.get("GAVEL_ROOM_MAX_IN_FLIGHT") or 64),
-        forward_timeout_s=float(env.get("GAVEL_ROOM_FORWARD_TIMEOUT_S") or 5),
-        catalog_calls=(env.get("GAVEL_ROOM_CATALOG_CALLS") or "true").lower() not in ("0", "false", "no", "off"),
+        lease_ttl_s=lease_ttl_s,
+        closing_soon_ms=int(float(settings.option("CLOSING_SOON_S", "60")) * 1000),
+        max_in_flight=int(settings.option("MAX_IN_FLIGHT", "64")),
+        forward_timeout_s=float(settings.option("FORWARD_TIMEOUT_S", "5")),
+        catalog_calls=settings.option("CATALOG_CALLS", "true").lower() not in ("0", "false", "no", "off"),
     )

@@ -79,10 +79,10 @@ class Ownership:
         listener: PartitionListener,
         monotonic: Callable[[], float],
         *,
-        ttl_s: float = 1.5,
-        renew_every_s: float = 0.5,
-        check_every_s: float = 0.2,
-        margin_s: float = 0.3,
+        ttl_s: float = 1.2,
+        renew_every_s: float = 0.4,
+        check_every_s: float = 0.1,
+        margin_s: float = 0.25,
     ) -> None:
         if renew_every_s * 2 >= ttl_s:
             raise ValueError("renew at least twice per lease TTL")
@@ -114,11 +114,11 @@ class Ownership:
         now = self._monotonic()
         if now - self._last_renewal >= self.renew_every_s:
             self._last_renewal = now
-            try:
+            await self._renew_all()
+            try:  # after the leases, so a replica that dies mid-round is never seen alive without them
                 await self._store.heartbeat(self.replica_id)
             except Exception:
                 log.warning("heartbeat failed; retrying", exc_info=True)
-            await self._renew_all()
         for partition, lease in list(self.owned.items()):
             if self._monotonic() >= lease.valid_until:  # renewals failed for too long
                 log.warning("partition %d: lease expired before it could be renewed", partition)

@@ -34,6 +34,7 @@ from room.domain import (
     OpenLot,
     PassLot,
     Pause,
+    Phase,
     PickOption,
     PlaceBid,
     Reopen,
@@ -242,7 +243,7 @@ class RoomService:
         params = actor.engine.terms.params
         if isinstance(params, EnglishParams) and params.close is EnglishClose.CRIER:
             return None
-        if actor.state.phase.value != "scheduled":
+        if actor.state.phase is not Phase.SCHEDULED:
             return None
         request_id = f"start:{lot_id}"
         try:

@@ -1,0 +1,30 @@
+"""The room's own Prometheus metrics (besides the kit's per-RPC ones), on the service's metrics port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import Counter, Gauge, Histogram
+
+APPENDS = Counter(
+    "gavel_room_appends_total",
+    "Batches appended to lots' logs, by outcome (stored, conflict: another writer, unconfirmed)",
+    ["outcome"],
+)
+APPEND_SECONDS = Histogram(
+    "gavel_room_append_seconds",
+    "Time from publishing a batch to its JetStream acknowledgement",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+FORWARDED = Counter(
+    "gavel_room_forwarded_calls_total",
+    "Calls forwarded to the owner of their lot's partition, by outcome (answered, no_owner, timeout)",
+    ["outcome"],
+)
+OWNED_PARTITIONS = Gauge("gavel_room_owned_partitions", "Partitions this replica holds a lease on")
+LOADED_LOTS = Gauge("gavel_room_loaded_lots", "Lots in this replica's memory")
+WATCHED_LOTS = Gauge("gavel_room_watched_lots", "Lots with a watch feed on this replica")
+
+
+def track(gauge: Gauge, read: Callable[[], float]) -> None:
+    gauge.set_function(read)

@@ -1,0 +1,262 @@
+"""Room replicas as separate processes (`python -m room.main serve`) on their own nats-server, and
+what the tests need around them: tokens, stubs, and the catalog's and payment's events (the tests
+publish them the way those services will)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gavel.catalog.v1 import resources_pb2 as res
+from gavel.common.v1.money_pb2 import Money
+from gavel.events.v1 import catalog_events_pb2 as cev
+from gavel.events.v1 import eligibility_events_pb2 as eev
+from gavel.events.v1 import room_events_pb2 as ev
+from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
+from gavel_core.auth import Role
+from gavel_kit import natsserver
+from gavel_kit.auth import TokenCodec
+from gavel_kit.grpc.client import bearer
+from gavel_kit.nats import StreamSpec
+from gavel_kit.settings import DEV_JWT_SECRET
+from gavel_kit.streamread import last_per_subject, read_subject
+from gavel_kit.testing.plugin import free_port
+
+SERVICE = "gavel.room.v1.RoomService"
+CODEC = TokenCodec(DEV_JWT_SECRET)
+CATALOG_SPEC = StreamSpec(name="CATALOG", subjects=["gavel.catalog.>"], description="the catalog's stream (tests)")
+
+
+def usd(amount_minor: int) -> Money:
+    return Money(amount_minor=amount_minor, currency="USD")
+
+
+def token(subject: str, *roles: Role) -> tuple[tuple[str, str], ...]:
+    return bearer(CODEC.issue(subject, roles))
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def english_lot(
+    lot_id: str | None = None,
+    *,
+    seller: str = "seller-1",
+    sale: str = "sale-1",
+    close: int = res.ENGLISH_CLOSE_HARD,
+    duration_ms: int = 600_000,
+    opening: int = 1_000,
+    rooms: int = 1,
+    room_index: int = 0,
+    group: str = "",
+    **params: Any,
+) -> res.Lot:
+    lot_id = lot_id or new_id()
+    return res.Lot(
+        id=lot_id,
+        group_id=group or lot_id,
+        sale_id=sale,
+        product_id="product-1",
+        seller_id=seller,
+        room_index=room_index,
+        room_count=rooms,
+        currency="USD",
+        format=res.FORMAT_ENGLISH,
+        english=res.EnglishParams(
+            opening_bid=usd(opening),
+            increments=[res.IncrementTier(from_amount=0, step=100)],
+            close=close,
+            duration_ms=duration_ms if close in (res.ENGLISH_CLOSE_HARD, res.ENGLISH_CLOSE_SOFT) else 0,
+            **params,
+        ),
+    )
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+@dataclass
+class Replica:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class RoomCluster:
+    root: Path
+    nats: natsserver.NatsServer
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url
+
+    def environment(self, name: str, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            GAVEL_VAR_DIR=str(self.root / name),
+            GAVEL_NATS_URL=self.nats.url,
+            GAVEL_ROOM_GRPC_PORT=str(port),
+            GAVEL_ROOM_METRICS_PORT="0",
+            GAVEL_ROOM_REPLICA_ID=name,
+            GAVEL_ROOM_CATALOG_CALLS="false",
+            GAVEL_ROOM_CLOSING_SOON_S="0",
+            GAVEL_LOG_FORMAT="json",
+            GAVEL_SHUTDOWN_GRACE_S="1",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def start(self, name: str) -> Replica:
+        port = free_port()
+        log_path = self.root / f"{name}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "room.main", "serve"],
+                env=self.environment(name, port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        replica = Replica(name, port, process, log_path)
+        self.replicas.append(replica)
+        return replica
+
+    def wait_serving(self, replica: Replica, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not replica.alive():
+                raise RuntimeError(f"{replica.name} exited:\n{replica.log_path.read_text()[-3000:]}")
+            try:
+                with grpc.insecure_channel(replica.address) as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(service=SERVICE), timeout=1
+                    )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{replica.name} not SERVING after {timeout_s}s")
+
+    def kill(self, replica: Replica) -> None:
+        if replica.alive():
+            replica.process.send_signal(signal.SIGKILL)
+            replica.process.wait(10)
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            if replica.alive():
+                replica.process.send_signal(signal.SIGTERM)
+        for replica in self.replicas:
+            try:
+                replica.process.wait(15)
+            except subprocess.TimeoutExpired:
+                replica.process.kill()
+                replica.process.wait(5)
+        self.nats.stop()
+
+    def stub(self, replica: Replica) -> tuple[grpc.aio.Channel, pb_grpc.RoomServiceStub]:
+        channel = grpc.aio.insecure_channel(replica.address)
+        return channel, pb_grpc.RoomServiceStub(channel)
+
+
+@contextlib.contextmanager
+def room_cluster(root: Path, replicas: int) -> Iterator[RoomCluster]:
+    server = natsserver.start(root / "nats", server_name="room-test")
+    cluster = RoomCluster(root, server)
+    try:
+        _run(_create_catalog_stream(server.url))
+        started = [cluster.start(f"replica-{i}") for i in range(replicas)]
+        for replica in started:
+            cluster.wait_serving(replica)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+async def _create_catalog_stream(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().add_stream(CATALOG_SPEC.config())
+    finally:
+        await nc.close()
+
+
+class Events:
+    """Publishes what the catalog and payment services would, and reads the room's log."""
+
+    def __init__(self, nc: nats.NATS) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+
+    async def schedule(self, lot: res.Lot) -> None:
+        event = cev.LotScheduled(event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, lot=lot)
+        await self.js.publish(f"gavel.catalog.lot_scheduled.{lot.id}", event.SerializeToString())
+
+    async def seat(self, lot: res.Lot, bidder: str) -> None:
+        event = cev.SeatAssigned(
+            event_id=new_id(), group_id=lot.group_id, lot_id=lot.id, sale_id=lot.sale_id, bidder_id=bidder
+        )
+        await self.js.publish(f"gavel.catalog.seat_assigned.{lot.id}", event.SerializeToString())
+
+    async def ban(self, bidder: str, sale: str = "") -> None:
+        event = eev.BidderBanned(event_id=new_id(), bidder_id=bidder, sale_id=sale, reason="unpaid invoices")
+        await self.js.publish(
+            f"gavel.payment.bidder.banned.{bidder}", event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}
+        )
+
+    async def log(self, lot_id: str) -> list[tuple[int, ev.LotEventBatch]]:
+        messages = await read_subject(self.nc, "ROOM_EVENTS", f"gavel.room.lot.{lot_id}")
+        return [(m.sequence, ev.LotEventBatch.FromString(m.data)) for m in messages]
+
+    async def holders(self) -> dict[int, str]:
+        """Partition → replica, as the lease bucket shows it now."""
+        entries = await last_per_subject(self.nc, "KV_ROOM_PARTITIONS", ["$KV.ROOM_PARTITIONS.partition.*"])
+        return {
+            int(m.subject.rsplit(".", 1)[1]): m.data.decode()
+            for m in entries
+            if m.headers.get("KV-Operation") not in ("DEL", "PURGE")
+        }
+
+
+def log_lines(replica: Replica) -> list[dict[str, Any]]:
+    lines = []
+    for line in replica.log_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            lines.append(json.loads(line))
+    return lines

@@ -1,0 +1,367 @@
+"""One room replica in-process (the shared Runtime on a free port) with the session's nats-server,
+SQLite, and a stand-in catalog gRPC server: the crier and the floor, a multi-room product,
+confirmation, the lucky secret, timers, the projections and CloseLot, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from room_cluster import CATALOG_SPEC, Events, english_lot, new_id, token, usd
+from sqlalchemy import inspect
+
+from gavel.catalog.v1 import catalog_service_pb2 as cat
+from gavel.catalog.v1 import catalog_service_pb2_grpc as cat_grpc
+from gavel.catalog.v1 import resources_pb2 as res
+from gavel.room.v1 import room_service_pb2 as pb
+from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
+from gavel_core.auth import Role
+from gavel_kit import settings as gavel_settings
+from gavel_kit.db import Database
+from gavel_kit.grpc.errors import error_info_of
+from gavel_kit.service import Runtime
+from room.adapters.consumers import ensure_stream_exists
+from room.adapters.orm import metadata
+from room.main import MIGRATIONS, definition
+
+pytestmark = pytest.mark.integration
+
+CRIER = token("crier-1", Role.CRIER)
+DEVICE = token("device-7", Role.DEVICE)
+SELLER = token("seller-1", Role.SELLER)
+OTHER_SELLER = token("seller-2", Role.SELLER)
+ADMIN = token("admin-1", Role.SALE_ADMIN)
+VERSION_TABLE = definition().version_table
+
+
+@dataclass
+class FakeCatalog(cat_grpc.CatalogServiceServicer):
+    """The catalog as the room calls it: GetLot and GetSeat fallbacks, StartLot and CloseLot."""
+
+    lots: dict[str, res.Lot] = field(default_factory=dict)
+    seats: set[tuple[str, str]] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
+    closed: dict[str, cat.CloseLotRequest] = field(default_factory=dict)
+
+    async def GetLot(self, request, context):
+        if request.lot_id not in self.lots:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"lot {request.lot_id!r} not found")
+        return cat.GetLotResponse(lot=self.lots[request.lot_id])
+
+    async def GetSeat(self, request, context):
+        return cat.GetSeatResponse(seated=(request.lot_id, request.bidder_id) in self.seats)
+
+    async def StartLot(self, request, context):
+        self.started.add(request.lot_id)
+        return cat.StartLotResponse()
+
+    async def CloseLot(self, request, context):
+        if request.lot_id not in self.started:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the lot is not live")
+        self.closed.setdefault(request.lot_id, request)
+        return cat.CloseLotResponse()
+
+
+@dataclass
+class Room:
+    runtime: Runtime
+    stub: pb_grpc.RoomServiceStub
+    events: Events
+    catalog: FakeCatalog
+
+    async def ready(self, lot_id: str) -> pb.LotState:
+        for _ in range(200):
+            try:
+                return (await self.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot_id))).state
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(0.05)
+        raise TimeoutError(lot_id)
+
+    async def scheduled(self, lot: res.Lot) -> pb.LotState:
+        await self.events.schedule(lot)
+        return await self.ready(lot.id)
+
+    async def open(self, lot_id: str, asking: int | None = None) -> pb.OpenLotResponse:
+        request = pb.OpenLotRequest(request_id=new_id(), lot_id=lot_id)
+        if asking is not None:
+            request.asking.CopyFrom(usd(asking))
+        return await self.stub.OpenLot(request, metadata=CRIER)
+
+    async def until(self, predicate, timeout_s: float = 10):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.1)
+
+    async def phase(self, lot_id: str) -> int:
+        return (await self.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot_id))).state.phase
+
+
+@pytest.fixture
+async def room(nats_url: str, tmp_path: Path) -> AsyncIterator[Room]:
+    catalog = FakeCatalog()
+    catalog_server = grpc.aio.server()
+    cat_grpc.add_CatalogServiceServicer_to_server(catalog, catalog_server)
+    catalog_port = catalog_server.add_insecure_port("127.0.0.1:0")
+    await catalog_server.start()
+    nc = await nats.connect(nats_url)
+    await ensure_stream_exists(nc.jetstream(), CATALOG_SPEC)
+    env = {
+        "GAVEL_VAR_DIR": str(tmp_path),
+        "GAVEL_NATS_URL": nats_url,
+        "GAVEL_ROOM_GRPC_PORT": "0",
+        "GAVEL_ROOM_METRICS_PORT": "0",
+        "GAVEL_CATALOG_ADDR": f"127.0.0.1:{catalog_port}",
+        "GAVEL_ROOM_REPLICA_ID": f"in-process-{new_id()[:8]}",
+        "GAVEL_ROOM_CLOSING_SOON_S": "1",
+    }
+    runtime = Runtime(definition(), gavel_settings.load("room", env))
+    await runtime.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+    try:
+        yield Room(runtime, pb_grpc.RoomServiceStub(channel), Events(nc), catalog)
+    finally:
+        await channel.close()
+        await runtime.stop()
+        await nc.close()
+        await catalog_server.stop(0)
+
+
+async def refusal(call) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    info = error_info_of(caught.value)
+    return caught.value.code(), info.reason if info else ""
+
+
+def bid(lot_id: str, amount: int) -> pb.PlaceBidRequest:
+    return pb.PlaceBidRequest(request_id=new_id(), lot_id=lot_id, max_amount=usd(amount))
+
+
+async def test_a_crier_lot_with_floor_and_online_bids_is_hammered_reported_and_projected(room: Room):
+    lot = english_lot(close=res.ENGLISH_CLOSE_CRIER, reopen_grace_ms=300, opening=5_000)
+    await room.scheduled(lot)
+    await room.stub.RegisterPaddle(
+        pb.RegisterPaddleRequest(request_id=new_id(), sale_id=lot.sale_id, paddle="12", bidder_id="floor-bidder"),
+        metadata=CRIER,
+    )
+    opened = await room.open(lot.id, asking=5_000)
+    assert opened.result.state.phase == pb.LOT_PHASE_OPEN
+    assert opened.result.state.asking.amount_minor == 5_000
+    floor = await room.stub.FloorBid(
+        pb.FloorBidRequest(request_id=new_id(), lot_id=lot.id, paddle="12", force=900, press_ms=200), metadata=DEVICE
+    )
+    assert (floor.bidder_id, floor.jumps, floor.amount.amount_minor) == ("floor-bidder", 3, 5_200)
+    online = await room.stub.PlaceBid(bid(lot.id, 100_000), metadata=token("alice", Role.BIDDER))
+    assert online.leading
+    assert online.price.amount_minor == 5_300
+    code, reason = await refusal(
+        room.stub.FloorBid(
+            pb.FloorBidRequest(request_id=new_id(), lot_id=lot.id, paddle="99", force=10, press_ms=10), metadata=DEVICE
+        )
+    )
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PADDLE_NOT_REGISTERED")
+    for rpc, request in (
+        (room.stub.Pause, pb.PauseRequest),
+        (room.stub.Resume, pb.ResumeRequest),
+        (room.stub.GoingOnce, pb.GoingOnceRequest),
+        (room.stub.GoingTwice, pb.GoingTwiceRequest),
+        (room.stub.Hammer, pb.HammerRequest),
+    ):
+        await rpc(request(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+    await room.until(lambda: _is(room, lot.id, pb.LOT_PHASE_SOLD))  # final once the reopen grace ran out
+
+    async def projected():
+        result = await room.stub.GetLotResult(pb.GetLotResultRequest(lot_id=lot.id), metadata=ADMIN)
+        return result.result
+
+    result = await room.until(lambda: _found(projected))
+    assert (result.outcome, result.buyer_id, result.hammer_price.amount_minor) == ("sold", "alice", 5_300)
+    bids = (await room.stub.ListBids(pb.ListBidsRequest(lot_id=lot.id), metadata=CRIER)).bids
+    assert [(b.source, b.bidder_id, b.paddle) for b in bids] == [
+        ("floor", "floor-bidder", "12"),
+        ("online", "alice", ""),
+    ]
+    actions = (await room.stub.ListCrierActions(pb.ListCrierActionsRequest(lot_id=lot.id), metadata=CRIER)).actions
+    assert [a.action for a in actions] == [
+        "LotOpened",
+        "LotPaused",
+        "LotResumed",
+        "GoingOnce",
+        "GoingTwice",
+        "Hammered",
+    ]
+    assert all(a.actor_id == "crier-1" for a in actions)
+    closed = await room.until(lambda: _value(room.catalog.closed.get(lot.id)))
+    assert (closed.request_id, closed.outcome, closed.winner_id) == (f"{lot.id}:close", res.LOT_OUTCOME_SOLD, "alice")
+    assert lot.id in room.catalog.started  # opened in the room: the catalog was told it went live
+
+
+async def _is(room: Room, lot_id: str, phase: int) -> bool:
+    return await room.phase(lot_id) == phase
+
+
+async def _found(read):
+    try:
+        return await read()
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def _value(value):
+    return value
+
+
+async def test_a_product_of_three_runs_as_three_independent_rooms(room: Room):
+    group = new_id()
+    lots = [
+        english_lot(lot_id=group if i == 0 else None, group=group, rooms=3, room_index=i, duration_ms=2_500)
+        for i in range(3)
+    ]
+    for i, lot in enumerate(lots):
+        await room.scheduled(lot)
+        await room.events.seat(lot, f"bidder-{i}")
+    room.catalog.seats.add((lots[2].id, "late-bidder"))  # seated, but its event has not arrived
+    for lot in lots:
+        await room.open(lot.id)
+    for i, lot in enumerate(lots):
+        reply = await room.stub.PlaceBid(bid(lot.id, 2_000 + i), metadata=token(f"bidder-{i}", Role.BIDDER))
+        assert reply.leading
+    code, reason = await refusal(room.stub.PlaceBid(bid(lots[1].id, 9_000), metadata=token("bidder-0", Role.BIDDER)))
+    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_SEATED")
+    late = await room.stub.PlaceBid(bid(lots[2].id, 5_000), metadata=token("late-bidder", Role.BIDDER))
+    assert late.leading
+    for lot in lots:
+        await room.until(lambda lot=lot: _is(room, lot.id, pb.LOT_PHASE_SOLD))
+    buyers = [(await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id))).state.buyer_id for lot in lots]
+    assert buyers == ["bidder-0", "bidder-1", "late-bidder"]
+    log = await room.events.log(lots[0].id)
+    assert any(e.WhichOneof("event") == "closing_soon" for _, b in log for e in b.events)
+
+
+async def test_a_lot_not_yet_announced_comes_from_the_catalog(room: Room):
+    lot = english_lot()
+    room.catalog.lots[lot.id] = lot
+    state = await room.ready(lot.id)
+    assert state.phase == pb.LOT_PHASE_SCHEDULED
+    assert state.format == "english"
+    opened = await room.open(lot.id)
+    assert opened.result.lot_sequence == 2
+
+
+async def test_watchers_never_see_the_lucky_option(room: Room):
+    lot = res.Lot(
+        id=new_id(),
+        sale_id="sale-1",
+        seller_id="seller-1",
+        room_count=1,
+        currency="USD",
+        format=res.FORMAT_LUCKY,
+        lucky=res.LuckyParams(options=["red", "green", "blue"], price=usd(2_500), window_ms=60_000, winning_option=2),
+    )
+    lot.group_id = lot.id
+    await room.scheduled(lot)
+    await room.open(lot.id)
+    wrong = await room.stub.PickOption(
+        pb.PickOptionRequest(request_id=new_id(), lot_id=lot.id, option=0), metadata=token("eve", Role.BIDDER)
+    )
+    right = await room.stub.PickOption(
+        pb.PickOptionRequest(request_id=new_id(), lot_id=lot.id, option=2), metadata=token("frank", Role.BIDDER)
+    )
+    assert (wrong.correct, right.correct) == (False, True)
+    assert right.state.phase == pb.LOT_PHASE_SOLD
+    assert right.state.buyer_id == "frank"
+    seen = []
+    call = room.stub.Watch(pb.WatchRequest(lots=[pb.LotCursor(lot_id=lot.id)]))
+    async with asyncio.timeout(10):
+        async for item in call:
+            seen.extend(item.events)
+            if item.lot_sequence == right.lot_sequence:
+                break
+    call.cancel()
+    window = next(e.lucky_window_opened for e in seen if e.WhichOneof("event") == "lucky_window_opened")
+    picks = [e.option_picked for e in seen if e.WhichOneof("event") == "option_picked"]
+    assert not window.HasField("winning_option")
+    assert [p.bidder for p in picks] == ["eve", "frank"]
+    assert not any(p.HasField("option") or p.HasField("correct") for p in picks)
+
+
+async def test_a_declined_win_passes_to_the_runner_up_who_confirms(room: Room):
+    lot = english_lot(duration_ms=1_500)
+    lot.confirmation_timeout_ms = 60_000
+    await room.scheduled(lot)
+    await room.open(lot.id)
+    grace, hank = token("grace", Role.BIDDER), token("hank", Role.BIDDER)
+    await room.stub.PlaceBid(bid(lot.id, 3_000), metadata=hank)
+    await room.stub.PlaceBid(bid(lot.id, 8_000), metadata=grace)
+    await room.until(lambda: _is(room, lot.id, pb.LOT_PHASE_AWAITING_CONFIRMATION))
+    code, reason = await refusal(
+        room.stub.ConfirmWin(pb.ConfirmWinRequest(request_id=new_id(), lot_id=lot.id), metadata=hank)
+    )
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_OFFERED_TO_BIDDER")
+    await room.stub.DeclineWin(pb.DeclineWinRequest(request_id=new_id(), lot_id=lot.id), metadata=grace)
+    confirmed = await room.stub.ConfirmWin(pb.ConfirmWinRequest(request_id=new_id(), lot_id=lot.id), metadata=hank)
+    assert confirmed.result.state.phase == pb.LOT_PHASE_SOLD
+    assert confirmed.result.state.buyer_id == "hank"
+
+    async def projected():
+        return (await room.stub.GetLotResult(pb.GetLotResultRequest(lot_id=lot.id), metadata=ADMIN)).result
+
+    result = await room.until(lambda: _found(projected))
+    assert (result.buyer_id, list(result.penalised)) == ("hank", ["grace"])
+
+
+async def test_only_the_lots_vendor_decides_as_vendor(room: Room):
+    lot = english_lot(seller="seller-1")
+    await room.scheduled(lot)
+    await room.open(lot.id)
+    code, reason = await refusal(
+        room.stub.AcceptByVendor(pb.AcceptByVendorRequest(request_id=new_id(), lot_id=lot.id), metadata=OTHER_SELLER)
+    )
+    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_VENDOR")
+    code, reason = await refusal(
+        room.stub.AcceptByVendor(pb.AcceptByVendorRequest(request_id=new_id(), lot_id=lot.id), metadata=SELLER)
+    )
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "VENDOR_CANNOT_ACCEPT")
+
+
+async def test_migrations_build_exactly_the_mapped_schema(database_url, tmp_path):
+    env = {**os.environ, "GAVEL_VAR_DIR": str(tmp_path), "GAVEL_ROOM_DATABASE_URL": database_url}
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "room.main", "migrate", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(migrate.communicate(), 60)
+    assert migrate.returncode == 0, stderr.decode()
+    db = Database(database_url)
+    try:
+        await db.migrate(MIGRATIONS, VERSION_TABLE)  # again: already at head
+        async with db.engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+            differences = await connection.run_sync(
+                lambda c: [
+                    d
+                    for d in compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata)
+                    if VERSION_TABLE not in str(d)
+                ]
+            )
+    finally:
+        await db.dispose()
+    assert tables == {*metadata.tables, VERSION_TABLE}
+    assert differences == []

@@ -1,0 +1,125 @@
+"""Watch feeds: late joiners, resumes, lost and repeated announcements, slow watchers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from room_fakes import Clock, FakeFeedSource, Tasks
+
+from room.app.feeds import Feeds, Watcher, WatcherOverflow
+
+LOT = "lot-1"
+
+
+async def received(watcher: Watcher, count: int) -> list[int]:
+    got = []
+    for _ in range(count):
+        _, item = await asyncio.wait_for(watcher.next(), timeout=1)
+        got.append(item.lot_sequence)
+    return got
+
+
+def nothing_more(watcher: Watcher) -> bool:
+    return watcher._queue.empty()
+
+
+async def started(source: FakeFeedSource, tasks: Tasks) -> Feeds:
+    return Feeds(source, tasks, Clock())
+
+
+async def test_a_late_joiner_gets_the_history_then_the_live_batches_without_gaps_or_duplicates():
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in (1, 2, 3):
+        source.store(sequence)
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    source.deliver[LOT](source.store(4))
+    source.deliver[LOT](source.log[-1])  # announced twice (a new owner repeats the tail)
+    assert await received(watcher, 4) == [1, 2, 3, 4]
+    assert nothing_more(watcher)
+
+
+async def test_a_resuming_watcher_starts_after_its_cursor():
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in range(1, 6):
+        source.store(sequence)
+    feeds = await started(source, tasks)
+    first, resumed = Watcher(), Watcher()
+    feeds.watch(first, LOT, 0)
+    await tasks.settle()
+    feeds.watch(resumed, LOT, 3)
+    assert await received(resumed, 2) == [4, 5]
+    assert nothing_more(resumed)
+    assert source.reads == 1  # the second watcher was served from the feed's history
+
+
+async def test_a_lost_announcement_is_filled_from_the_log():
+    source, tasks = FakeFeedSource(), Tasks()
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    source.deliver[LOT](source.store(1))
+    source.store(2)  # stored, but its announcement never arrives
+    source.deliver[LOT](source.store(3))
+    await tasks.settle()
+    assert await received(watcher, 3) == [1, 2, 3]
+
+
+async def test_announcements_during_the_first_read_are_held_and_deduplicated():
+    source, tasks = FakeFeedSource(), Tasks()
+    source.store(1)
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await asyncio.sleep(0)  # subscribed, reading the log
+    source.deliver[LOT](source.store(2))
+    source.deliver[LOT](source.log[0])
+    await tasks.settle()
+    assert await received(watcher, 2) == [1, 2]
+    assert nothing_more(watcher)
+
+
+async def test_a_quiet_feed_checks_the_log_for_a_lost_last_announcement():
+    source, tasks = FakeFeedSource(), Tasks()
+    clock = Clock()
+    feeds = Feeds(source, tasks, clock, quiet_ms=1_000)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    source.store(1)  # never announced
+    clock.advance(1_000)
+    await feeds.sweep()
+    await tasks.settle()
+    assert await received(watcher, 1) == [1]
+
+
+async def test_a_watcher_too_far_behind_is_cut_off():
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in range(1, 6):
+        source.store(sequence)
+    feeds = await started(source, tasks)
+    watcher = Watcher(limit=3)
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    assert await received(watcher, 3) == [1, 2, 3]
+    with pytest.raises(WatcherOverflow):
+        await watcher.next()
+
+
+async def test_an_unwatched_feed_lingers_then_closes():
+    source, tasks = FakeFeedSource(), Tasks()
+    clock = Clock()
+    feeds = Feeds(source, tasks, clock, linger_ms=5_000)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    feeds.unwatch(watcher)
+    await feeds.sweep()
+    assert LOT in feeds.feeds
+    clock.advance(5_000)
+    await feeds.sweep()
+    assert LOT not in feeds.feeds

@@ -1,0 +1,229 @@
+"""Partition hashing, fair shares, and the lease loop against an in-memory bucket with expiring keys."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections import Counter
+
+import pytest
+
+from room.app.ownership import LeaseView, Ownership
+from room.app.partitions import fair_share, partition_of, plan
+
+
+def test_partition_of_is_crc32_of_the_utf8_lot_id_modulo_the_count():
+    assert partition_of("lot-1", 64) == zlib.crc32(b"lot-1") % 64
+    assert partition_of("0190b2c4-7d7e-7000-8000-000000000001", 64) == 45  # fixed forever (docs/room-service.md)
+    assert all(0 <= partition_of(str(uuid.uuid4()), 64) < 64 for _ in range(1_000))
+
+
+def test_partitions_spread_lots_evenly():
+    counts = Counter(partition_of(str(uuid.uuid4()), 64) for _ in range(64_000))
+    assert len(counts) == 64
+    assert max(counts.values()) < 1.25 * 1_000
+    assert min(counts.values()) > 0.75 * 1_000
+
+
+@pytest.mark.parametrize(
+    ("partitions", "replicas", "share"), [(64, 1, 64), (64, 2, 32), (64, 3, 22), (64, 5, 13), (64, 64, 1), (64, 100, 1)]
+)
+def test_fair_share_is_the_ceiling_of_partitions_per_live_replica(partitions, replicas, share):
+    assert fair_share(partitions, replicas) == share
+    assert fair_share(partitions, replicas) * replicas >= partitions
+
+
+def test_a_replica_claims_free_partitions_up_to_its_share_only():
+    decision = plan("a", 64, {"a", "b"}, holders={}, owned=[])
+    assert len(decision.claim) == 32
+    assert not decision.release
+
+
+def test_a_replica_releases_its_least_preferred_partitions_beyond_its_share():
+    owned = list(range(64))
+    decision = plan("a", 64, {"a", "b", "c"}, holders=dict.fromkeys(owned, "a"), owned=owned)
+    assert len(decision.release) == 64 - 22
+    assert not decision.claim
+    kept = set(owned) - set(decision.release)
+    assert kept == set(plan("a", 64, {"a", "b", "c"}, {}, []).claim)  # the same 22 it would have chosen
+
+
+def test_a_replica_counts_itself_before_its_heartbeat_is_seen():
+    assert len(plan("new", 64, {"old"}, holders={}, owned=[]).claim) == 32
+
+
+def simulate(replicas: list[str], holders: dict[int, str], rounds: int = 5) -> dict[int, str]:
+    for _ in range(rounds):
+        for replica in replicas:
+            owned = [p for p, holder in holders.items() if holder == replica]
+            decision = plan(replica, 64, set(replicas), holders, owned)
+            for p in decision.release:
+                del holders[p]
+            for p in decision.claim:
+                holders.setdefault(p, replica)
+    return holders
+
+
+def test_replicas_converge_on_a_balanced_cover_and_survivors_take_over():
+    holders = simulate(["a", "b", "c"], {})
+    assert set(holders) == set(range(64))
+    assert sorted(Counter(holders.values()).values()) == [20, 22, 22]
+    survivors = {p: r for p, r in holders.items() if r != "c"}  # c died: its leases expired
+    holders = simulate(["a", "b"], survivors)
+    assert set(holders) == set(range(64))
+    assert sorted(Counter(holders.values()).values()) == [32, 32]
+
+
+# -- the lease loop ---------------------------------------------------------------------------------
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Bucket:
+    """Keys that expire `ttl` after their last write; revision-checked writes (like the KV bucket)."""
+
+    def __init__(self, clock: Monotonic, ttl: float) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.keys: dict[str, tuple[str, int, float]] = {}
+        self.revision = 0
+
+    def live(self) -> dict[str, tuple[str, int, float]]:
+        self.keys = {k: v for k, v in self.keys.items() if self.clock() < v[2]}
+        return self.keys
+
+    def write(self, key: str, value: str) -> int:
+        self.revision += 1
+        self.keys[key] = (value, self.revision, self.clock() + self.ttl)
+        return self.revision
+
+
+class Store:
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+        self.fail = False
+
+    async def heartbeat(self, replica_id: str) -> None:
+        self.bucket.write(f"replica.{replica_id}", "")
+
+    async def view(self) -> LeaseView:
+        live = self.bucket.live()
+        replicas = frozenset(k.split(".", 1)[1] for k in live if k.startswith("replica."))
+        holders = {int(k.split(".")[1]): v[0] for k, v in live.items() if k.startswith("partition.")}
+        return LeaseView(replicas, holders)
+
+    async def claim(self, partition: int, replica_id: str) -> int | None:
+        if f"partition.{partition}" in self.bucket.live():
+            return None
+        return self.bucket.write(f"partition.{partition}", replica_id)
+
+    async def renew(self, partition: int, replica_id: str, revision: int) -> int | None:
+        if self.fail:
+            raise ConnectionError("nats down")
+        current = self.bucket.live().get(f"partition.{partition}")
+        if current is None or current[1] != revision:
+            return None
+        return self.bucket.write(f"partition.{partition}", replica_id)
+
+    async def release(self, partition: int, revision: int) -> None:
+        self.bucket.live().pop(f"partition.{partition}", None)
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.gains: list[int] = []
+        self.lost_partitions: list[int] = []
+        self.released: list[int] = []
+
+    async def gained(self, partition: int) -> None:
+        self.gains.append(partition)
+
+    async def releasing(self, partition: int) -> None:
+        self.released.append(partition)
+
+    def lost(self, partition: int) -> None:
+        self.lost_partitions.append(partition)
+
+
+def replica(name: str, bucket: Bucket, clock: Monotonic) -> tuple[Ownership, Listener, Store]:
+    listener = Listener()
+    store = Store(bucket)
+    return Ownership(name, 16, store, listener, clock, ttl_s=1.5, renew_every_s=0.5), listener, store
+
+
+async def run_for(seconds: float, clock: Monotonic, *owners: Ownership) -> None:
+    steps = round(seconds / 0.1)
+    for _ in range(steps):
+        clock.now += 0.1
+        for owner in owners:
+            await owner.step()
+
+
+async def test_a_lone_replica_owns_everything_and_shares_when_another_arrives():
+    clock = Monotonic()
+    bucket = Bucket(clock, 1.5)
+    a, a_events, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    assert a.owned_partitions() == list(range(16))
+    b, _, _ = replica("b", bucket, clock)
+    await run_for(1.0, clock, a, b)
+    assert len(a.owned_partitions()) == 8
+    assert len(b.owned_partitions()) == 8
+    assert set(a.owned_partitions()).isdisjoint(b.owned_partitions())
+    assert len(a_events.released) == 8
+
+
+async def test_a_dead_replicas_partitions_move_once_its_leases_expire():
+    clock = Monotonic()
+    bucket = Bucket(clock, 1.5)
+    a, _, _ = replica("a", bucket, clock)
+    b, _, _ = replica("b", bucket, clock)
+    await run_for(1.0, clock, a, b)
+    orphaned = set(b.owned_partitions())
+    died_at = clock.now
+    taken_at = None
+    for _ in range(40):  # b is dead: only a runs
+        await run_for(0.1, clock, a)
+        if orphaned <= set(a.owned_partitions()):
+            taken_at = clock.now
+            break
+    assert taken_at is not None
+    assert taken_at - died_at <= 1.5 + 0.2
+
+
+async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_can_expire():
+    clock = Monotonic()
+    bucket = Bucket(clock, 1.5)
+    a, events, store = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    store.fail = True
+    await run_for(1.3, clock, a)
+    assert a.owned_partitions() == []
+    assert sorted(events.lost_partitions) == list(range(16))
+
+
+async def test_a_lease_taken_by_another_replica_is_dropped_at_the_next_renewal():
+    clock = Monotonic()
+    bucket = Bucket(clock, 1.5)
+    a, events, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    bucket.write("partition.3", "intruder")
+    await run_for(0.6, clock, a)
+    assert 3 not in a.owned_partitions()
+    assert 3 in events.lost_partitions
+
+
+async def test_release_all_hands_everything_back():
+    clock = Monotonic()
+    bucket = Bucket(clock, 1.5)
+    a, _, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    await a.release_all()
+    assert a.owned_partitions() == []
+    assert not (await Store(bucket).view()).holders

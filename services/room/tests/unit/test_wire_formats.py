@@ -1,0 +1,127 @@
+"""The log's wire format (every engine event round-trips through gavel.events.v1.RoomEvent), the
+catalog's Lot as terms, what watchers see, and the payment service's eligibility events."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from room_support import crier, dutch, english, lucky, rounds, soft
+
+from gavel.common.v1.money_pb2 import Money
+from gavel.events.v1 import eligibility_events_pb2 as eev
+from gavel.events.v1 import room_events_pb2 as ev
+from room.adapters.codec import decode_batch, encode_batch, lot_from_message, lot_message, watch_response
+from room.adapters.consumers import eligibility_event
+from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook
+from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary
+from room.app.views import INTERNAL_EVENTS, SECRET_FIELDS
+from room.domain import ALL_EVENTS
+
+SAMPLES = {"str": "alice", "int": 4_200, "bool": True, "str | None": "bob", "int | None": 1_700_000_000_123}
+
+
+def sample(event_type, *, nones: bool = False):
+    values = {}
+    for f in fields(event_type):
+        if f.name == "lot_id":
+            values[f.name] = "lot-1"
+        elif f.name == "at_ms":
+            values[f.name] = 1_700_000_000_500
+        elif nones and "None" in str(f.type):
+            values[f.name] = None
+        else:
+            values[f.name] = SAMPLES[str(f.type)]
+    return event_type(**values)
+
+
+def batch(*events) -> Batch:
+    return Batch(
+        "lot-1",
+        7,
+        "cmd-1",
+        "PlaceBid",
+        "alice",
+        "fp",
+        1_700_000_000_999,
+        events,
+        LotSummary("open", 5, "alice", 9),
+        "EUR",
+    )
+
+
+@pytest.mark.parametrize("event_type", ALL_EVENTS, ids=lambda t: t.__name__)
+@pytest.mark.parametrize("nones", [False, True], ids=["values", "nones"])
+def test_every_engine_event_round_trips_through_the_log_format(event_type, nones):
+    event = sample(event_type, nones=nones)
+    assert decode_batch(encode_batch(batch(event))).events == (event,)
+
+
+@pytest.mark.parametrize(
+    "terms", [english(reserve=3_000, buy_now=9_000), soft(), rounds(), crier(grace_ms=500), dutch(), lucky()]
+)
+def test_terms_round_trip_through_the_catalogs_lot(terms):
+    terms = type(terms)(**{**{f.name: getattr(terms, f.name) for f in fields(terms)}, "seed": 42})
+    info = LotInfo("lot-1", "sale-1", "seller-1", "group-1", 2, 3, "product-1")
+    assert lot_from_message(lot_message(info, terms)) == (info, terms)
+
+
+def test_the_first_batch_and_closing_soon_round_trip():
+    info = LotInfo("lot-1", "sale-1", "seller-1")
+    configured = LotConfigured("lot-1", 1_000, info, english())
+    notice = ClosingSoon("lot-1", 2_000, 62_000)
+    decoded = decode_batch(encode_batch(batch(configured, notice)))
+    assert decoded.events == (configured, notice)
+    assert decoded.after == LotSummary("open", 5, "alice", 9)
+    assert decoded.currency == "EUR"
+
+
+def test_watchers_never_see_internal_events_or_secrets():
+    events = [sample(t) for t in ALL_EVENTS] + [LotConfigured("lot-1", 1, LotInfo("lot-1", "s", "v"), lucky())]
+    message = ev.LotEventBatch.FromString(encode_batch(batch(*events)))
+    shown = watch_response(message)
+    names = {e.WhichOneof("event") for e in shown.events}
+    assert "lot_configured" not in names
+    assert "penalty_assessed" not in names
+    assert len(shown.events) == len(ALL_EVENTS) - len(INTERNAL_EVENTS) + 1
+    for event in shown.events:
+        which = event.WhichOneof("event")
+        inner = getattr(event, which)
+        name = type(inner).DESCRIPTOR.name
+        for secret in SECRET_FIELDS.get(name, ()):
+            assert not inner.HasField(secret), f"{name}.{secret} leaked"
+    bid = next(e.bid_accepted for e in shown.events if e.WhichOneof("event") == "bid_accepted")
+    assert bid.price.amount_minor == 4_200
+    assert bid.leader == "alice"
+    assert message.events[1].bid_accepted.HasField("amount")  # the log itself keeps it
+
+
+def test_eligibility_events_from_their_subjects():
+    banned = eev.BidderBanned(bidder_id="b1", sale_id="s1").SerializeToString()
+    limit = eev.BidLimitSet(bidder_id="b1", limit=Money(amount_minor=500, currency="USD")).SerializeToString()
+    cleared = eev.BidLimitSet(bidder_id="b1").SerializeToString()
+    assert eligibility_event("gavel.payment.bidder.banned.b1", banned) == BidderBanned("b1", "s1")
+    assert eligibility_event("gavel.payment.bidder.bid_limit_set.b1", limit) == BidLimitSet("b1", "", 500, "USD")
+    assert eligibility_event("gavel.payment.bidder.bid_limit_set.b1", cleared) == BidLimitSet("b1", "", None)
+    assert eligibility_event("gavel.payment.bidder.something_else.b1", b"") is None
+
+
+def test_bans_and_limits_by_scope():
+    book = EligibilityBook()
+    book.apply(BidderBanned("b1", "sale-1"))
+    assert book.is_banned("b1", "sale-1")
+    assert not book.is_banned("b1", "sale-2")
+    book.apply(BidderBanned("b1"))
+    assert book.is_banned("b1", "sale-2")
+    book.apply(BidderUnbanned("b1"))
+    assert book.is_banned("b1", "sale-1")
+    assert not book.is_banned("b1", "sale-2")
+    book.apply(BidderUnbanned("b1", "sale-1"))
+    assert not book.is_banned("b1", "sale-1")
+    book.apply(BidLimitSet("b2", "", 1_000, "USD"))
+    book.apply(BidLimitSet("b2", "sale-1", 5_000, "USD"))
+    assert book.bid_limit("b2", "sale-1", "USD") == 5_000
+    assert book.bid_limit("b2", "sale-2", "USD") == 1_000
+    assert book.bid_limit("b2", "sale-2", "EUR") is None
+    book.apply(BidLimitSet("b2", "sale-1", None))
+    assert book.bid_limit("b2", "sale-1", "USD") == 1_000

@@ -1,0 +1,1 @@
+"""`gavel bench`: load, latency, durability and failover figures of a running Gavel cluster."""
