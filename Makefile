@@ -46,7 +46,7 @@ test: lint ## lint first, then the whole suite (unit, integration, e2e)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) ## the benchmark suite (figures go to docs/benchmarks/, summarised in docs/benchmarks.md)
-	$(BIN)/gavel bench-engine --json docs/benchmarks/engine-alone.json --plot docs/benchmarks/engine-alone.png
+	$(BIN)/gavel bench matrix --out docs/benchmarks.md
 
 lock: ## re-resolve the pinned versions from a throwaway venv
 	rm -rf /tmp/gavel-lock && $(PYTHON) -m venv /tmp/gavel-lock

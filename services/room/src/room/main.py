@@ -8,7 +8,8 @@
 
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
 GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
-GAVEL_ROOM_MAX_IN_FLIGHT (64 appends), GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
+GAVEL_ROOM_MAX_IN_FLIGHT (64 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
+GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
 GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog).
 """
 
@@ -39,7 +40,7 @@ from room.adapters.consumers import (
 from room.adapters.event_log import LOT_SUBJECTS, STREAM, STREAM_SPEC, JetStreamEventLog, NatsAnnouncer, NatsLiveFeeds
 from room.adapters.forwarding import CallRouter
 from room.adapters.grpc_servicer import RoomHandlers, RoomServicer
-from room.adapters.leases import KvActiveLots, KvLeaseStore
+from room.adapters.leases import KvActiveLots, LeaseKeeper
 from room.adapters.metrics import LOADED_LOTS, OWNED_PARTITIONS, WATCHED_LOTS, track
 from room.adapters.projections import CatalogCloser, Projector
 from room.adapters.repositories import CatalogCloses, Paddles, Reports, ScheduledLots
@@ -48,7 +49,6 @@ from room.adapters.settings import RoomSettings, from_kit
 from room.app.eligibility import EligibilityBook
 from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
-from room.app.ownership import Ownership
 from room.app.room import RoomService
 from room.app.timers import WakeUps
 
@@ -93,113 +93,119 @@ class _Partitions:
         self._lots.drop_partition(partition)
 
 
-def make_wire(room_settings: RoomSettings | None = None) -> Hook:
-    async def wire(rt: Runtime) -> None:
-        settings = room_settings or from_kit(rt.settings)
+class RoomReplica:
+    """The pieces of one room replica, wired together (no I/O until `start`)."""
 
-        def spawn(coro: Coroutine[Any, Any, Any]) -> object:
-            return rt.spawn(coro, "room")
-
-        catalog = (
+    def __init__(self, rt: Runtime, settings: RoomSettings) -> None:
+        self.rt = rt
+        self.settings = settings
+        self.catalog = (
             CatalogClient(rt.settings.service_addresses["catalog"], rt.service_token)
             if settings.catalog_calls
             else None
         )
-        clock = wall_clock_ms
-        book = EligibilityBook()
-        active = KvActiveLots(rt.nc, rt.js)
-        scheduled = ScheduledLots(rt.db, catalog)
-        ownership: Ownership | None = None
-
-        def owns(partition: int) -> bool:
-            return ownership is not None and ownership.owns(partition)
-
-        lots: LotDirectory | None = None
-
-        def fire(lot_id: str) -> None:
-            if lots is not None:
-                lots.wake(lot_id)
-
-        wakeups = WakeUps(clock, fire)
+        self.book = EligibilityBook()
+        self.active = KvActiveLots(rt.nc, rt.js)
+        self.scheduled = ScheduledLots(rt.db, self.catalog)
+        self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
             log=JetStreamEventLog(rt.nc, rt.js),
             announcer=NatsAnnouncer(rt.nc),
-            active=active,
-            terms=scheduled,
-            clock=clock,
-            wakeups=wakeups,
+            active=self.active,
+            terms=self.scheduled,
+            clock=wall_clock_ms,
+            wakeups=self.wakeups,
             append_slots=asyncio.Semaphore(settings.max_in_flight),
-            spawn=spawn,
+            spawn=self.spawn,
             closing_soon_ms=settings.closing_soon_ms,
+            max_pending=settings.max_pending,
         )
-        lots = LotDirectory(deps, settings.partitions, owns)
-        paddles = Paddles(rt.db, clock)
-        room = RoomService(lots, book, SeatBook(rt.nc, catalog, clock), paddles)
-        router = CallRouter(
-            rt.nc, RoomHandlers(room).routes(), lots.partition_of, owns, spawn, settings.forward_timeout_s
+        self.lots = LotDirectory(deps, settings.partitions, self.owns)
+        self.paddles = Paddles(rt.db, wall_clock_ms)
+        room = RoomService(self.lots, self.book, SeatBook(rt.nc, self.catalog, wall_clock_ms), self.paddles)
+        self.router = CallRouter(
+            rt.nc,
+            RoomHandlers(room).routes(),
+            self.lots.partition_of,
+            self.owns,
+            self.spawn,
+            settings.forward_timeout_s,
         )
-        feeds = Feeds(NatsLiveFeeds(rt.nc), spawn, clock)
-        servicer = RoomServicer(router, feeds, Reports(rt.db), paddles, rt.db)
-        room_service_pb2_grpc.add_RoomServiceServicer_to_server(servicer, rt.server)
-        ownership = Ownership(
+        self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms)
+        self.servicer = RoomServicer(self.router, self.feeds, Reports(rt.db), self.paddles, rt.db)
+        self.leases = LeaseKeeper(
+            rt.settings.nats_url,
             settings.replica_id,
             settings.partitions,
-            KvLeaseStore(rt.nc, rt.js, settings.lease_ttl_s),
-            _Partitions(router, lots, active, rt),
-            time.monotonic,
+            _Partitions(self.router, self.lots, self.active, rt),
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
         )
-        leases = ownership
+        track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
+        track(LOADED_LOTS, lambda: len(self.lots))
+        track(WATCHED_LOTS, lambda: len(self.feeds.feeds))
 
-        async def evict_idle_lots() -> None:
-            assert lots is not None
-            while True:
-                await asyncio.sleep(EVICT_EVERY_S)
-                lots.evict_idle(EVICT_IDLE_MS)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> object:
+        return self.rt.spawn(coro, "room")
 
-        track(OWNED_PARTITIONS, lambda: len(leases.owned))
-        track(LOADED_LOTS, lambda: len(lots) if lots is not None else 0)
-        track(WATCHED_LOTS, lambda: len(feeds.feeds))
+    def owns(self, partition: int) -> bool:
+        return self.leases.owns(partition)
 
-        async def start(runtime: Runtime) -> None:
-            await active.check_partition_count(settings.partitions)
-            await EligibilityFollower(rt.nc, rt.js, book).start()
-            await leases.step()  # claim a first share before reporting SERVING
-            runtime.spawn(leases.run(), "partition-leases")
-            runtime.spawn(wakeups.run(), "lot-timers")
-            runtime.spawn(feeds.run(), "watch-feeds")
-            runtime.spawn(evict_idle_lots(), "evict-idle-lots")
-            consumers = [
-                DurableConsumer(
-                    rt.js, CATALOG_STREAM, "room-lot-terms", LOT_SCHEDULED, lot_terms_handler(scheduled, router.call)
-                ),
-                DurableConsumer(
-                    rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(router.call)
-                ),
-                DurableConsumer(
-                    rt.js, STREAM, "room-projections", LOT_SUBJECTS, projections_handler(Projector(rt.db)), batch=256
-                ),
-            ]
-            for consumer in consumers:
-                runtime.spawn(consumer.run(), consumer.durable)
-            if catalog is not None:
-                runtime.spawn(CatalogCloser(CatalogCloses(rt.db), catalog).run(), "catalog-closer")
-            log.info(
-                "room replica ready",
-                replica=settings.replica_id,
-                partitions=leases.owned_partitions(),
-                of=settings.partitions,
-            )
+    def wake(self, lot_id: str) -> None:
+        self.lots.wake(lot_id)
 
-        async def stop(runtime: Runtime) -> None:
-            await feeds.close_all()
-            await leases.release_all()
-            if catalog is not None:
-                await catalog.close()
+    async def start(self, runtime: Runtime) -> None:
+        rt, settings = self.rt, self.settings
+        await self.active.check_partition_count(settings.partitions)
+        await EligibilityFollower(rt.nc, rt.js, self.book).start()
+        await self.leases.start()  # claims a first share before the replica reports SERVING
+        runtime.spawn(self.wakeups.run(), "lot-timers")
+        runtime.spawn(self.feeds.run(), "watch-feeds")
+        runtime.spawn(self._evict_idle_lots(), "evict-idle-lots")
+        consumers = [
+            DurableConsumer(
+                rt.js,
+                CATALOG_STREAM,
+                "room-lot-terms",
+                LOT_SCHEDULED,
+                lot_terms_handler(self.scheduled, self.router.call),
+            ),
+            DurableConsumer(
+                rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(self.router.call)
+            ),
+            DurableConsumer(
+                rt.js, STREAM, "room-projections", LOT_SUBJECTS, projections_handler(Projector(rt.db)), batch=256
+            ),
+        ]
+        for consumer in consumers:
+            runtime.spawn(consumer.run(), consumer.durable)
+        if self.catalog is not None:
+            runtime.spawn(CatalogCloser(CatalogCloses(rt.db), self.catalog).run(), "catalog-closer")
+        log.info(
+            "room replica ready",
+            replica=settings.replica_id,
+            partitions=self.leases.owned_partitions(),
+            of=settings.partitions,
+        )
 
-        rt.on_ready(start)
-        rt.on_stop(stop)
+    async def stop(self, runtime: Runtime) -> None:
+        await self.feeds.close_all()  # watchers resume on another replica
+        await self.leases.stop()  # hand the partitions back: no waiting for the TTL
+        if self.catalog is not None:
+            await self.catalog.close()
+
+    async def _evict_idle_lots(self) -> None:
+        while True:
+            await asyncio.sleep(EVICT_EVERY_S)
+            self.lots.evict_idle(EVICT_IDLE_MS)
+
+
+def make_wire(room_settings: RoomSettings | None = None) -> Hook:
+    async def wire(rt: Runtime) -> None:
+        replica = RoomReplica(rt, room_settings or from_kit(rt.settings))
+        room_service_pb2_grpc.add_RoomServiceServicer_to_server(replica.servicer, rt.server)
+        rt.on_ready(replica.start)
+        rt.on_stop(replica.stop)
 
     return wire
 

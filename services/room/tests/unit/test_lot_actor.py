@@ -9,7 +9,7 @@ import pytest
 from room_fakes import Clock, FakeLog, FakeTerms, world
 from room_support import HOUR, crier, english
 
-from gavel_core.errors import FailedPrecondition, NotFound
+from gavel_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from room.app.lots import CommandRequest, NotOwner
 from room.app.model import ClosingSoon, LotConfigured
 from room.domain import OpenLot, PlaceBid, Tick, state_hash
@@ -260,3 +260,16 @@ async def test_an_unsold_lot_leaves_the_index():
     await w.tasks.settle()
     assert isinstance(w.log.batches(LOT)[-1].events[-1], LotUnsold)
     assert (actor.partition, LOT) not in w.active.marked
+
+
+async def test_an_overloaded_replica_refuses_new_commands_at_once():
+    w = world()
+    actor = await opened(w)
+    w.lots._deps.max_pending = 2
+    w.log.delay_s = 0.05
+    outcomes = await asyncio.gather(
+        *(actor.execute(bid(f"b{i}", f"bidder-{i}", 2_000 + 500 * i)) for i in range(4)), return_exceptions=True
+    )
+    refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
+    assert len(refused) == 2
+    assert w.lots._deps.pending == 0

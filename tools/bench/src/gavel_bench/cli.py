@@ -98,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--echo-duration", type=_positive(float), default=5.0, help="seconds of the echo-ceiling measurement"
     )
+    out.add_argument(
+        "--profile-room",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="py-spy the started cluster's room replica for S seconds of the window (needs py-spy installed)",
+    )
     return p
 
 
@@ -142,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_path=args.plot,
         var_root=args.var_dir,
         seed=args.seed,
+        profile_room_s=args.profile_room,
         command=command_line(args_list),
     )
     try:

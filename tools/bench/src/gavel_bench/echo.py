@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from gavel_bench.cluster import LOOPBACK, free_ports
+from gavel_bench.cpu import CpuMeter, Tracked
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.processes import stop_child
 
@@ -39,6 +40,7 @@ class EchoResult:
     duration_s: float
     calls: int
     latency_ms: dict[str, float | int | None]
+    cpu_percent: dict[str, float]  # of the echo server and clients while they ran (100 = one CPU)
 
 
 async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -138,6 +140,10 @@ def measure_echo_ceiling(
             )
             client.start()
             clients.append(client)
+        processes_measured = [server, *clients]
+        names = ["echo-server", *(f"echo-client-{n}" for n in range(len(clients)))]
+        meter = CpuMeter(Tracked(name, p.pid) for name, p in zip(names, processes_measured, strict=True) if p.pid)
+        meter.start()
         go.set()
         answers: list[tuple[str, Any]] = []
         deadline = time.monotonic() + STARTUP_TIMEOUT_S + WARMUP_S + duration_s + 30
@@ -146,13 +152,14 @@ def measure_echo_ceiling(
                 answers.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
             except queue.Empty:
                 raise RuntimeError("the echo clients did not report in time") from None
+        cpu_percent = meter.stop()
         failures = [detail for kind, detail in answers if kind != "done"]
         if failures:
             raise RuntimeError(f"echo client failed: {failures[0]}")
         calls = sum(detail[0] for _, detail in answers)
         rps = sum(detail[0] / detail[1] for _, detail in answers)
         latency = merged(detail[2] for _, detail in answers)
-        return EchoResult(round(rps, 1), processes, concurrency, duration_s, calls, latency.summary())
+        return EchoResult(round(rps, 1), processes, concurrency, duration_s, calls, latency.summary(), cpu_percent)
     finally:
         stop.set()
         for process in [*clients, server]:

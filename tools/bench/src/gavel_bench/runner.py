@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import queue
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from typing import Any
 from gavel.common.v1.money_pb2 import Money
 from gavel.room.v1 import room_service_pb2 as room_pb
 from gavel_bench.cluster import Endpoints, LocalCluster, RoomReplica, room_replicas, target_endpoints
+from gavel_bench.cpu import CpuMeter, Tracked, cluster_processes
 from gavel_bench.echo import EchoResult, measure_echo_ceiling
 from gavel_bench.eventlog import audit, logged_bid_ids
 from gavel_bench.failover import Kill, failover_gaps, read_leases
@@ -39,14 +41,32 @@ from gavel_bench.fixture import CURRENCY, PreparedLot, prepare_lots
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.identities import Identities, bidders_of_lot
 from gavel_bench.machine import machine_info
-from gavel_bench.processes import stop_child
+from gavel_bench.processes import stop_child, stop_popen
+from gavel_bench.profile import find_room_process
+from gavel_bench.profile import start as start_profile
+from gavel_bench.profile import summarize as summarize_profile
 from gavel_bench.report import write_json, write_plot
-from gavel_bench.workload import WATCH_GROUP, Step, Tick, WorkerFinal, WorkerPlan, worker_main
+from gavel_bench.workload import (
+    RAMP_DRAIN_S,
+    RAMP_PAUSE_S,
+    WATCH_GROUP,
+    Step,
+    Tick,
+    WorkerFinal,
+    WorkerPlan,
+    worker_main,
+)
 
+PROFILE_DELAY_S = 2.0  # the profile starts once the load has settled in
+PROFILE_GRACE_S = 60.0
 KEEPS_UP = 0.95  # a ramp step "keeps up" when at least this share of its target rate is acknowledged
 LATE_TICK_S = 3.0  # print a second's line without a worker that has not reported this long after it
 BALANCE_TIMEOUT_S = 45.0
-READY_TIMEOUT_S = 300.0
+
+
+def _ready_timeout_s(rooms: int) -> float:
+    """How long the watch streams get to go live: the room reads every watched lot's log first."""
+    return 60.0 + rooms / 20
 
 
 @dataclass
@@ -76,6 +96,7 @@ class RunOptions:
     plot_path: Path | None = None
     var_root: Path = field(default_factory=lambda: Path("var"))
     seed: int = 1
+    profile_room_s: float | None = None  # py-spy the cluster's room replica this long during the window
     command: str = ""
 
     @property
@@ -200,21 +221,17 @@ def _echo_payload(lots: Sequence[PreparedLot], identities: Identities, run_id: s
     return request.SerializeToString(), identities.bidder(bidders_of_lot(run_id, lot.index)[0])
 
 
-def _step_summary(
-    index: int,
-    rate: float,
-    duration_s: float,
-    start_s: float,
-    finals: Sequence[WorkerFinal],
-    series: Sequence[dict[str, Any]],
-) -> dict[str, Any]:
+def _step_summary(index: int, rate: float, duration_s: float, finals: Sequence[WorkerFinal]) -> dict[str, Any]:
+    """One step's figures: bids by the step they were scheduled in; bids/s = acknowledgements that
+    arrived while the step ran, over its duration."""
     totals = [final.steps[index] for final in finals]
-    acked_in_window = sum(row["acked"] for row in series if start_s <= row["second"] < start_s + duration_s)
+    acked_in_window = sum(t.acked_in_window for t in totals)
     bids = merged(t.bid_latency for t in totals)
     fanout = merged(t.fanout for t in totals)
     return {
         "target_rate": rate,
         "duration_s": duration_s,
+        "skipped": all(t.started_s is None for t in totals),
         "bids_per_s": round(acked_in_window / duration_s, 1),
         "bids_sent": sum(t.sent for t in totals),
         "bids_acknowledged": sum(t.acked for t in totals),
@@ -236,8 +253,9 @@ def _chosen_step(steps: Sequence[dict[str, Any]]) -> int:
     """The step reported at the top level: for a ramp, the fastest that kept up with its target."""
     if len(steps) == 1:
         return 0
-    keeping_up = [i for i, step in enumerate(steps) if step["bids_per_s"] >= KEEPS_UP * step["target_rate"]]
-    candidates = keeping_up or range(len(steps))
+    run = [i for i, step in enumerate(steps) if not step.get("skipped")]
+    keeping_up = [i for i in run if steps[i]["bids_per_s"] >= KEEPS_UP * steps[i]["target_rate"]]
+    candidates = keeping_up or run or range(len(steps))
     return max(candidates, key=lambda i: steps[i]["bids_per_s"])
 
 
@@ -252,6 +270,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
     cluster: LocalCluster | None = None
     replicas: list[RoomReplica] = []
     workers: list[Any] = []
+    profiler: subprocess.Popen[bytes] | None = None
+    profile_path: Path | None = None
     setup_s: dict[str, float] = {}
     var_dir = (options.var_root / f"bench-{stamp}").resolve()
     try:
@@ -323,6 +343,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 drain_s=options.drain_s,
                 channels_per_address=options.channels_per_address,
                 seed=options.seed,
+                ready_timeout_s=_ready_timeout_s(options.rooms),
             )
             control = context.Queue()
             worker = context.Process(
@@ -335,7 +356,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         say(f"• {processes} client processes opening {streams} watch streams ({options.watchers} per room)")
         ready_streams = 0
         ready = 0
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + _ready_timeout_s(options.rooms) + 60
         while ready < processes:
             try:
                 message = results.get(timeout=max(0.1, deadline - time.monotonic()))
@@ -366,17 +387,35 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         for control in controls:
             control.put(("go", t0))
         progress = Progress(processes, say)
+        profile_at = t0 + PROFILE_DELAY_S if options.profile_room_s else None
+        tracked = cluster_processes(cluster.var_dir) if cluster is not None else []
+        tracked += [Tracked(f"client-{n}", worker.pid) for n, worker in enumerate(workers)]
+        tracked += [Tracked(f"extra-{r.replica_id}", r.process.pid) for r in replicas if r.process is not None]
+        meter = CpuMeter(tracked)
+        meter_running = False
+        cpu_percent: dict[str, float] | None = None
         finals: dict[int, WorkerFinal] = {}
         kills: list[Kill] = []
         kill_at = t0 + options.kill_every_s if options.kill_every_s and replicas else None
-        deadline_wall = t0 + window_s + options.retry_window_s + options.request_timeout_s + options.drain_s + 60
+        pauses = (len(rates) - 1) * (RAMP_DRAIN_S + RAMP_PAUSE_S)
+        deadline_wall = (
+            t0 + window_s + pauses + options.retry_window_s + options.request_timeout_s + options.drain_s + 60
+        )
         while len(finals) < processes and time.time() < deadline_wall:
+            if not meter_running and cpu_percent is None and time.time() >= t0:
+                meter.start()
+                meter_running = True
+            elif meter_running and time.time() >= t0 + window_s + pauses:
+                cpu_percent, meter_running = meter.stop(), False
             if kill_at is not None and time.time() >= kill_at:
-                if kill_at < t0 + window_s:
+                if kill_at < t0 + window_s + pauses:
                     kills.append(_kill_one(replicas, endpoints.nats_url, t0, say))
                     kill_at += options.kill_every_s or 0
                 else:
                     kill_at = None
+            if profile_at is not None and time.time() >= profile_at:
+                profile_at = None
+                profiler, profile_path = _start_profile(cluster, options, say)
             try:
                 message = results.get(timeout=0.1)
             except queue.Empty:
@@ -390,11 +429,21 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 raise RuntimeError(f"client process {message[1]} failed:\n{message[2]}")
             progress.flush(t0)
         progress.flush(t0, force=True)
+        if meter_running:
+            cpu_percent = meter.stop()
         if len(finals) < processes:
             raise RuntimeError(f"only {len(finals)} of {processes} client processes reported their results")
         for worker in workers:
             stop_child(worker)
         worker_finals = [finals[number] for number in sorted(finals)]
+        room_profile: dict[str, Any] | None = None
+        if profiler is not None and profile_path is not None:
+            try:
+                profiler.wait(PROFILE_GRACE_S)
+            except subprocess.TimeoutExpired:
+                stop_popen(profiler, 5.0)
+            if profile_path.exists():
+                room_profile = {"raw": str(profile_path), **summarize_profile(profile_path)}
 
         say("• reading every lot's event log back (JetStream ROOM_EVENTS, one subject per lot)")
         acknowledged: dict[str, list[str]] = {}
@@ -425,10 +474,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             }
 
         series = progress.series()
-        steps = [
-            _step_summary(i, rate, options.duration_s, i * options.duration_s, worker_finals, series)
-            for i, rate in enumerate(rates)
-        ]
+        steps = [_step_summary(i, rate, options.duration_s, worker_finals) for i, rate in enumerate(rates)]
+        step_starts = [step.started_s for step in worker_finals[0].steps]
         chosen = steps[_chosen_step(steps)]
         refused_latency = merged(final.rejected_latency for final in worker_finals)
         error_kinds: dict[str, int] = {}
@@ -475,8 +522,11 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 "concurrency": echo.concurrency,
                 "duration_s": echo.duration_s,
                 "latency_ms": echo.latency_ms,
+                "cpu_percent": echo.cpu_percent,
             },
             "setup_s": {name: round(seconds, 2) for name, seconds in setup_s.items()},
+            "cpu_percent": cpu_percent,
+            "room_profile": room_profile,
             "sales": prepared.sales,
             "ramp": [_public(step) for step in steps] if len(steps) > 1 else None,
             "per_second": series,
@@ -495,21 +545,33 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             say(f"• wrote {options.json_path}")
         if options.plot_path is not None:
             markers = [(kill.at - t0, f"kill {kill.replica_id}") for kill in kills]
-            markers += [(i * options.duration_s, f"{rate:,.0f}/s") for i, rate in enumerate(rates) if len(rates) > 1]
+            if len(rates) > 1:
+                markers += [
+                    (start, f"{rate:,.0f}/s")
+                    for start, rate in zip(step_starts, rates, strict=True)
+                    if start is not None
+                ]
+            last_start = max((start for start in step_starts if start is not None), default=0.0)
             write_plot(
                 options.plot_path,
                 title,
                 {
-                    "PlaceBid (acknowledged), from its scheduled send": chosen["_bids"].distribution(),
-                    "fan-out: bid decided → watcher received": chosen["_fanout"].distribution(),
+                    f"PlaceBid at {chosen['target_rate']:,.0f}/s (acknowledged), from its scheduled send": chosen[
+                        "_bids"
+                    ].distribution(),
+                    f"fan-out at {chosen['target_rate']:,.0f}/s: bid decided → watcher received": chosen[
+                        "_fanout"
+                    ].distribution(),
                 },
                 series,
                 markers,
-                window_s,
+                last_start + options.duration_s,
             )
             say(f"• wrote {options.plot_path}")
         return result
     finally:
+        if profiler is not None:
+            stop_popen(profiler, 5.0)
         for worker in workers:
             stop_child(worker, grace_s=5.0)
         for replica in replicas:
@@ -517,6 +579,24 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         if cluster is not None:
             say("• stopping the cluster")
             cluster.stop()
+
+
+def _start_profile(
+    cluster: LocalCluster | None, options: RunOptions, say: Callable[[str], None]
+) -> tuple[subprocess.Popen[bytes] | None, Path | None]:
+    """py-spy on the cluster's room replica for `profile_room_s` (only a cluster started here: its pid is known)."""
+    if cluster is None:
+        say("  (no room profile: only a cluster started by gavel bench can be profiled)")
+        return None, None
+    pid = find_room_process(cluster.var_dir)
+    base = options.json_path or cluster.var_dir / "bench.json"
+    raw_path = base.with_name(base.stem + ".room-profile.txt")
+    profiler = start_profile(pid, options.profile_room_s or 0, raw_path) if pid else None
+    if profiler is None:
+        say("  (no room profile: py-spy is not installed or the room process was not found)")
+        return None, None
+    say(f"  py-spy is sampling the room replica (pid {pid}) for {options.profile_room_s:g} s → {raw_path}")
+    return profiler, raw_path
 
 
 def _kill_one(replicas: Sequence[RoomReplica], nats_url: str, t0: float, say: Callable[[str], None]) -> Kill:

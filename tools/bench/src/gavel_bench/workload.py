@@ -57,9 +57,11 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 FIRST_RETRY_DELAY_S = 0.05
 MAX_RETRY_DELAY_S = 0.5
 MAX_ERROR_SAMPLES = 5
-READY_TIMEOUT_S = 120.0
 GO_TIMEOUT_S = 900.0  # the parent measures the echo ceiling between ready and go
 MAX_WATCH_RECONNECTS = 1_000
+RAMP_DRAIN_S = 30.0  # between ramp steps, bids still in flight get this long to finish
+RAMP_PAUSE_S = 1.0
+RAMP_GIVE_UP_BELOW = 0.5  # a step that acknowledged less than this share of its target ends the ramp
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class WorkerPlan:
     drain_s: float = 2.0
     channels_per_address: int = 2
     seed: int = 1
+    ready_timeout_s: float = 120.0  # for every watch stream's first message
 
 
 @dataclass
@@ -97,6 +100,8 @@ class StepTotals:
     rejected: int = 0
     errors: int = 0
     not_sent: int = 0
+    acked_in_window: int = 0  # acknowledgements that arrived while the step was running
+    started_s: float | None = None  # seconds after the window's start; None: skipped
     bid_latency: bytes = b""
     fanout: bytes = b""
 
@@ -231,7 +236,8 @@ class Worker:
         self.all_ready = asyncio.Event()
         self.stopping = False
         self.t0_wall_ms = 0.0
-        self.step_bounds_ms: list[float] = []  # wall-clock end of each step
+        self.step_windows_ms: list[tuple[float, float]] = []  # wall clock (start, end) of each step begun
+        self.running_step: tuple[int, float, float] | None = None  # (step, start, end), monotonic
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -239,12 +245,11 @@ class Worker:
         return self.stubs[number % len(self.stubs)]
 
     def _step_at_ms(self, wall_ms: float) -> int | None:
-        if wall_ms < self.t0_wall_ms:
-            return None
-        for index, end in enumerate(self.step_bounds_ms):
-            if wall_ms < end:
+        """The step whose window holds this wall-clock instant (None: before, between or after)."""
+        for index, (start, end) in enumerate(self.step_windows_ms):
+            if start <= wall_ms < end:
                 return index
-        return len(self.step_bounds_ms) - 1 if self.step_bounds_ms else None
+        return None
 
     def _error(self, step: int, kind: str, message: str) -> None:
         self.tick.errors += 1
@@ -283,7 +288,7 @@ class Worker:
                     lot = self.lots.get(lot_id)
                     if lot is not None:
                         lot.observe(sequence, after.price.amount_minor, after.leader_id or None)
-                    if self.t0_wall_ms and any(event.HasField("bid_accepted") for event in response.events):
+                    if self.step_windows_ms and any(event.HasField("bid_accepted") for event in response.events):
                         decided_ms = occurred_ms(response)
                         step = self._step_at_ms(decided_ms)
                         if step is not None:
@@ -355,9 +360,13 @@ class Worker:
                 else:
                     self._error(step, f"{code.name}{':' + reason if reason else ''}", error.details() or "")
                 return
-        latency_s = time.monotonic() - scheduled
+        answered = time.monotonic()
+        latency_s = answered - scheduled
         self.tick.acked += 1
         self.step_totals[step].acked += 1
+        running = self.running_step
+        if running is not None and running[1] <= answered < running[2]:
+            self.step_totals[running[0]].acked_in_window += 1
         self.tick_bids.record_s(latency_s)
         self.step_bids[step].record_s(latency_s)
         self.acked_bids.setdefault(lot.lot_id, []).append(request.request_id)
@@ -365,13 +374,32 @@ class Worker:
         lot.observe(reply.lot_sequence, reply.price.amount_minor, reply.leader_id or None)
 
     async def schedule_bids(self, t0_mono: float) -> None:
-        """Open loop: bid n of a step is due at step_start + n / rate; due bids are started at once."""
+        """Open loop: bid n of a step is due at step_start + n / rate; due bids are started at once.
+
+        Ramp steps are separated by a pause in which the bids still in flight finish (bounded), so
+        a step is not measured on the previous one's backlog; a step that acknowledged less than
+        RAMP_GIVE_UP_BELOW of its target ends the ramp (faster steps could only do worse)."""
         tasks: set[asyncio.Task[None]] = set()
         number = 0
         step_start = t0_mono
         for step_index, step in enumerate(self.plan.steps):
+            if step_index > 0:
+                if tasks:
+                    await asyncio.wait(set(tasks), timeout=RAMP_DRAIN_S)
+                await asyncio.sleep(RAMP_PAUSE_S)
+                previous = self.step_totals[step_index - 1]
+                if (
+                    previous.acked_in_window
+                    < RAMP_GIVE_UP_BELOW * self.plan.steps[step_index - 1].rate * step.duration_s
+                ):
+                    break
+                step_start = time.monotonic()
             total = int(step.rate * step.duration_s)
             backlog_limit = max(self.plan.concurrency, int(step.rate * self.plan.max_backlog_s))
+            self.running_step = (step_index, step_start, step_start + step.duration_s)
+            start_wall_ms = (time.time() + (step_start - time.monotonic())) * 1000
+            self.step_windows_ms.append((start_wall_ms, start_wall_ms + step.duration_s * 1000))
+            self.step_totals[step_index].started_s = round(step_start - t0_mono, 3)
             for n in range(total):
                 due = step_start + n / step.rate
                 wait = due - time.monotonic()
@@ -387,7 +415,9 @@ class Worker:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 number += 1
-            step_start += step.duration_s
+            wait = step_start + step.duration_s - time.monotonic()
+            if wait > 0:  # the step's window lasts its full duration, whatever the last bid's time
+                await asyncio.sleep(wait)
         budget = self.plan.retry_window_s + self.plan.request_timeout_s + 5
         if tasks:
             await asyncio.wait(tasks, timeout=budget)
@@ -448,7 +478,7 @@ class Worker:
             self.all_ready.set()
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.all_ready.wait(), READY_TIMEOUT_S)
+                await asyncio.wait_for(self.all_ready.wait(), plan.ready_timeout_s)
             self.results.put(("ready", plan.worker, self.ready_streams, len(self.watch_groups)))
             loop = asyncio.get_running_loop()
             message = await loop.run_in_executor(None, _get, control, GO_TIMEOUT_S)
@@ -459,10 +489,6 @@ class Worker:
             self.tick_fanout.take()
             t0_mono = time.monotonic() + (t0_wall - time.time())
             self.t0_wall_ms = t0_wall * 1000
-            end = t0_wall * 1000
-            for step in plan.steps:
-                end += step.duration_s * 1000
-                self.step_bounds_ms.append(end)
             ticker = asyncio.create_task(self.report_ticks(t0_mono))
             await self.schedule_bids(t0_mono)
             await asyncio.sleep(plan.drain_s)  # the last batches reach the watchers

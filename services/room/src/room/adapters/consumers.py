@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 import nats.errors
+from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -151,7 +152,7 @@ def _raise_if_cancelled() -> None:
 
 # -- handlers -------------------------------------------------------------------------------------------
 
-RouteCall = Callable[[str, str, object, Principal], Awaitable[object]]
+RouteCall = Callable[[str, str, Message, Principal], Awaitable[Message]]
 
 
 def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:

@@ -191,19 +191,20 @@ class RoomHandlers:
         return pb.SetIncrementResponse(result=_result(outcome))
 
     def _simple(self, name: str, response_type: type[Message]) -> Callable[[Any, Principal], Any]:
+        """A command that takes only the lot (and the caller): answers LotCommandResult."""
         room = self._room
+        decide = {
+            "ConfirmWin": room.confirm_win,
+            "DeclineWin": room.decline_win,
+            "AcceptByVendor": room.vendor_accept,
+            "DeclineByVendor": room.vendor_decline,
+        }.get(name)
 
         async def handle(request: Any, caller: Principal) -> Message:
             digest = fingerprint(name, caller, request)
-            if name == "ConfirmWin":
-                outcome = await room.confirm_win(caller, request.lot_id, request.request_id, digest)
-            elif name == "DeclineWin":
-                outcome = await room.decline_win(caller, request.lot_id, request.request_id, digest)
-            elif name == "AcceptByVendor":
-                outcome = await room.vendor_accept(caller, request.lot_id, request.request_id, digest)
-            elif name == "DeclineByVendor":
-                outcome = await room.vendor_decline(caller, request.lot_id, request.request_id, digest)
-            else:
+            if decide is not None:
+                outcome = await decide(caller, request.lot_id, request.request_id, digest)
+            else:  # the crier's calls, by RPC name
                 outcome = await room.crier(caller, request.lot_id, request.request_id, name, digest)
             return response_type(result=_result(outcome))
 

@@ -1,6 +1,6 @@
 """Partition leases and the active-lot index, in JetStream key-value buckets.
 
-ROOM_PARTITIONS (memory storage, TTL = the lease length, e.g. 1.5 s): `replica.<replica_id>`
+ROOM_PARTITIONS (memory storage, TTL = the lease length, 1.2 s by default): `replica.<replica_id>`
 heartbeats and `partition.<n>` leases whose value is the holder's replica id.
 
 ROOM_ACTIVE_LOTS (file storage, TTL 100 days, longer than any live lot runs): `p<n>.<lot_id>` for
@@ -12,17 +12,27 @@ their deadlines keep firing; every other lot is loaded on first touch. It also r
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import threading
+import time
+
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType
 
+from gavel_kit import nats as gavel_nats
 from gavel_kit.leases import ExpiringKeys
-from room.app.ownership import LeaseView
+from gavel_kit.logging import get_logger
+from room.app.ownership import LeaseView, Ownership, PartitionListener
+
+log = get_logger("room.leases")
 
 PARTITIONS_BUCKET = "ROOM_PARTITIONS"
 ACTIVE_BUCKET = "ROOM_ACTIVE_LOTS"
 ACTIVE_TTL_S = 100 * 24 * 3600
 PARTITION_COUNT_KEY = "config.partitions"
+FIRST_ROUND_ATTEMPTS = 20
 
 
 class KvLeaseStore:
@@ -89,3 +99,123 @@ class KvActiveLots:
     async def list(self, partition: int) -> list[str]:
         prefix = f"p{partition}."
         return [key[len(prefix) :] for key in await self.keys.entries(f"{prefix}>")]
+
+
+class _OnLoop:
+    """The partition listener, called from the lease thread but run on the service's event loop."""
+
+    def __init__(self, listener: PartitionListener, loop: asyncio.AbstractEventLoop) -> None:
+        self._listener = listener
+        self._loop = loop
+
+    async def gained(self, partition: int) -> None:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._listener.gained(partition), self._loop))
+
+    async def releasing(self, partition: int) -> None:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._listener.releasing(partition), self._loop))
+
+    def lost(self, partition: int) -> None:
+        self._loop.call_soon_threadsafe(self._listener.lost, partition)
+
+
+class LeaseKeeper:
+    """Keeps this replica's partition leases on a thread of its own, with its own event loop and
+    NATS connection.
+
+    A lease says "this process is alive"; it must not lapse because the service's event loop is
+    busy with requests (under overload an asyncio loop can run seconds behind, longer than the
+    lease lasts). The lease thread needs the GIL only briefly, which CPython hands over within its
+    switch interval (5 ms) even to a busy main thread. What gaining or losing a partition means for
+    the service still runs on the service's loop (`_OnLoop`).
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        replica_id: str,
+        partitions: int,
+        listener: PartitionListener,
+        *,
+        ttl_s: float,
+        renew_every_s: float,
+    ) -> None:
+        self._nats_url = nats_url
+        self._replica_id = replica_id
+        self._partitions = partitions
+        self._listener = listener
+        self._ttl_s = ttl_s
+        self._renew_every_s = renew_every_s
+        self.ownership: Ownership | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._first_round: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def owns(self, partition: int) -> bool:
+        ownership = self.ownership
+        return ownership is not None and ownership.owns(partition)
+
+    def owned_partitions(self) -> list[int]:
+        ownership = self.ownership
+        return ownership.owned_partitions() if ownership is not None else []
+
+    async def start(self) -> None:
+        """Start the thread; return once the first claim round is done (so a lone replica owns
+        every partition before it reports SERVING)."""
+        service_loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, args=(service_loop,), name=f"room-leases-{self._replica_id}", daemon=True
+        )
+        self._thread.start()
+        await asyncio.wrap_future(self._first_round)
+
+    def _run(self, service_loop: asyncio.AbstractEventLoop) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._keep(service_loop))
+        except BaseException as exc:  # the service cannot serve without leases: let start() fail
+            if not self._first_round.done():
+                self._first_round.set_exception(exc)
+            log.exception("lease thread stopped")
+        finally:
+            loop.close()
+
+    async def _keep(self, service_loop: asyncio.AbstractEventLoop) -> None:
+        self._stop = asyncio.Event()
+        nc = await gavel_nats.connect(self._nats_url, f"gavel-room-leases-{self._replica_id}")
+        try:
+            ownership = Ownership(
+                self._replica_id,
+                self._partitions,
+                KvLeaseStore(nc, nc.jetstream(), self._ttl_s),
+                _OnLoop(self._listener, service_loop),
+                time.monotonic,
+                ttl_s=self._ttl_s,
+                renew_every_s=self._renew_every_s,
+            )
+            self.ownership = ownership
+            for attempt in range(FIRST_ROUND_ATTEMPTS):
+                try:
+                    await ownership.step()
+                    break
+                except Exception:  # e.g. the bucket being created by another replica right now
+                    if attempt == FIRST_ROUND_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.25)
+            self._first_round.set_result(None)
+            rounds = asyncio.create_task(ownership.run())
+            await self._stop.wait()
+            rounds.cancel()
+            await asyncio.gather(rounds, return_exceptions=True)
+            await ownership.release_all()
+        finally:
+            await nc.close()
+
+    async def stop(self) -> None:
+        """Hand every partition back and stop the thread (graceful shutdown)."""
+        loop, stop, thread = self._loop, self._stop, self._thread
+        if loop is None or stop is None or thread is None or not thread.is_alive():
+            return
+        loop.call_soon_threadsafe(stop.set)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)

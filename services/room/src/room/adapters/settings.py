@@ -25,6 +25,7 @@ class RoomSettings:
     lease_ttl_s: float
     closing_soon_ms: int
     max_in_flight: int
+    max_pending: int
     forward_timeout_s: float
     catalog_calls: bool  # False: never call the catalog (tests without one)
 
@@ -35,7 +36,7 @@ class RoomSettings:
 
 def from_kit(settings: Settings) -> RoomSettings:
     """GAVEL_ROOM_REPLICA_ID, _PARTITIONS, _LEASE_TTL_S, _CLOSING_SOON_S, _MAX_IN_FLIGHT,
-    _FORWARD_TIMEOUT_S, _CATALOG_CALLS (docs/room-service.md)."""
+    _MAX_PENDING, _FORWARD_TIMEOUT_S, _CATALOG_CALLS (docs/room-service.md)."""
     partitions = int(settings.option("PARTITIONS", str(DEFAULT_PARTITIONS)))
     if not 1 <= partitions <= 4096:
         raise ValueError("GAVEL_ROOM_PARTITIONS must be between 1 and 4096")
@@ -48,6 +49,7 @@ def from_kit(settings: Settings) -> RoomSettings:
         lease_ttl_s=lease_ttl_s,
         closing_soon_ms=int(float(settings.option("CLOSING_SOON_S", "60")) * 1000),
         max_in_flight=int(settings.option("MAX_IN_FLIGHT", "64")),
+        max_pending=int(settings.option("MAX_PENDING", "2000")),
         forward_timeout_s=float(settings.option("FORWARD_TIMEOUT_S", "5")),
         catalog_calls=settings.option("CATALOG_CALLS", "true").lower() not in ("0", "false", "no", "off"),
     )

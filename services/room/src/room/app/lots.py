@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gavel_core.errors import FailedPrecondition, GavelError, NotFound, Unavailable
+from gavel_core.errors import FailedPrecondition, GavelError, NotFound, ResourceExhausted, Unavailable
 from gavel_core.formats import LotTerms
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, Receipt, RoomEvent, StoredBatch
 from room.app.partitions import partition_of
@@ -80,6 +80,8 @@ class LotDeps:
     append_slots: asyncio.Semaphore
     spawn: Callable[[Coroutine[Any, Any, Any]], object]
     closing_soon_ms: int = 60_000
+    max_pending: int = 2_000  # commands waiting in all lots' queues before new ones are refused
+    pending: int = 0
 
 
 def request_id_reused(request_id: str) -> FailedPrecondition:
@@ -119,17 +121,26 @@ class LotActor:
     # -- what callers use ---------------------------------------------------------------------------
 
     async def execute(self, request: CommandRequest) -> Receipt:
-        receipt: Receipt = await self._submit("command", request)
+        """Run a command in turn. Refused at once (RESOURCE_EXHAUSTED) when the replica already has
+        `max_pending` commands waiting: under overload a quick refusal beats a queue that only grows."""
+        deps = self._deps
+        if deps.pending >= deps.max_pending:
+            raise ResourceExhausted("the room is overloaded; retry shortly with the same request_id")
+        deps.pending += 1
+        try:
+            receipt: Receipt = await self._enqueue("command", request)
+        finally:
+            deps.pending -= 1
         return receipt
 
     async def read(self, view: Callable[[LotActor], T]) -> T:
         """Run `view` on the lot once every job before it is done (so it sees only stored state)."""
-        result: T = await self._submit("read", view)
+        result: T = await self._enqueue("read", view)
         return result
 
     async def configure(self, info: LotInfo, terms: LotTerms) -> None:
         """Make sure the lot's log starts with these terms (a no-op once it has a first batch)."""
-        await self._submit("configure", (info, terms))
+        await self._enqueue("configure", (info, terms))
 
     def wake(self) -> None:
         """Fire whatever is due (a deadline, the closing-soon notice); nobody waits for the answer."""
@@ -148,9 +159,6 @@ class LotActor:
             _, _, future = self._queue.popleft()
             if not future.done():
                 future.set_exception(NotOwner(self.lot_id))
-
-    def _submit(self, kind: str, payload: Any) -> asyncio.Future[Any]:
-        return self._enqueue(kind, payload)
 
     def _enqueue(self, kind: str, payload: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -178,6 +186,10 @@ class LotActor:
                 except Exception as exc:  # the caller's future carries it (GavelError: to the client)
                     if not future.done():
                         future.set_exception(exc)
+                except BaseException:  # cancelled (shutdown): nobody may wait forever
+                    if not future.done():
+                        future.set_exception(Unavailable("the room replica is stopping; retry"))
+                    raise
                 else:
                     if not future.done():
                         future.set_result(result)
@@ -459,9 +471,6 @@ class LotDirectory:
 
     def partition_of(self, lot_id: str) -> int:
         return partition_of(lot_id, self.partitions)
-
-    def owns_lot(self, lot_id: str) -> bool:
-        return self._owns(partition_of(lot_id, self.partitions))
 
     def actor(self, lot_id: str) -> LotActor:
         """The lot's actor (not necessarily loaded yet); NotOwner if another replica owns the lot."""

@@ -133,11 +133,3 @@ class LotView:
     unsold_reason: str | None
     room_index: int
     room_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class BidderStandingFacts:
-    """What the eligibility book says about one bidder for one sale (before seating is known)."""
-
-    banned: bool
-    bid_limit_minor: int | None

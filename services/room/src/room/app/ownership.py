@@ -11,6 +11,9 @@ A lease only decides who *should* write a partition's lots; that only one *does*
 the expected-sequence appends (room.app.lots). To keep two owners rare, a replica stops treating a
 partition as its own `margin_s` before its lease could have expired, counted from when the last
 successful renewal was sent.
+
+`owns` and `owned_partitions` may be called from another thread than the one running the loop
+(the service keeps its leases on a thread of their own, so a busy event loop cannot starve them).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class Ownership:
         return lease is not None and self._monotonic() < lease.valid_until
 
     def owned_partitions(self) -> list[int]:
-        return sorted(p for p in self.owned if self.owns(p))
+        return sorted(p for p, _ in list(self.owned.items()) if self.owns(p))  # list(): a snapshot
 
     def _valid_until(self, sent_at: float) -> float:
         return sent_at + self.ttl_s - self.margin_s
@@ -129,14 +132,16 @@ class Ownership:
         decision = plan(self.replica_id, self.partitions, view.replicas, view.holders, self.owned)
         for partition in decision.release:
             await self._release(partition)
-        for partition in decision.claim:
-            sent_at = self._monotonic()
-            revision = await self._store.claim(partition, self.replica_id)
-            if revision is None:
-                continue
-            self.owned[partition] = Lease(revision, self._valid_until(sent_at))
-            log.info("partition %d: claimed by %s", partition, self.replica_id)
-            await self._listener.gained(partition)
+        await asyncio.gather(*(self._claim(partition) for partition in decision.claim))
+
+    async def _claim(self, partition: int) -> None:
+        sent_at = self._monotonic()
+        revision = await self._store.claim(partition, self.replica_id)
+        if revision is None:
+            return
+        self.owned[partition] = Lease(revision, self._valid_until(sent_at))
+        log.info("partition %d: claimed by %s", partition, self.replica_id)
+        await self._listener.gained(partition)
 
     async def _renew_all(self) -> None:
         async def renew(partition: int, lease: Lease) -> None:

@@ -1,0 +1,84 @@
+"""CPU used by each process during the measured window (Linux /proc), to see what saturates.
+
+On a small machine the cluster and the load generator share the CPUs, so the question "is the
+server slow or is the client?" is answered by how busy each process was: 100 % is one whole CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Tracked:
+    name: str
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime, stime (fields 14 and 15)
+
+
+def cluster_processes(var_dir: Path) -> list[Tracked]:
+    """The processes of a cluster started with this var dir: its services and its nats-server."""
+    var = str(var_dir.resolve())
+    wanted_env = f"GAVEL_VAR_DIR={var}".encode()
+    found: list[Tracked] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = [part.decode(errors="replace") for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
+            if not argv:
+                continue
+            if "nats-server" in Path(argv[0]).name and any(var in part for part in argv):
+                found.append(Tracked("nats-server", int(entry.name)))
+                continue
+            if "-m" in argv and "serve" in argv and wanted_env in (entry / "environ").read_bytes().split(b"\0"):
+                module = argv[argv.index("-m") + 1]
+                found.append(Tracked(module.removesuffix(".main"), int(entry.name)))
+        except (OSError, IndexError):
+            continue
+    return sorted(found, key=lambda t: (t.name, t.pid))
+
+
+class CpuMeter:
+    """CPU share of each tracked process between `start()` and `stop()`, in % of one CPU."""
+
+    def __init__(self, tracked: Iterable[Tracked]) -> None:
+        self.tracked = list(tracked)
+        self._started: dict[int, float] = {}
+        self._wall = 0.0
+
+    def start(self) -> None:
+        self._wall = time.monotonic()
+        for process in self.tracked:
+            used = cpu_seconds(process.pid)
+            if used is not None:
+                self._started[process.pid] = used
+
+    def stop(self) -> dict[str, float]:
+        elapsed = max(1e-6, time.monotonic() - self._wall)
+        shares: dict[str, float] = {}
+        for process in self.tracked:
+            used, began = cpu_seconds(process.pid), self._started.get(process.pid)
+            if used is None or began is None:
+                continue
+            name = process.name
+            number = 2
+            while name in shares:  # several room replicas
+                name = f"{process.name}-{number}"
+                number += 1
+            shares[name] = round(100 * (used - began) / elapsed, 1)
+        return shares
