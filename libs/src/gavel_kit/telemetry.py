@@ -28,18 +28,23 @@ def _exporter_name() -> str:
     return "otlp" if has_endpoint else "none"
 
 
-def configure(service: str) -> TracerProvider:
-    """Install the global tracer provider once per process and return it."""
+def configure(service: str) -> TracerProvider | None:
+    """Install the global tracer provider once per process and return it (None: tracing is off)."""
     global _provider
     if _provider is not None:
         return _provider
+    exporter_name = _exporter_name()
+    if exporter_name == "none":
+        # No SDK provider: spans stay non-recording (cheap on the bid path) while incoming trace
+        # context still propagates to outgoing gRPC calls and NATS headers.
+        return None
     name = os.environ.get("OTEL_SERVICE_NAME") or f"gavel-{service}"
     resource = Resource.create({"service.name": name, "service.namespace": "gavel"}).merge(
         OTELResourceDetector().detect()
     )
     provider = TracerProvider(resource=resource)
     exporter: SpanExporter | None = None
-    match _exporter_name():
+    match exporter_name:
         case "otlp":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 

@@ -194,13 +194,12 @@ async def test_concurrent_twins_of_one_request_have_one_effect_and_one_answer(da
     assert await count_things(database) == 1
 
 
-async def test_outbox_events_reach_jetstream_once_with_msg_id_and_trace_context(database, nats_url):
+async def test_outbox_events_reach_jetstream_once_with_msg_id_and_trace_context(database, nats_url, span_exporter):
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     stream = StreamSpec(name="KITTEST_EVENTS", subjects=["gavel.kittest.>"]).config()
     await js.add_stream(stream)
     relay = OutboxRelay(database, tables, functools.partial(gavel_nats.publish, js))
-    telemetry.configure("kittest")
     with telemetry.tracer("test").start_as_current_span("request") as span:
         trace_id = format(span.get_span_context().trace_id, "032x")
         async with SqlUnitOfWork(database, tables, relay) as uow:

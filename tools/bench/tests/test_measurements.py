@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,31 @@ def test_the_ramp_reports_the_fastest_step_that_kept_up() -> None:
     ]
     assert _chosen_step(steps) == 1
     assert _chosen_step([{"target_rate": 100, "bids_per_s": 50}]) == 0
+
+
+def test_the_cpu_meter_sees_this_process_work() -> None:
+    import os
+
+    from gavel_bench.cpu import CpuMeter, Tracked, cpu_seconds
+
+    assert (cpu_seconds(os.getpid()) or 0) > 0
+    meter = CpuMeter([Tracked("me", os.getpid()), Tracked("gone", 2**22 + 12345)])
+    meter.start()
+    total = 0
+    for n in range(300_000):  # a little real work
+        total += n * n
+    shares = meter.stop()
+    assert total > 0
+    assert shares["me"] > 0
+    assert "gone" not in shares
+
+
+def test_a_profile_summary_ranks_frames_by_self_and_inclusive_share(tmp_path: Path) -> None:
+    from gavel_bench.profile import summarize
+
+    raw = tmp_path / "room.raw"
+    raw.write_text("main;serve;place_bid;append 30\nmain;serve;place_bid;decide 10\nmain;serve;watch 60\n")
+    summary = summarize(raw)
+    assert summary["samples"] == 100
+    assert summary["self_percent"][0] == [60.0, "watch"]
+    assert [40.0, "place_bid"] in summary["inclusive_percent"]

@@ -85,3 +85,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get(POSTGRES_ENV)
     return f"gavel: PostgreSQL tests {'ON against ' + url if url else 'SKIPPED (' + POSTGRES_ENV + ' unset)'}"
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> object:
+    """Record every span this process finishes (tracing is otherwise off in tests: no OTEL_* set).
+
+    OpenTelemetry allows one global tracer provider per process, so the first user installs an SDK
+    provider and everyone shares it; tests `clear()` the exporter before acting.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter

@@ -5,10 +5,6 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from gavel.catalog.v1 import resources_pb2
@@ -21,7 +17,6 @@ from gavel_core.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from gavel_kit import telemetry
 
 pytestmark = pytest.mark.integration
 
@@ -258,15 +253,10 @@ async def test_an_unreachable_catalog_is_503_with_a_retry_hint(gateway):
     assert "127.0.0.1" not in response.text  # transport details stay in the log
 
 
-@pytest.fixture(scope="module")
-def spans():
-    """Every finished span of this process, from the tracer provider gavel_kit installs."""
-    telemetry.configure("gateway")
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+@pytest.fixture
+def spans(span_exporter):
+    """Every finished span of this process (the gavel pytest plugin's recording provider)."""
+    return span_exporter
 
 
 async def test_an_http_request_and_the_catalog_call_it_makes_form_one_trace(spans, gateway_with_catalog):
