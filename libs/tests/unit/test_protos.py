@@ -31,3 +31,19 @@ def test_every_fixed_service_name_exists_and_every_rpc_declares_who_may_call_it(
         assert service.methods, full_name
         for method in service.methods:
             assert method.GetOptions().HasExtension(auth_pb2.access), f"{method.full_name} has no access policy"
+
+
+def test_every_failed_precondition_reason_raised_in_the_code_is_documented_in_errors_proto():
+    import re
+    from pathlib import Path
+
+    from gavel.common.v1 import errors_pb2
+
+    documented = {name.removeprefix("ERROR_REASON_") for name in errors_pb2.ErrorReason.keys()}
+    root = Path(protogen.REPO_ROOT)
+    raised: set[str] = set()
+    for path in [*root.glob("services/*/src/**/*.py"), *root.glob("libs/src/gavel_kit/**/*.py")]:
+        text = path.read_text()
+        raised |= set(re.findall(r'FailedPrecondition\(\s*"([A-Z_]+)"', text))
+        raised |= set(re.findall(r'reason="([A-Z_]+)"', text))
+    assert raised - documented == set()

@@ -39,6 +39,8 @@ STREAMS = [
         subjects=[f"{SUBJECT_PREFIX}.>"],
         description="Catalog events: sales published and cancelled, lots scheduled, starting and closed, "
         "reservations, registration decisions, seats (payloads: gavel.events.v1, docs/events.md)",
+        # The room reads a lot's seats by subject on demand; direct gets make that one request.
+        extra={"allow_direct": True},
     )
 ]
 

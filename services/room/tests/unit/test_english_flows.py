@@ -84,7 +84,7 @@ def test_only_a_crier_sets_an_opening_asking_price() -> None:
     [
         (BidderStanding(banned=True), PermissionDenied, "BIDDER_BANNED"),
         (BidderStanding(seated=False), PermissionDenied, "NOT_SEATED"),
-        (BidderStanding(is_seller=True), PermissionDenied, "SELLER_OWN_LOT"),
+        (BidderStanding(is_seller=True), PermissionDenied, "OWN_LOT"),
         (BidderStanding(bid_limit_minor=4_999), FailedPrecondition, "OVER_BID_LIMIT"),
     ],
 )

@@ -361,8 +361,9 @@ def render(
     full = results.get("one-room-process")
     ramp = ramp_table(full)
     generated = [
-        "All figures below were produced by one command, which also reran the engine benchmark and wrote "
-        f"every run's JSON and PNG under [`{directory}/`]({directory}/):",
+        "The figures below come from `gavel bench matrix` (`make bench`), which runs each case in its own "
+        f"process with its own cluster and writes its JSON and PNG under [`{directory}/`]({directory}/). "
+        "Last invocation:",
         "",
         "```",
         matrix_command,

@@ -25,25 +25,69 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
     ERROR_REASON_BID_TOO_LOW: _ErrorReason.ValueType  # 1
     """A bid below the minimum acceptable amount; metadata.min_amount_minor says what would do."""
-    ERROR_REASON_INVALID_STATE: _ErrorReason.ValueType  # 2
-    """The entity is not in a state that allows the change (e.g. editing a published sale)."""
-    ERROR_REASON_NOT_OWNER: _ErrorReason.ValueType  # 3
+    ERROR_REASON_BID_NOT_ABOVE_OWN_MAX: _ErrorReason.ValueType  # 2
+    """The leader's new maximum must exceed their current one."""
+    ERROR_REASON_ALREADY_LEADING: _ErrorReason.ValueType  # 3
+    """The bidder already leads (round-limited and crier lots take no bid against oneself)."""
+    ERROR_REASON_ASKING_TOO_LOW: _ErrorReason.ValueType  # 4
+    """The crier's asking price is below what the lot allows."""
+    ERROR_REASON_INVALID_STATE: _ErrorReason.ValueType  # 5
+    """The entity is not in a state that allows the change (e.g. editing a published sale); the message names the state."""
+    ERROR_REASON_NOT_OWNER: _ErrorReason.ValueType  # 6
     """The caller may not act on another user's resource (e.g. a seller editing another seller's lot)."""
-    ERROR_REASON_OWN_LOT: _ErrorReason.ValueType  # 4
+    ERROR_REASON_OWN_LOT: _ErrorReason.ValueType  # 7
     """A seller may never bid on their own lot."""
-    ERROR_REASON_NOT_REGISTERED: _ErrorReason.ValueType  # 5
-    """The bidder is not registered/approved for the sale."""
-    ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 6
+    ERROR_REASON_NOT_VENDOR: _ErrorReason.ValueType  # 8
+    """Only the lot's vendor (or a sale admin) may accept or decline on the vendor's behalf."""
+    ERROR_REASON_NOT_REGISTERED: _ErrorReason.ValueType  # 9
+    """The bidder is not registered and approved for the sale."""
+    ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 10
     """The request id was used before with a different request."""
-    ERROR_REASON_BANNED: _ErrorReason.ValueType  # 7
-    """The bidder is banned."""
-    ERROR_REASON_NOT_SEATED: _ErrorReason.ValueType  # 8
+    ERROR_REASON_BIDDER_BANNED: _ErrorReason.ValueType  # 11
+    """The bidder is banned (payment's BidderBanned event)."""
+    ERROR_REASON_NOT_SEATED: _ErrorReason.ValueType  # 12
     """The bidder is seated in another room of a multi-room product."""
-    ERROR_REASON_OVER_LIMIT: _ErrorReason.ValueType  # 9
-    """The bid exceeds the bidder's limit."""
-    ERROR_REASON_LOT_NOT_OPEN: _ErrorReason.ValueType  # 10
-    """The lot is not open for bidding."""
-    ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 11
+    ERROR_REASON_OVER_BID_LIMIT: _ErrorReason.ValueType  # 13
+    """The bid exceeds the bidder's limit (payment's BidLimitSet event)."""
+    ERROR_REASON_BIDDER_DEFAULTED: _ErrorReason.ValueType  # 14
+    """The bidder defaulted on this lot's confirmation and may not bid on it again."""
+    ERROR_REASON_PADDLE_NOT_REGISTERED: _ErrorReason.ValueType  # 15
+    """A floor bid from a paddle that is not registered for the sale."""
+    ERROR_REASON_LOT_NOT_OPEN: _ErrorReason.ValueType  # 16
+    """The lot is not open for bidding yet."""
+    ERROR_REASON_LOT_CLOSED: _ErrorReason.ValueType  # 17
+    """The lot has closed."""
+    ERROR_REASON_LOT_PAUSED: _ErrorReason.ValueType  # 18
+    """The lot is paused by the crier."""
+    ERROR_REASON_LOT_NOT_PAUSED: _ErrorReason.ValueType  # 19
+    """Resume of a lot that is not paused."""
+    ERROR_REASON_LOT_ALREADY_OPENED: _ErrorReason.ValueType  # 20
+    """The lot was opened before."""
+    ERROR_REASON_FORMAT_NOT_LIVE: _ErrorReason.ValueType  # 21
+    """A live-room command for a tender lot."""
+    ERROR_REASON_COMMAND_NOT_SUPPORTED: _ErrorReason.ValueType  # 22
+    """The lot's format does not take this command (e.g. a Dutch acceptance on an English lot)."""
+    ERROR_REASON_DUPLICATE_BID_ID: _ErrorReason.ValueType  # 23
+    """The bid id was used before on this lot."""
+    ERROR_REASON_BUY_NOW_UNAVAILABLE: _ErrorReason.ValueType  # 24
+    """Buy-now is not offered or no longer possible (a bid was placed)."""
+    ERROR_REASON_ALREADY_PICKED: _ErrorReason.ValueType  # 25
+    """The bidder already picked an option in this lucky window."""
+    ERROR_REASON_CALL_OUT_OF_ORDER: _ErrorReason.ValueType  # 26
+    """A crier call out of order (e.g. going twice before going once)."""
+    ERROR_REASON_REOPEN_NOT_ALLOWED: _ErrorReason.ValueType  # 27
+    """The reopen grace window has passed."""
+    ERROR_REASON_NO_STANDING_BID: _ErrorReason.ValueType  # 28
+    """The action needs a standing bid (e.g. hammer, undo, vendor accept)."""
+    ERROR_REASON_NO_PENDING_OFFER: _ErrorReason.ValueType  # 29
+    """No confirmation offer is pending."""
+    ERROR_REASON_NOT_OFFERED_TO_BIDDER: _ErrorReason.ValueType  # 30
+    """The pending offer is for another bidder."""
+    ERROR_REASON_NO_VENDOR_OFFER: _ErrorReason.ValueType  # 31
+    """No offer is waiting for the vendor."""
+    ERROR_REASON_VENDOR_CANNOT_ACCEPT: _ErrorReason.ValueType  # 32
+    """The lot does not let the vendor accept now."""
+    ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -59,24 +103,68 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 ERROR_REASON_BID_TOO_LOW: ErrorReason.ValueType  # 1
 """A bid below the minimum acceptable amount; metadata.min_amount_minor says what would do."""
-ERROR_REASON_INVALID_STATE: ErrorReason.ValueType  # 2
-"""The entity is not in a state that allows the change (e.g. editing a published sale)."""
-ERROR_REASON_NOT_OWNER: ErrorReason.ValueType  # 3
+ERROR_REASON_BID_NOT_ABOVE_OWN_MAX: ErrorReason.ValueType  # 2
+"""The leader's new maximum must exceed their current one."""
+ERROR_REASON_ALREADY_LEADING: ErrorReason.ValueType  # 3
+"""The bidder already leads (round-limited and crier lots take no bid against oneself)."""
+ERROR_REASON_ASKING_TOO_LOW: ErrorReason.ValueType  # 4
+"""The crier's asking price is below what the lot allows."""
+ERROR_REASON_INVALID_STATE: ErrorReason.ValueType  # 5
+"""The entity is not in a state that allows the change (e.g. editing a published sale); the message names the state."""
+ERROR_REASON_NOT_OWNER: ErrorReason.ValueType  # 6
 """The caller may not act on another user's resource (e.g. a seller editing another seller's lot)."""
-ERROR_REASON_OWN_LOT: ErrorReason.ValueType  # 4
+ERROR_REASON_OWN_LOT: ErrorReason.ValueType  # 7
 """A seller may never bid on their own lot."""
-ERROR_REASON_NOT_REGISTERED: ErrorReason.ValueType  # 5
-"""The bidder is not registered/approved for the sale."""
-ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 6
+ERROR_REASON_NOT_VENDOR: ErrorReason.ValueType  # 8
+"""Only the lot's vendor (or a sale admin) may accept or decline on the vendor's behalf."""
+ERROR_REASON_NOT_REGISTERED: ErrorReason.ValueType  # 9
+"""The bidder is not registered and approved for the sale."""
+ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 10
 """The request id was used before with a different request."""
-ERROR_REASON_BANNED: ErrorReason.ValueType  # 7
-"""The bidder is banned."""
-ERROR_REASON_NOT_SEATED: ErrorReason.ValueType  # 8
+ERROR_REASON_BIDDER_BANNED: ErrorReason.ValueType  # 11
+"""The bidder is banned (payment's BidderBanned event)."""
+ERROR_REASON_NOT_SEATED: ErrorReason.ValueType  # 12
 """The bidder is seated in another room of a multi-room product."""
-ERROR_REASON_OVER_LIMIT: ErrorReason.ValueType  # 9
-"""The bid exceeds the bidder's limit."""
-ERROR_REASON_LOT_NOT_OPEN: ErrorReason.ValueType  # 10
-"""The lot is not open for bidding."""
-ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 11
+ERROR_REASON_OVER_BID_LIMIT: ErrorReason.ValueType  # 13
+"""The bid exceeds the bidder's limit (payment's BidLimitSet event)."""
+ERROR_REASON_BIDDER_DEFAULTED: ErrorReason.ValueType  # 14
+"""The bidder defaulted on this lot's confirmation and may not bid on it again."""
+ERROR_REASON_PADDLE_NOT_REGISTERED: ErrorReason.ValueType  # 15
+"""A floor bid from a paddle that is not registered for the sale."""
+ERROR_REASON_LOT_NOT_OPEN: ErrorReason.ValueType  # 16
+"""The lot is not open for bidding yet."""
+ERROR_REASON_LOT_CLOSED: ErrorReason.ValueType  # 17
+"""The lot has closed."""
+ERROR_REASON_LOT_PAUSED: ErrorReason.ValueType  # 18
+"""The lot is paused by the crier."""
+ERROR_REASON_LOT_NOT_PAUSED: ErrorReason.ValueType  # 19
+"""Resume of a lot that is not paused."""
+ERROR_REASON_LOT_ALREADY_OPENED: ErrorReason.ValueType  # 20
+"""The lot was opened before."""
+ERROR_REASON_FORMAT_NOT_LIVE: ErrorReason.ValueType  # 21
+"""A live-room command for a tender lot."""
+ERROR_REASON_COMMAND_NOT_SUPPORTED: ErrorReason.ValueType  # 22
+"""The lot's format does not take this command (e.g. a Dutch acceptance on an English lot)."""
+ERROR_REASON_DUPLICATE_BID_ID: ErrorReason.ValueType  # 23
+"""The bid id was used before on this lot."""
+ERROR_REASON_BUY_NOW_UNAVAILABLE: ErrorReason.ValueType  # 24
+"""Buy-now is not offered or no longer possible (a bid was placed)."""
+ERROR_REASON_ALREADY_PICKED: ErrorReason.ValueType  # 25
+"""The bidder already picked an option in this lucky window."""
+ERROR_REASON_CALL_OUT_OF_ORDER: ErrorReason.ValueType  # 26
+"""A crier call out of order (e.g. going twice before going once)."""
+ERROR_REASON_REOPEN_NOT_ALLOWED: ErrorReason.ValueType  # 27
+"""The reopen grace window has passed."""
+ERROR_REASON_NO_STANDING_BID: ErrorReason.ValueType  # 28
+"""The action needs a standing bid (e.g. hammer, undo, vendor accept)."""
+ERROR_REASON_NO_PENDING_OFFER: ErrorReason.ValueType  # 29
+"""No confirmation offer is pending."""
+ERROR_REASON_NOT_OFFERED_TO_BIDDER: ErrorReason.ValueType  # 30
+"""The pending offer is for another bidder."""
+ERROR_REASON_NO_VENDOR_OFFER: ErrorReason.ValueType  # 31
+"""No offer is waiting for the vendor."""
+ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
+"""The lot does not let the vendor accept now."""
+ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -113,7 +113,7 @@ def check_standing(standing: BidderStanding, amount: int) -> None:
     if not standing.seated:
         raise PermissionDenied("the bidder is not seated in this room", reason="NOT_SEATED")
     if standing.is_seller:
-        raise PermissionDenied("a seller may not bid on their own lot", reason="SELLER_OWN_LOT")
+        raise PermissionDenied("a seller may not bid on their own lot", reason="OWN_LOT")
     limit = standing.bid_limit_minor
     if limit is not None and amount > limit:
         raise FailedPrecondition(
