@@ -89,3 +89,21 @@ PRESETS: dict[str, IncrementTable] = {
     # Simple flat table for tests and demos.
     "flat_100": IncrementTable(((0, 100),)),
 }  # fmt: skip
+
+
+def resolve_increments(tiers: Sequence[Sequence[int]], preset: str, path: str) -> IncrementTable:
+    """The English increment table from the wire: explicit tiers or a named preset, not both.
+
+    For adapters mapping `lot.english.increments` / `lot.english.increment_preset`; errors name
+    `path.increments[i]…` or `path.increment_preset`.
+    """
+    if tiers and preset:
+        raise InvalidArgument([FieldViolation(f"{path}.increment_preset", "give increments or a preset, not both")])
+    if preset:
+        try:
+            return IncrementTable.preset(preset)
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                [FieldViolation(f"{path}.increment_preset", v.description) for v in exc.violations]
+            ) from None
+    return IncrementTable.of(tiers, field=f"{path}.increments")

@@ -38,6 +38,13 @@ def validate_amount(amount_minor: int, field: str, *, allow_zero: bool = True) -
     return amount_minor
 
 
+def amount_in(currency: str, amount_minor: int, amount_currency: str, path: str) -> int:
+    """An amount from a wire Money that must be in the lot's currency (empty means the lot's)."""
+    if amount_currency and amount_currency != currency:
+        raise InvalidArgument([FieldViolation(f"{path}.currency", f"must be the lot's currency {currency}")])
+    return amount_minor
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in minor units (cents, pence, yen) of one currency."""

@@ -39,7 +39,7 @@ def test_every_failed_precondition_reason_raised_in_the_code_is_documented_in_er
 
     from gavel.common.v1 import errors_pb2
 
-    documented = {name.removeprefix("ERROR_REASON_") for name in errors_pb2.ErrorReason.keys()}
+    documented = {name.removeprefix("ERROR_REASON_") for name in errors_pb2.ErrorReason.DESCRIPTOR.values_by_name}
     root = Path(protogen.REPO_ROOT)
     raised: set[str] = set()
     for path in [*root.glob("services/*/src/**/*.py"), *root.glob("libs/src/gavel_kit/**/*.py")]:

@@ -17,10 +17,12 @@ from catalog.app.lots import (
     reorder_lots,
     update_lot,
 )
-from catalog.domain.lots import LotSpec, amount_in, resolve_increments
+from catalog.domain.lots import LotSpec
 from catalog.domain.states import State
 from gavel_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from gavel_core.formats import DutchParams, EnglishClose, Format, LotTerms, LuckyParams
+from gavel_core.increments import resolve_increments
+from gavel_core.money import amount_in
 
 
 def fields(error: InvalidArgument) -> set[str]:

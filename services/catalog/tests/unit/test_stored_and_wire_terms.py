@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from catalog.adapters.mapping import lot_message, lot_terms
+from catalog.adapters.mapping import lot_message
 from catalog.adapters.orm import decode_terms, encode_terms
 from catalog.domain.lots import Lot, LotView
 from catalog.domain.states import State
@@ -22,6 +22,7 @@ from gavel_core.formats import (
     TenderParams,
 )
 from gavel_core.increments import IncrementTable
+from gavel_kit.lotwire import terms_from_lot
 
 TERMS = {
     "english": LotTerms(
@@ -44,6 +45,7 @@ TERMS = {
         tax_bp=2_000,
         confirmation_timeout_ms=60_000,
         seed=2**62 + 7,
+        extra={"below_reserve": "offer_vendor", "vendor_decision_ms": "3600000"},
     ),
     "dutch": LotTerms(
         "JPY", Format.DUTCH, DutchParams(50_000, 20_000, 2_000, DutchStepMode.RANDOM, random_steps=12), seed=1
@@ -69,4 +71,4 @@ def test_terms_sent_on_the_wire_parse_back_exactly_but_the_seed_is_the_catalogs_
     now = datetime(2030, 1, 1, tzinfo=UTC)
     lot = Lot("l", "l", "s", "p", "seller", 0, 1, 0, 1, terms, State.DRAFT, now, now)
 
-    assert lot_terms(lot_message(LotView(lot, False, True))) == dataclasses.replace(terms, seed=0)
+    assert terms_from_lot(lot_message(LotView(lot, False, True))) == dataclasses.replace(terms, seed=0)

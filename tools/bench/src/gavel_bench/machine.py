@@ -49,6 +49,35 @@ def _nats_server_version() -> str | None:
     return result.stdout.strip() or None
 
 
+def code_revision() -> str | None:
+    """Which Gavel was measured: GAVEL_BENCH_REVISION if set (a snapshot without .git), else the git
+    commit of the checkout the room service is imported from, with "-dirty" for uncommitted changes."""
+    given = os.environ.get("GAVEL_BENCH_REVISION")
+    if given:
+        return given
+    try:
+        import room
+
+        where = Path(room.__file__).resolve().parent
+        commit = subprocess.run(  # noqa: S603
+            ["git", "-C", str(where), "rev-parse", "--short=12", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(  # noqa: S603
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if changes else "")
+
+
 def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),

@@ -299,7 +299,9 @@ def machine_lines(results: Sequence[dict[str, Any] | None]) -> str:
     machine = next((r["machine"] for r in results if r and "machine" in r), None)
     if machine is None:
         return "(no run reported its machine)"
-    return (
+    revisions = sorted({str(r.get("code_revision")) for r in results if r and r.get("code_revision")})
+    measured = f"Code measured: Gavel {', '.join(revisions)}. " if revisions else ""
+    return measured + (
         f"{machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['memory_gib']} GiB RAM, "
         f"{machine['os']}, {machine['python']}, grpcio {machine['grpcio']}, nats-py {machine['nats_py']}, "
         f"{machine['nats_server']}. The whole cluster (nats-server with `sync_interval: always`, the five "

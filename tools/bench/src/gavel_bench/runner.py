@@ -40,7 +40,7 @@ from gavel_bench.failover import Kill, failover_gaps, read_leases
 from gavel_bench.fixture import CURRENCY, PreparedLot, prepare_lots
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.identities import Identities, bidders_of_lot
-from gavel_bench.machine import machine_info
+from gavel_bench.machine import code_revision, machine_info
 from gavel_bench.processes import stop_child, stop_popen
 from gavel_bench.profile import find_room_process
 from gavel_bench.profile import start as start_profile
@@ -532,6 +532,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             "per_second": series,
             "cluster": "target" if options.target else "started by gavel bench (gavel up --no-seed)",
             "machine": machine,
+            "code_revision": code_revision(),
             "started_at": started_at,
             "command": options.command,
         }

@@ -890,6 +890,26 @@ class Lot(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ExtraEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     GROUP_ID_FIELD_NUMBER: _builtins.int
     SALE_ID_FIELD_NUMBER: _builtins.int
@@ -917,6 +937,7 @@ class Lot(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     WINNER_ID_FIELD_NUMBER: _builtins.int
     HAMMER_PRICE_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only."""
     group_id: _builtins.str
@@ -980,6 +1001,13 @@ class Lot(_message.Message):
     def closed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def hammer_price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def extra(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Terms: format-specific knobs the engines read, e.g. paddle_policy, below_reserve,
+        vendor_decision_ms, lucky_max_windows (see docs/auction-formats.md). At most 32 entries; keys
+        1 to 64 characters of [a-z0-9_], values at most 4,096 characters.
+        """
+
     def __init__(
         self,
         *,
@@ -1010,10 +1038,11 @@ class Lot(_message.Message):
         outcome: Global___LotOutcome.ValueType = ...,
         winner_id: _builtins.str = ...,
         hammer_price: _money_pb2.Money | None = ...,
+        extra: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "hammer_price", b"hammer_price", "lucky", b"lucky", "params", b"params", "started_at", b"started_at", "tender", b"tender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "confirmation_timeout_ms", b"confirmation_timeout_ms", "currency", b"currency", "duration_slots", b"duration_slots", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "format", b"format", "group_id", b"group_id", "hammer_price", b"hammer_price", "has_reserve", b"has_reserve", "id", b"id", "lucky", b"lucky", "outcome", b"outcome", "params", b"params", "position", b"position", "product_id", b"product_id", "room_count", b"room_count", "room_index", b"room_index", "sale_id", b"sale_id", "seed", b"seed", "seller_id", b"seller_id", "started_at", b"started_at", "state", b"state", "tax_bp", b"tax_bp", "tender", b"tender", "winner_id", b"winner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "confirmation_timeout_ms", b"confirmation_timeout_ms", "currency", b"currency", "duration_slots", b"duration_slots", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "extra", b"extra", "format", b"format", "group_id", b"group_id", "hammer_price", b"hammer_price", "has_reserve", b"has_reserve", "id", b"id", "lucky", b"lucky", "outcome", b"outcome", "params", b"params", "position", b"position", "product_id", b"product_id", "room_count", b"room_count", "room_index", b"room_index", "sale_id", b"sale_id", "seed", b"seed", "seller_id", b"seller_id", "started_at", b"started_at", "state", b"state", "tax_bp", b"tax_bp", "tender", b"tender", "winner_id", b"winner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_params: _TypeAlias = _typing.Literal["english", "dutch", "lucky", "tender"]  # noqa: Y015
     _WhichOneofArgType_params: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015

@@ -1,11 +1,12 @@
 """Mapping between the wire (gavel.catalog.v1 and gavel.events.v1 protobuf) and the catalog's domain.
 
 Requests become the use cases' commands; wire formats are parsed with the domain's own helpers
-(`parse_date`, `TimeSlot.parse`, `resolve_increments`, `amount_in`) so that every error names the
+(`parse_date`, `TimeSlot.parse`) so that every error names the
 request field it came from (`sale.live_session.time_slots[1].start`, `lot.english.opening_bid`).
 A parse step that fails is collected with the others and reported together as one
 InvalidArgument. Validation itself (lengths, ranges, currencies, formats) is the domain's: this
-module only translates.
+module only translates. A lot's terms (`lot.*` fields) are mapped by the shared
+`gavel_kit.lotwire` (`terms_from_lot` / `write_terms`), which the room uses too.
 
 Enums: every domain enum's value is the proto enum's name without its prefix, lower-cased
 (Format.ENGLISH = "english" ↔ FORMAT_ENGLISH); `EnumMap` builds both directions from that and
@@ -16,10 +17,9 @@ refused where a value is required (a lot's format, a decision, an outcome).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -43,7 +43,7 @@ from catalog.domain.events import (
     SalePublished,
     SeatAssigned,
 )
-from catalog.domain.lots import LotOutcome, LotResult, LotSpec, LotView, amount_in, has_reserve, resolve_increments
+from catalog.domain.lots import LotOutcome, LotResult, LotSpec, LotView, has_reserve
 from catalog.domain.paging import Page
 from catalog.domain.products import Product, ProductSpec
 from catalog.domain.registrations import Registration, RegistrationStatus
@@ -67,90 +67,18 @@ from gavel.catalog.v1 import catalog_service_pb2 as pb
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1 import money_pb2, paging_pb2
 from gavel.events.v1 import catalog_events_pb2 as ev
-from gavel_core.errors import FieldViolation, InvalidArgument, Violations
-from gavel_core.formats import (
-    DutchParams,
-    DutchStepMode,
-    EnglishClose,
-    EnglishParams,
-    Format,
-    FormatParams,
-    LotTerms,
-    LuckyParams,
-    LuckyWinningRule,
-    SoftCloseMode,
-    TenderParams,
-)
-from gavel_core.money import validate_currency
-
-D = TypeVar("D", bound=StrEnum)
-T = TypeVar("T")
-
-
-class EnumMap(Generic[D]):
-    """A domain StrEnum ↔ a proto enum whose names are PREFIX + value.upper()."""
-
-    def __init__(self, domain: type[D], wire: Any, prefix: str) -> None:
-        self._domain = domain
-        self._to_wire: dict[D, int] = {member: wire.Value(prefix + member.value.upper()) for member in domain}
-        self._from_wire = {number: member for member, number in self._to_wire.items()}
-        unmapped = set(wire.values()) - {0} - set(self._from_wire)
-        if unmapped:
-            raise RuntimeError(f"{wire.DESCRIPTOR.full_name} values {sorted(unmapped)} have no {domain.__name__}")
-        self._choices = ", ".join(wire.Name(number) for number in sorted(self._from_wire))
-
-    def wire(self, member: D) -> Any:
-        return self._to_wire[member]
-
-    def parse(self, number: int, path: str, *, default: D | None = None) -> D:
-        """The member for `number`; UNSPECIFIED (0) is `default`, or refused when there is none."""
-        if number == 0 and default is not None:
-            return default
-        member = self._from_wire.get(number)
-        if member is None:
-            raise InvalidArgument([FieldViolation(path, f"must be one of {self._choices}")])
-        return member
-
-    def optional(self, number: int, path: str) -> D | None:
-        """UNSPECIFIED (0) means no value (no filter)."""
-        return None if number == 0 else self.parse(number, path)
-
+from gavel_core.errors import FieldViolation, InvalidArgument
+from gavel_kit.lotwire import FORMATS, Collector, EnumMap, terms_from_lot, write_terms
 
 SALE_KINDS = EnumMap(SaleKind, res.SaleKind, "SALE_KIND_")
 SALE_STATES = EnumMap(State, res.SaleState, "SALE_STATE_")
 LOT_STATES = EnumMap(State, res.LotState, "LOT_STATE_")
 APPROVAL_RULES = EnumMap(ApprovalRule, res.ApprovalRule, "APPROVAL_RULE_")
-FORMATS = EnumMap(Format, res.Format, "FORMAT_")
-ENGLISH_CLOSES = EnumMap(EnglishClose, res.EnglishClose, "ENGLISH_CLOSE_")
-SOFT_CLOSE_MODES = EnumMap(SoftCloseMode, res.SoftCloseMode, "SOFT_CLOSE_MODE_")
-DUTCH_STEP_MODES = EnumMap(DutchStepMode, res.DutchStepMode, "DUTCH_STEP_MODE_")
-LUCKY_RULES = EnumMap(LuckyWinningRule, res.LuckyWinningRule, "LUCKY_WINNING_RULE_")
 OUTCOMES = EnumMap(LotOutcome, res.LotOutcome, "LOT_OUTCOME_")
 REGISTRATION_STATUSES = EnumMap(RegistrationStatus, res.RegistrationStatus, "REGISTRATION_STATUS_")
 RESERVATION_STATES = EnumMap(ReservationState, res.ReservationState, "RESERVATION_STATE_")
 VIEWS = EnumMap(ScheduleView, res.ScheduleView, "SCHEDULE_VIEW_")
 DAY_PARTS = EnumMap(DayPart, res.DayPart, "DAY_PART_")
-
-
-class Collector:
-    """Runs parse steps, keeping the violations of those that fail so all are reported at once."""
-
-    def __init__(self) -> None:
-        self.violations = Violations()
-
-    def __call__(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        try:
-            return step(*args, **kwargs)
-        except InvalidArgument as exc:
-            self.violations.items.extend(exc.violations)
-            return None
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.violations.items)
-
-    def done(self) -> None:
-        self.violations.raise_if_any()
 
 
 def _refuse(path: str, description: str) -> InvalidArgument:
@@ -347,193 +275,6 @@ def cancel_sale(request: pb.CancelSaleRequest) -> CancelSale:
 # -- lots: terms ------------------------------------------------------------------------------------
 
 
-class _Amounts:
-    """Reads the Money fields of one parameter message, in the lot's currency, under `path`."""
-
-    def __init__(self, message: Message, currency: str, path: str, parse: Collector) -> None:
-        self._message, self._currency, self._path, self._parse = message, currency, path, parse
-
-    def required(self, field: str) -> int:
-        value: money_pb2.Money = getattr(self._message, field)
-        amount = self._parse(amount_in, self._currency, value.amount_minor, value.currency, f"{self._path}.{field}")
-        return 0 if amount is None else amount
-
-    def optional(self, field: str) -> int | None:
-        return self.required(field) if self._message.HasField(field) else None
-
-
-def _english(params: res.EnglishParams, currency: str, path: str) -> EnglishParams:
-    parse = Collector()
-    amounts = _Amounts(params, currency, path, parse)
-    tiers = [[tier.from_amount, tier.step] for tier in params.increments]
-    result = EnglishParams(
-        opening_bid=amounts.required("opening_bid"),
-        increments=parse(resolve_increments, tiers, params.increment_preset, path),  # type: ignore[arg-type]
-        reserve=amounts.optional("reserve"),
-        buy_now=amounts.optional("buy_now"),
-        close=parse(ENGLISH_CLOSES.parse, params.close, f"{path}.close", default=EnglishClose.HARD),  # type: ignore[arg-type]
-        duration_ms=params.duration_ms,
-        rounds=params.rounds,
-        round_duration_ms=params.round_duration_ms,
-        soft_close_window_ms=params.soft_close_window_ms,
-        soft_close_mode=parse(  # type: ignore[arg-type]
-            SOFT_CLOSE_MODES.parse, params.soft_close_mode, f"{path}.soft_close_mode", default=SoftCloseMode.RESET
-        ),
-        soft_close_max_extension_ms=params.soft_close_max_extension_ms,
-        vendor_may_accept=params.vendor_may_accept,
-        opening_call_reserve_bp=params.opening_call_reserve_bp,
-        reopen_grace_ms=params.reopen_grace_ms,
-    )
-    parse.done()
-    return result
-
-
-def _dutch(params: res.DutchParams, currency: str, path: str) -> DutchParams:
-    parse = Collector()
-    amounts = _Amounts(params, currency, path, parse)
-    result = DutchParams(
-        start_price=amounts.required("start_price"),
-        floor_price=amounts.required("floor_price"),
-        tick_ms=params.tick_ms,
-        step_mode=parse(  # type: ignore[arg-type]
-            DUTCH_STEP_MODES.parse, params.step_mode, f"{path}.step_mode", default=DutchStepMode.FIXED
-        ),
-        step=amounts.required("step"),
-        random_steps=params.random_steps,
-    )
-    parse.done()
-    return result
-
-
-def _lucky(params: res.LuckyParams, currency: str, path: str) -> LuckyParams:
-    parse = Collector()
-    amounts = _Amounts(params, currency, path, parse)
-    result = LuckyParams(
-        options=tuple(params.options),
-        price=amounts.required("price"),
-        window_ms=params.window_ms,
-        winning_rule=parse(  # type: ignore[arg-type]
-            LUCKY_RULES.parse, params.winning_rule, f"{path}.winning_rule", default=LuckyWinningRule.FIXED
-        ),
-        winning_option=params.winning_option,
-    )
-    parse.done()
-    return result
-
-
-def _tender(params: res.TenderParams, currency: str, path: str) -> TenderParams:
-    parse = Collector()
-    amounts = _Amounts(params, currency, path, parse)
-    result = TenderParams(
-        start_price=amounts.required("start_price"),
-        minimum_price=amounts.optional("minimum_price"),
-        increment=amounts.required("increment"),
-        soft_close_window_ms=params.soft_close_window_ms,
-        soft_close_max_extension_ms=params.soft_close_max_extension_ms,
-        ticket_price=amounts.required("ticket_price"),
-        ticket_step=amounts.required("ticket_step"),
-    )
-    parse.done()
-    return result
-
-
-_PARAMS_FIELD = {
-    Format.ENGLISH: "english",
-    Format.DUTCH: "dutch",
-    Format.LUCKY: "lucky",
-    Format.TENDER_OPEN: "tender",
-    Format.TENDER_SEALED_FIRST_PRICE: "tender",
-    Format.TENDER_SEALED_SECOND_PRICE: "tender",
-    Format.TENDER_BID_TICKET: "tender",
-}
-_PARAMS_PARSERS: Mapping[str, Callable[[Any, str, str], FormatParams]] = {
-    "english": _english,
-    "dutch": _dutch,
-    "lucky": _lucky,
-    "tender": _tender,
-}
-
-
-def lot_terms(lot: res.Lot, prefix: str = "lot") -> LotTerms:
-    """The terms a Lot message carries (the seed is output only: the catalog draws it)."""
-    parse = Collector()
-    format_ = parse(FORMATS.parse, lot.format, f"{prefix}.format")
-    params: FormatParams | None = None
-    if format_ is not None:
-        field = _PARAMS_FIELD[format_]
-        if lot.WhichOneof("params") != field:
-            parse.violations.add(f"{prefix}.{field}", f"format {format_.value} takes {field} parameters")
-        else:
-            params = parse(_PARAMS_PARSERS[field], getattr(lot, field), lot.currency, f"{prefix}.{field}")
-    if parse.failed:  # report a bad currency with the rest, as the domain would have
-        parse(validate_currency, lot.currency, f"{prefix}.currency")
-    parse.done()
-    return LotTerms(
-        currency=lot.currency,
-        format=cast(Format, format_),
-        params=cast(FormatParams, params),
-        buyer_premium_bp=lot.buyer_premium_bp,
-        tax_bp=lot.tax_bp,
-        confirmation_timeout_ms=lot.confirmation_timeout_ms,
-    )
-
-
-def _terms_into(message: res.Lot, terms: LotTerms) -> None:
-    currency, params = terms.currency, terms.params
-    message.currency = currency
-    message.format = FORMATS.wire(terms.format)
-    message.buyer_premium_bp = terms.buyer_premium_bp
-    message.tax_bp = terms.tax_bp
-    message.confirmation_timeout_ms = terms.confirmation_timeout_ms
-    message.seed = terms.seed
-
-    def set_money(target: Message, field: str, amount: int | None) -> None:
-        if amount is not None:
-            getattr(target, field).CopyFrom(money(amount, currency))
-
-    if isinstance(params, EnglishParams):
-        english = message.english
-        set_money(english, "opening_bid", params.opening_bid)
-        for start, step in params.increments.tiers:
-            english.increments.add(from_amount=start, step=step)
-        set_money(english, "reserve", params.reserve)
-        set_money(english, "buy_now", params.buy_now)
-        english.close = ENGLISH_CLOSES.wire(params.close)
-        english.duration_ms = params.duration_ms
-        english.rounds = params.rounds
-        english.round_duration_ms = params.round_duration_ms
-        english.soft_close_window_ms = params.soft_close_window_ms
-        english.soft_close_mode = SOFT_CLOSE_MODES.wire(params.soft_close_mode)
-        english.soft_close_max_extension_ms = params.soft_close_max_extension_ms
-        english.vendor_may_accept = params.vendor_may_accept
-        english.opening_call_reserve_bp = params.opening_call_reserve_bp
-        english.reopen_grace_ms = params.reopen_grace_ms
-    elif isinstance(params, DutchParams):
-        dutch = message.dutch
-        set_money(dutch, "start_price", params.start_price)
-        set_money(dutch, "floor_price", params.floor_price)
-        dutch.tick_ms = params.tick_ms
-        dutch.step_mode = DUTCH_STEP_MODES.wire(params.step_mode)
-        set_money(dutch, "step", params.step)
-        dutch.random_steps = params.random_steps
-    elif isinstance(params, LuckyParams):
-        lucky = message.lucky
-        lucky.options.extend(params.options)
-        set_money(lucky, "price", params.price)
-        lucky.window_ms = params.window_ms
-        lucky.winning_rule = LUCKY_RULES.wire(params.winning_rule)
-        lucky.winning_option = params.winning_option
-    else:
-        tender = message.tender
-        set_money(tender, "start_price", params.start_price)
-        set_money(tender, "minimum_price", params.minimum_price)
-        set_money(tender, "increment", params.increment)
-        tender.soft_close_window_ms = params.soft_close_window_ms
-        tender.soft_close_max_extension_ms = params.soft_close_max_extension_ms
-        set_money(tender, "ticket_price", params.ticket_price)
-        set_money(tender, "ticket_step", params.ticket_step)
-
-
 def lot_message(view: LotView) -> res.Lot:
     """A lot as its viewer may see it (secrets already zeroed in `view.lot` for outsiders)."""
     lot = view.lot
@@ -551,7 +292,7 @@ def lot_message(view: LotView) -> res.Lot:
         has_reserve=view.has_reserve,
         winner_id=lot.winner_id,
     )
-    _terms_into(message, lot.terms)
+    write_terms(message, lot.terms)
     for field, moment in (
         ("estimated_start", lot.estimated_start),
         ("started_at", lot.started_at),
@@ -572,11 +313,11 @@ def lot_messages(views: Iterable[LotView]) -> list[res.Lot]:
 
 def add_lot(request: pb.AddLotRequest) -> AddLot:
     lot = request.lot
-    return AddLot(request.sale_id, LotSpec(lot.product_id, lot_terms(lot), lot.duration_slots))
+    return AddLot(request.sale_id, LotSpec(lot.product_id, terms_from_lot(lot), lot.duration_slots))
 
 
 def update_lot(request: pb.UpdateLotRequest) -> UpdateLot:
-    return UpdateLot(request.lot.id, lot_terms(request.lot), request.lot.duration_slots)
+    return UpdateLot(request.lot.id, terms_from_lot(request.lot), request.lot.duration_slots)
 
 
 def reorder_lots(request: pb.ReorderLotsRequest) -> ReorderLots:
@@ -768,7 +509,7 @@ def _scheduled_lot(event: LotScheduled) -> res.Lot:
         state=LOT_STATES.wire(State.SCHEDULED),
         has_reserve=has_reserve(event.terms),
     )
-    _terms_into(message, event.terms)
+    write_terms(message, event.terms)
     if event.estimated_start is not None:
         message.estimated_start.CopyFrom(timestamp(event.estimated_start))
     return message

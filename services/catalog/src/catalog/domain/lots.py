@@ -21,7 +21,7 @@ from catalog.domain.sales import Sale, SaleKind
 from catalog.domain.states import LOT_TRANSITIONS, State, require_state, transition
 from catalog.domain.validation import check_id
 from gavel_core.auth import Principal
-from gavel_core.errors import FieldViolation, InvalidArgument, Violations
+from gavel_core.errors import InvalidArgument, Violations
 from gavel_core.formats import (
     DutchParams,
     EnglishParams,
@@ -29,7 +29,6 @@ from gavel_core.formats import (
     LuckyParams,
     TenderParams,
 )
-from gavel_core.increments import IncrementTable
 from gavel_core.money import validate_amount
 
 MAX_DURATION_SLOTS = 36  # six hours of 10-minute slots for one lot
@@ -348,28 +347,3 @@ def headline_prices(terms: LotTerms) -> tuple[int | None, int | None, int | None
     if isinstance(params, LuckyParams):
         return None, params.price, None
     return params.start_price, None, None
-
-
-def resolve_increments(tiers: Sequence[Sequence[int]], preset: str, path: str) -> IncrementTable:
-    """The English increment table from the wire: explicit tiers or a named preset, not both.
-
-    For adapters mapping `lot.english.increments` / `lot.english.increment_preset`; errors name
-    `path.increments[i]…` or `path.increment_preset`.
-    """
-    if tiers and preset:
-        raise InvalidArgument([FieldViolation(f"{path}.increment_preset", "give increments or a preset, not both")])
-    if preset:
-        try:
-            return IncrementTable.preset(preset)
-        except InvalidArgument as exc:
-            raise InvalidArgument(
-                [FieldViolation(f"{path}.increment_preset", v.description) for v in exc.violations]
-            ) from None
-    return IncrementTable.of(tiers, field=f"{path}.increments")
-
-
-def amount_in(currency: str, amount_minor: int, amount_currency: str, path: str) -> int:
-    """An amount from a wire Money that must be in the lot's currency (empty means the lot's)."""
-    if amount_currency and amount_currency != currency:
-        raise InvalidArgument([FieldViolation(f"{path}.currency", f"must be the lot's currency {currency}")])
-    return amount_minor

@@ -23,18 +23,8 @@ from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel_core.errors import FieldViolation, InvalidArgument
-from gavel_core.formats import (
-    DutchParams,
-    DutchStepMode,
-    EnglishClose,
-    EnglishParams,
-    Format,
-    LotTerms,
-    LuckyParams,
-    LuckyWinningRule,
-    SoftCloseMode,
-)
-from gavel_core.increments import IncrementTable
+from gavel_core.formats import LotTerms
+from gavel_kit.lotwire import terms_from_lot, write_terms
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary, LotView, RoomEvent
 from room.app.views import INTERNAL_EVENTS, SECRET_FIELDS
 from room.domain import ALL_EVENTS, Event
@@ -242,107 +232,21 @@ def watch_response(message: ev.LotEventBatch) -> pb.WatchResponse:
 
 # -- the catalog's Lot ↔ a lot's identity and terms ----------------------------------------------------
 
-_FORMATS = {res.FORMAT_ENGLISH: Format.ENGLISH, res.FORMAT_DUTCH: Format.DUTCH, res.FORMAT_LUCKY: Format.LUCKY}
-_CLOSES = {
-    res.ENGLISH_CLOSE_UNSPECIFIED: EnglishClose.HARD,
-    res.ENGLISH_CLOSE_HARD: EnglishClose.HARD,
-    res.ENGLISH_CLOSE_SOFT: EnglishClose.SOFT,
-    res.ENGLISH_CLOSE_CRIER: EnglishClose.CRIER,
-    res.ENGLISH_CLOSE_ROUNDS: EnglishClose.ROUNDS,
-}
-_SOFT_MODES = {
-    res.SOFT_CLOSE_MODE_UNSPECIFIED: SoftCloseMode.RESET,
-    res.SOFT_CLOSE_MODE_RESET: SoftCloseMode.RESET,
-    res.SOFT_CLOSE_MODE_EXTEND: SoftCloseMode.EXTEND,
-}
-_STEP_MODES = {
-    res.DUTCH_STEP_MODE_UNSPECIFIED: DutchStepMode.FIXED,
-    res.DUTCH_STEP_MODE_FIXED: DutchStepMode.FIXED,
-    res.DUTCH_STEP_MODE_RANDOM: DutchStepMode.RANDOM,
-}
-_LUCKY_RULES = {
-    res.LUCKY_WINNING_RULE_UNSPECIFIED: LuckyWinningRule.FIXED,
-    res.LUCKY_WINNING_RULE_FIXED: LuckyWinningRule.FIXED,
-    res.LUCKY_WINNING_RULE_SEEDED: LuckyWinningRule.SEEDED,
-}
-
-
-def _reverse(mapping: dict[int, Any]) -> dict[Any, int]:
-    reverse: dict[Any, int] = {}
-    for wire, value in mapping.items():
-        if wire:  # prefer the explicit name over UNSPECIFIED
-            reverse[value] = wire
-    return reverse
-
 
 def is_live_format(wire_format: int) -> bool:
-    return wire_format in _FORMATS
+    return wire_format in (res.FORMAT_ENGLISH, res.FORMAT_DUTCH, res.FORMAT_LUCKY)
+
+
+def _not_live() -> InvalidArgument:
+    return InvalidArgument([FieldViolation("lot.format", "not a live format")])
 
 
 def lot_from_message(lot: res.Lot) -> tuple[LotInfo, LotTerms]:
-    """A catalog lot (LotScheduled.lot, GetLot) as the room runs it. InvalidArgument for a lot no
-    room engine runs (tenders)."""
-    fmt = _FORMATS.get(lot.format)
-    if fmt is None:
-        raise InvalidArgument([FieldViolation("lot.format", "not a live format")])
-
-    def amount(value: Money) -> int:
-        return value.amount_minor
-
-    def optional(message: Any, name: str) -> int | None:
-        return amount(getattr(message, name)) if message.HasField(name) else None
-
-    params: EnglishParams | DutchParams | LuckyParams
-    if fmt is Format.ENGLISH:
-        e = lot.english
-        if e.increment_preset:
-            increments = IncrementTable.preset(e.increment_preset)
-        else:
-            increments = IncrementTable.of([[tier.from_amount, tier.step] for tier in e.increments], "lot.increments")
-        params = EnglishParams(
-            opening_bid=amount(e.opening_bid),
-            increments=increments,
-            reserve=optional(e, "reserve"),
-            buy_now=optional(e, "buy_now"),
-            close=_CLOSES[e.close],
-            duration_ms=e.duration_ms,
-            rounds=e.rounds,
-            round_duration_ms=e.round_duration_ms,
-            soft_close_window_ms=e.soft_close_window_ms,
-            soft_close_mode=_SOFT_MODES[e.soft_close_mode],
-            soft_close_max_extension_ms=e.soft_close_max_extension_ms,
-            vendor_may_accept=e.vendor_may_accept,
-            opening_call_reserve_bp=e.opening_call_reserve_bp,
-            reopen_grace_ms=e.reopen_grace_ms,
-        )
-    elif fmt is Format.DUTCH:
-        d = lot.dutch
-        params = DutchParams(
-            start_price=amount(d.start_price),
-            floor_price=amount(d.floor_price),
-            tick_ms=d.tick_ms,
-            step_mode=_STEP_MODES[d.step_mode],
-            step=amount(d.step),
-            random_steps=d.random_steps,
-        )
-    else:
-        lucky = lot.lucky
-        params = LuckyParams(
-            options=tuple(lucky.options),
-            price=amount(lucky.price),
-            window_ms=lucky.window_ms,
-            winning_rule=_LUCKY_RULES[lucky.winning_rule],
-            winning_option=lucky.winning_option,
-        )
-    terms = LotTerms(
-        currency=lot.currency,
-        format=fmt,
-        params=params,
-        buyer_premium_bp=lot.buyer_premium_bp,
-        tax_bp=lot.tax_bp,
-        confirmation_timeout_ms=lot.confirmation_timeout_ms,
-        seed=lot.seed,
-    )
+    """A catalog lot (LotScheduled.lot, GetLot) as the room runs it, seed included. InvalidArgument
+    for a lot no room engine runs (tenders) or whose terms cannot be read (`gavel_kit.lotwire`)."""
+    if not is_live_format(lot.format):
+        raise _not_live()
+    terms = terms_from_lot(lot, keep_seed=True)
     info = LotInfo(
         lot_id=lot.id,
         sale_id=lot.sale_id,
@@ -355,20 +259,10 @@ def lot_from_message(lot: res.Lot) -> tuple[LotInfo, LotTerms]:
     return info, terms
 
 
-_FORMATS_WIRE = _reverse(dict(_FORMATS))
-_CLOSES_WIRE = _reverse(_CLOSES)
-_SOFT_MODES_WIRE = _reverse(_SOFT_MODES)
-_STEP_MODES_WIRE = _reverse(_STEP_MODES)
-_LUCKY_RULES_WIRE = _reverse(_LUCKY_RULES)
-
-
 def lot_message(info: LotInfo, terms: LotTerms) -> res.Lot:
     """The inverse of `lot_from_message` (what LotConfigured stores)."""
-    currency = terms.currency
-
-    def money(amount: int) -> Money:
-        return Money(amount_minor=amount, currency=currency)
-
+    if not terms.format.is_live:
+        raise _not_live()
     lot = res.Lot(
         id=info.lot_id,
         group_id=info.group_id,
@@ -377,50 +271,8 @@ def lot_message(info: LotInfo, terms: LotTerms) -> res.Lot:
         seller_id=info.seller_id,
         room_index=info.room_index,
         room_count=info.room_count,
-        currency=currency,
-        format=_FORMATS_WIRE[terms.format],
-        buyer_premium_bp=terms.buyer_premium_bp,
-        tax_bp=terms.tax_bp,
-        confirmation_timeout_ms=terms.confirmation_timeout_ms,
-        seed=terms.seed,
     )
-    params = terms.params
-    if isinstance(params, EnglishParams):
-        e = lot.english
-        e.opening_bid.CopyFrom(money(params.opening_bid))
-        for start, step in params.increments.tiers:
-            e.increments.add(from_amount=start, step=step)
-        if params.reserve is not None:
-            e.reserve.CopyFrom(money(params.reserve))
-        if params.buy_now is not None:
-            e.buy_now.CopyFrom(money(params.buy_now))
-        e.close = _CLOSES_WIRE[params.close]
-        e.duration_ms = params.duration_ms
-        e.rounds = params.rounds
-        e.round_duration_ms = params.round_duration_ms
-        e.soft_close_window_ms = params.soft_close_window_ms
-        e.soft_close_mode = _SOFT_MODES_WIRE[params.soft_close_mode]
-        e.soft_close_max_extension_ms = params.soft_close_max_extension_ms
-        e.vendor_may_accept = params.vendor_may_accept
-        e.opening_call_reserve_bp = params.opening_call_reserve_bp
-        e.reopen_grace_ms = params.reopen_grace_ms
-    elif isinstance(params, DutchParams):
-        d = lot.dutch
-        d.start_price.CopyFrom(money(params.start_price))
-        d.floor_price.CopyFrom(money(params.floor_price))
-        d.tick_ms = params.tick_ms
-        d.step_mode = _STEP_MODES_WIRE[params.step_mode]
-        d.step.CopyFrom(money(params.step))
-        d.random_steps = params.random_steps
-    elif isinstance(params, LuckyParams):
-        lucky = lot.lucky
-        lucky.options.extend(params.options)
-        lucky.price.CopyFrom(money(params.price))
-        lucky.window_ms = params.window_ms
-        lucky.winning_rule = _LUCKY_RULES_WIRE[params.winning_rule]
-        lucky.winning_option = params.winning_option
-    else:
-        raise InvalidArgument([FieldViolation("lot.format", "not a live format")])
+    write_terms(lot, terms)
     return lot
 
 
