@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-INSTALL_INPUTS := requirements.txt constraints.txt libs/pyproject.toml $(wildcard services/*/pyproject.toml)
+INSTALL_INPUTS := requirements.txt constraints.txt libs/pyproject.toml $(wildcard services/*/pyproject.toml) $(wildcard tools/*/pyproject.toml)
 
 .PHONY: help up test lint fmt typecheck protos bench lock clean unit
 

@@ -2,6 +2,7 @@
 
     gavel bench matrix --out docs/benchmarks.md                 (what `make bench` runs)
     gavel bench matrix --out docs/benchmarks.md --only rooms-100,failover --duration 20
+    gavel bench matrix --out docs/benchmarks.md --render-only   (the page again from the JSON files)
 
 Runs, one after the other, each in its own process with its own cluster:
 
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 GENERATED_HEADING = "## The cluster under load (`gavel bench`)"
+# Any section whose heading starts so is the generated one (an older run may have dated it).
+GENERATED_PREFIX = "## The cluster under load"
 RUN_TIMEOUT_S = 3 * 3600  # a 10,000-room run on a small machine takes minutes, never hours
 
 
@@ -191,10 +194,10 @@ def results_table(rows: Sequence[tuple[MatrixRun, str, dict[str, Any] | None, st
             failover = result.get("failover_s")
             lines.append(
                 f"| {run.title} | {_fmt(result['rooms'])} | {result['watchers_per_room']} "
-                f"| {_fmt(result['target_rate'])} "
+                f"| {_fmt(result['target_rate'], 0)} "
                 f"| {_fmt(result['bids_per_s'])} | {_fmt(result['bids_acknowledged'])} | {result['bids_lost']} "
                 f"| {result['bids_duplicated']} | {_pair(result['bid_rpc_ms'])} | {_pair(result['fanout_ms'])} "
-                f"| {_fmt(failover['max'], 2) if failover else '-'} | {_fmt(result['echo_ceiling_rps'])} | {files} |"
+                f"| {_fmt(failover['max'], 2) if failover else '-'} | {_fmt(result['echo_ceiling_rps'], 0)} | {files} |"
             )
     return "\n".join(lines)
 
@@ -207,8 +210,13 @@ def ramp_table(result: dict[str, Any] | None) -> str:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for step in result["ramp"]:
+        if step.get("skipped"):
+            lines.append(
+                f"| {_fmt(step['target_rate'], 0)} | not run: the previous step fell below half its target | | | | |"
+            )
+            continue
         lines.append(
-            f"| {_fmt(step['target_rate'])} | {_fmt(step['bids_per_s'])} | {_fmt(step['bids_refused'])} "
+            f"| {_fmt(step['target_rate'], 0)} | {_fmt(step['bids_per_s'])} | {_fmt(step['bids_refused'])} "
             f"| {_fmt(step['bid_errors'])} | {_fmt(step['bids_not_sent'])} | {_pair(step['bid_rpc_ms'])} |"
         )
     return "\n".join(lines)
@@ -216,12 +224,13 @@ def ramp_table(result: dict[str, Any] | None) -> str:
 
 # Frames every sample passes through (the event loop, the interpreter's start-up): no information.
 PLUMBING = (
-    "asyncio/base_events.py",
-    "asyncio/runners.py",
-    "<frozen runpy>",
-    "threading.py:",
-    "room/main.py:",
-    "gavel_kit/service.py:",
+    "(asyncio/base_events.py:",
+    "(asyncio/runners.py:",
+    "(asyncio/events.py:80)",
+    "(<frozen runpy>:",
+    "(threading.py:",
+    "(room/main.py:",
+    "(gavel_kit/service.py:",
 )
 
 
@@ -232,7 +241,7 @@ def profile_section(rows: Sequence[tuple[MatrixRun, str, dict[str, Any] | None, 
         profile = (result or {}).get("room_profile")
         if not profile or not profile.get("samples"):
             continue
-        inclusive = [item for item in profile["inclusive_percent"] if not item[1].startswith(PLUMBING)][:15]
+        inclusive = [item for item in profile["inclusive_percent"] if not any(p in item[1] for p in PLUMBING)][:15]
         own = profile["self_percent"][:10]
         parts += [
             f"**{run.title}** — {profile['samples']:,} samples of the room replica's busy threads "
@@ -296,7 +305,8 @@ def targets(results: dict[str, dict[str, Any] | None]) -> str:
 
 
 def machine_lines(results: Sequence[dict[str, Any] | None]) -> str:
-    machine = next((r["machine"] for r in results if r and "machine" in r), None)
+    # The engine benchmark's "machine" is only the architecture; the cluster runs describe the host.
+    machine = next((r["machine"] for r in results if r and isinstance(r.get("machine"), dict)), None)
     if machine is None:
         return "(no run reported its machine)"
     revisions = sorted({str(r.get("code_revision")) for r in results if r and r.get("code_revision")})
@@ -342,6 +352,12 @@ open their watch streams and each stream's first message per lot proves it is li
   request bytes; no interceptors, auth or work) called by the same number of client processes with
   the same number of calls in flight, with a real PlaceBidRequest and bearer token, closed loop,
   measured in the same run just before the window.
+- **the ramp** (one room process): steps of 10 s at rising target rates, the bids still in flight
+  finishing between steps; the row reports the fastest step that acknowledged at least 95 % of
+  its target, and a step below 50 % of its target ends the ramp.
+- **cpu_percent** (JSON): CPU each process of the cluster and each client process used during the
+  window, 100 = one whole CPU (from /proc), to tell a slow server from a slow client.
+  **room_profile** (JSON, with `--profile-room`): py-spy samples of the room replica, `--nonblocking`.
 - Bids are realistic: each lot has 3 bidders (none is the seller); a bid is the lot's minimum
   acceptable amount as the client last knew it (PlaceBid answers and the watchers' batches) plus
   0-3 increments, from a bidder who is not leading. Watchers are Watch streams of 10 lots each (a
@@ -357,7 +373,7 @@ def render(
 ) -> str:
     preamble, sections = split_sections(existing)
     results = {run.name: result for run, _, result, _ in rows}
-    kept = [(heading, body) for heading, body in sections if heading != GENERATED_HEADING]
+    kept = [(heading, body) for heading, body in sections if not heading.startswith(GENERATED_PREFIX)]
     engine = [section for section in kept if section[0].strip() == "## Engine alone"]
     others = [section for section in kept if section[0].strip() != "## Engine alone"]
     full = results.get("one-room-process")
@@ -417,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="JSON and PNG files (default: <out dir>/benchmarks)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds of the room runs")
     parser.add_argument("--only", default="", help="comma-separated run names (engine-alone, rooms-100, …)")
+    parser.add_argument(
+        "--render-only", action="store_true", help="run nothing: rewrite the page from the JSON files already there"
+    )
     args = parser.parse_args(argv)
     directory = args.dir or args.out.parent / "benchmarks"
     directory.mkdir(parents=True, exist_ok=True)
@@ -427,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
     rows: list[tuple[MatrixRun, str, dict[str, Any] | None, str | None]] = []
     for run in runs:
-        if wanted and run.name not in wanted:
+        if args.render_only or (wanted and run.name not in wanted):
             previous = directory / f"{run.name}.json"  # keep the last figures of runs not redone
             if previous.exists():
                 result = json.loads(previous.read_text())
@@ -436,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         command, result, failure = run_engine(directory) if run is ENGINE else run_one(run, directory)
         rows.append((run, _command_of(run, result, directory) if result else command, result, failure))
     existing = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-    matrix_command = shlex.join([".venv/bin/gavel", "bench", "matrix", *(argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    # --render-only reproduces nothing: show the command that measures what the page shows.
+    matrix_command = shlex.join([".venv/bin/gavel", "bench", "matrix", *(a for a in given if a != "--render-only")])
     try:
         relative = directory.relative_to(args.out.parent)
     except ValueError:

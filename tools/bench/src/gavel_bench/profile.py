@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLES_PER_S = 100
-TOP_FRAMES = 25
+TOP_FRAMES = 60
 
 
 def py_spy() -> str | None:
