@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -22,6 +25,26 @@ log = get_logger("gavel.nats")
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 EVENT_TYPE = "Gavel-Event-Type"
+
+SLOW_CONSUMER_LOG_EVERY_S = 10.0
+LossListener = Callable[[str | None], None]
+_loss_listeners: weakref.WeakKeyDictionary[Client, list[LossListener]] = weakref.WeakKeyDictionary()
+
+
+def on_possible_loss(client: Client, listener: LossListener) -> None:
+    """Call `listener(subject)` whenever core NATS messages to `client` may have been dropped:
+    with the subject of a subscription that overflowed (a slow consumer), or with None after a
+    reconnect (whatever was in flight meanwhile is gone). Core NATS is at most once; this is how a
+    reader that needs every message knows when to catch up from JetStream instead of polling."""
+    _loss_listeners.setdefault(client, []).append(listener)
+
+
+def _notify_loss(client: Client, subject: str | None) -> None:
+    for listener in list(_loss_listeners.get(client, ())):
+        try:
+            listener(subject)
+        except Exception:
+            log.warning("loss listener failed", exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,24 +76,34 @@ class StreamSpec:
 
 async def connect(url: str, name: str, client: Client | None = None, first_connect_timeout_s: float = 60) -> Client:
     """Connect (`client` if given, else a new one), retrying the first connection too; reconnect forever."""
+    nc = client or Client()
 
     async def on_disconnect() -> None:
         log.warning("nats disconnected", url=url)
 
     async def on_reconnect() -> None:
         log.info("nats reconnected", url=url)
+        _notify_loss(nc, None)
+
+    dropped = {"since_log": 0, "logged_at": 0.0}
 
     async def on_error(exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            _notify_loss(nc, exc.subject)
+            dropped["since_log"] += 1  # one error per dropped message: log a count now and then
+            if time.monotonic() - dropped["logged_at"] >= SLOW_CONSUMER_LOG_EVERY_S:
+                log.warning("nats slow consumer: messages dropped", dropped=dropped["since_log"], subject=exc.subject)
+                dropped.update(since_log=0, logged_at=time.monotonic())
+            return
         log.warning("nats error", error=str(exc))
 
-    client = client or Client()
     retry = AsyncRetrying(
         stop=stop_after_delay(first_connect_timeout_s), wait=wait_exponential(multiplier=0.2, max=2), reraise=True
     )
     async for attempt in retry:
         with attempt:
-            await _connect_once(client, url, name, on_disconnect, on_reconnect, on_error)
-    return client
+            await _connect_once(nc, url, name, on_disconnect, on_reconnect, on_error)
+    return nc
 
 
 async def _connect_once(client: Client, url: str, name: str, *callbacks: Callable[..., Awaitable[None]]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import MetaData
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gavel_kit import logging as gavel_logging
+from gavel_kit import loop as event_loops
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
@@ -214,7 +215,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         return 0
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    asyncio.run(serve(definition, settings))
+    event_loops.run(serve(definition, settings), settings.event_loop)
     return 0
 
 

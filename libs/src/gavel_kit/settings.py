@@ -53,6 +53,7 @@ class Settings:
     log_format: str  # "json" or "console"
     log_level: str
     shutdown_grace_s: float
+    event_loop: str  # "uvloop" (default) or "asyncio"
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
 
@@ -69,8 +70,18 @@ class Settings:
         return GRPC_SERVICE_NAMES.get(self.service, "")
 
 
+def _event_loop(value: str) -> str:
+    value = value.strip().lower()
+    if value not in EVENT_LOOPS:
+        raise ValueError(f"GAVEL_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {value!r}")
+    return value
+
+
 def default_database_url(var_dir: Path, service: str) -> str:
     return f"sqlite+aiosqlite:///{var_dir / 'db' / f'{service}.sqlite'}"
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +125,7 @@ def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("GAVEL_LOG_FORMAT", "json"),
         log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),
         shutdown_grace_s=float(env.get("GAVEL_SHUTDOWN_GRACE_S", "5")),
+        event_loop=_event_loop(env.get("GAVEL_EVENT_LOOP", "uvloop")),
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
     )

@@ -84,10 +84,27 @@ def extracted_context(headers: Mapping[str, str] | None) -> Iterator[None]:
         context.detach(token)
 
 
+def tracing_enabled() -> bool:
+    """Whether this process records spans (an exporter is configured)."""
+    return _provider is not None
+
+
 def grpc_server_interceptor() -> object:
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
     return aio_server_interceptor()
+
+
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
+def attach_remote_context(carrier: Mapping[str, str]) -> object:
+    """Make a caller's trace context current (returns the token for `detach`)."""
+    return context.attach(propagate.extract(carrier))
+
+
+def detach(token: object) -> None:
+    context.detach(token)  # type: ignore[arg-type]
 
 
 def grpc_client_interceptors() -> list[object]:

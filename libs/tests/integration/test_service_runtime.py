@@ -29,7 +29,10 @@ pytestmark = pytest.mark.integration
 
 
 class ExampleTenderServicer(pb_grpc.TenderServiceServicer):
+    outgoing_headers: list[dict[str, str]] = []
+
     async def GetTenderLot(self, request, context):
+        self.outgoing_headers.append(telemetry.inject_headers({}))  # what a NATS message sent now would carry
         raise NotFound("lot", request.lot_id)
 
     async def SubmitTenderBid(self, request, context):
@@ -90,6 +93,20 @@ async def test_not_found_carries_resource_info_and_the_service_keeps_serving(run
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.GetTenderLot(pb.GetTenderLotRequest(lot_id="nope"))
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_callers_trace_context_reaches_outgoing_messages_when_this_process_records_no_spans(runtime):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    ExampleTenderServicer.outgoing_headers.clear()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await pb_grpc.TenderServiceStub(channel).GetTenderLot(
+                pb.GetTenderLotRequest(lot_id="missing"),
+                metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),),
+            )
+    assert not telemetry.tracing_enabled()
+    [headers] = ExampleTenderServicer.outgoing_headers
+    assert headers["traceparent"].split("-")[1] == trace_id
 
 
 async def test_a_call_without_a_token_is_unauthenticated(runtime):

@@ -52,6 +52,30 @@ def test_an_expired_token_is_rejected():
         codec.verify(codec.issue("user-1", [Role.BIDDER], ttl_s=-10))
 
 
+def test_a_token_verified_once_is_answered_from_memory_until_it_expires(monkeypatch):
+    codec = TokenCodec(SECRET)
+    token = codec.issue("user-1", [Role.BIDDER], ttl_s=60)
+    first = codec.verify(token)
+    decoded = []
+    monkeypatch.setattr("gavel_kit.auth.jwt.decode", lambda *a, **k: decoded.append(1) or {})
+    assert codec.verify(token) is first
+    assert not decoded
+    monkeypatch.setattr("gavel_kit.auth.time.time", lambda: 10**12)
+    with pytest.raises(KeyError):  # past its expiry it is decoded again (the stub's empty claims fail)
+        codec.verify(token)
+    assert decoded
+
+
+def test_a_tampered_copy_of_a_verified_token_is_still_rejected():
+    codec = TokenCodec(SECRET)
+    token = codec.issue("user-1", [Role.BIDDER])
+    codec.verify(token)
+    header, payload, signature = token.split(".")
+    forged = ".".join([header, payload, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")])
+    with pytest.raises(Unauthenticated):
+        codec.verify(forged)
+
+
 def test_authorization_header_must_be_bearer():
     with pytest.raises(Unauthenticated):
         TokenCodec(SECRET).principal_from_authorization("Basic abc")

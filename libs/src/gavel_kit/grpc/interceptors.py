@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from gavel.common.v1 import auth_pb2
 from gavel_core.auth import Role
 from gavel_core.errors import GavelError, PermissionDenied, Unauthenticated
+from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec, reset_current_principal, set_current_principal
 from gavel_kit.grpc.errors import internal_status, status_code_of, to_status
 from gavel_kit.logging import get_logger
@@ -130,6 +131,28 @@ def _around(
             after(state, error)
 
     return unary
+
+
+class TraceContextInterceptor(_WrappingInterceptor):
+    """Used instead of OpenTelemetry's server interceptor when this process records no spans: it
+    only makes the caller's W3C trace context (if it sent one) current, so outgoing gRPC calls and
+    NATS messages still carry the trace. The full interceptor builds a span object per call even
+    when nothing is recorded, which was ~13 % of the room's event-loop time per bid."""
+
+    def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
+        def before(request: Any, context: grpc.aio.ServicerContext) -> object | None:
+            carrier = {
+                key: value
+                for key, value in context.invocation_metadata() or ()
+                if key in telemetry.TRACE_CONTEXT_KEYS and isinstance(value, str)
+            }
+            return telemetry.attach_remote_context(carrier) if carrier else None
+
+        def after(token: object | None, error: BaseException | None) -> None:
+            if token is not None:
+                telemetry.detach(token)
+
+        return _around(behaviour, streaming, before, after)
 
 
 def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:

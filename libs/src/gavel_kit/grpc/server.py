@@ -10,7 +10,13 @@ from grpc_reflection.v1alpha import reflection
 
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
-from gavel_kit.grpc.interceptors import AuthInterceptor, ErrorInterceptor, LoggingInterceptor, MetricsInterceptor
+from gavel_kit.grpc.interceptors import (
+    AuthInterceptor,
+    ErrorInterceptor,
+    LoggingInterceptor,
+    MetricsInterceptor,
+    TraceContextInterceptor,
+)
 
 # Keep idle streams (Watch) alive through proxies, and let clients ping without data.
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
@@ -42,8 +48,13 @@ class HealthReporter:
 def build_server(
     codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> grpc.aio.Server:
+    tracing: grpc.aio.ServerInterceptor = (
+        telemetry.grpc_server_interceptor()  # type: ignore[assignment]
+        if telemetry.tracing_enabled()
+        else TraceContextInterceptor()
+    )
     interceptors: list[grpc.aio.ServerInterceptor] = [
-        telemetry.grpc_server_interceptor(),  # type: ignore[list-item]
+        tracing,
         MetricsInterceptor(),
         LoggingInterceptor(),
         ErrorInterceptor(),

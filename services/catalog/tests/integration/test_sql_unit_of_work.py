@@ -6,7 +6,7 @@ import pytest
 
 from catalog.adapters.unit_of_work import SqlCatalogUnitOfWork
 from catalog.app.runner import run
-from catalog.domain.lots import Lot
+from catalog.domain.lots import Lot, RunningOrderEnd
 from catalog.domain.products import Product, ProductSpec
 from catalog.domain.reservations import Reservation, ReservationState
 from catalog.domain.sales import LiveSession, Sale, SaleSpec, TimeSlot
@@ -122,3 +122,29 @@ async def test_two_bidders_cannot_take_the_same_seat_ordinal(db):
     await seat("bidder-1")
     with pytest.raises(Aborted):
         await seat("bidder-2")
+
+
+async def test_the_end_of_a_sales_running_order_is_its_lot_count_and_a_room_of_its_last_group(db):
+    sale = await a_sale(db)
+    terms = LotTerms("USD", Format.TENDER_OPEN, TenderParams(start_price=100))
+
+    def lot(lot_id: str, group_id: str, room_index: int, position: int) -> Lot:
+        return Lot(
+            lot_id, group_id, sale.id, "product-1", "seller-1", room_index, 2, position, 1, terms, State.DRAFT, NOW, NOW
+        )
+
+    async def end(uow):
+        return await uow.lots.end_of_running_order(sale.id)
+
+    assert await run(unit_of_work(db), end) == RunningOrderEnd()
+
+    async def add_lots(uow):
+        await uow.products.add(Product.create("product-1", "seller-1", ProductSpec("Desk"), NOW))
+        for row in (lot("a-0", "a-0", 0, 0), lot("a-1", "a-0", 1, 0), lot("c-1", "c-0", 1, 2), lot("b-0", "b-0", 0, 1)):
+            await uow.lots.add(row)
+        await uow.lots.add(lot("c-0", "c-0", 0, 2))  # not yet written when the query runs: it is flushed first
+        return await uow.lots.end_of_running_order(sale.id)
+
+    found = await run(unit_of_work(db), add_lots)
+    assert (found.lot_count, found.last.group_id, found.next_position) == (5, "c-0", 3)
+    assert (await run(unit_of_work(db), end)).last.id == "c-0"

@@ -19,7 +19,7 @@ from catalog.app.products import CreateProduct, create_product
 from catalog.app.registrations import DecideRegistration, decide_registration, register_for_sale
 from catalog.app.sales import CreateSale, create_sale, publish_sale
 from catalog.domain.events import CatalogEvent
-from catalog.domain.lots import Lot, LotSpec
+from catalog.domain.lots import Lot, LotSpec, RunningOrderEnd, running_order_end
 from catalog.domain.paging import Page, PageRequest, SortKey
 from catalog.domain.products import Product, ProductSpec
 from catalog.domain.queries import (
@@ -120,6 +120,9 @@ class FakeLots:
 
     async def list_by_sale(self, sale_id: str) -> list[Lot]:
         return sorted((lot for lot in self.rows.values() if lot.sale_id == sale_id), key=lot_key)
+
+    async def end_of_running_order(self, sale_id: str) -> RunningOrderEnd:
+        return running_order_end([lot for lot in self.rows.values() if lot.sale_id == sale_id])
 
     async def list_by_group(self, group_id: str) -> list[Lot]:
         return sorted((lot for lot in self.rows.values() if lot.group_id == group_id), key=lambda lot: lot.room_index)

@@ -1,7 +1,9 @@
 """Lots: groups of N rooms, term validation with dotted paths, running order, layout, secrets."""
 
+import copy
 import dataclasses
-from datetime import UTC, datetime
+import random
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -17,7 +19,7 @@ from catalog.app.lots import (
     reorder_lots,
     update_lot,
 )
-from catalog.domain.lots import LotSpec
+from catalog.domain.lots import LotSpec, lay_out
 from catalog.domain.states import State
 from gavel_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from gavel_core.formats import DutchParams, EnglishClose, Format, LotTerms, LuckyParams
@@ -71,6 +73,63 @@ async def test_timed_tender_lots_all_start_with_the_sale(catalog):
     lots = await catalog.lot(sale, terms=catalog.tender_terms())
     assert lots[0].estimated_start == sale.starts_at
     assert lots[0].duration_slots == 0
+
+
+def fully_laid_out(sale, lots):
+    """The estimated starts `lay_out` gives the whole sale, computed on copies of its lots."""
+    copies = copy.deepcopy(lots)
+    for lot in copies:
+        lot.estimated_start = None
+    lay_out(sale, copies)
+    return [(lot.id, lot.estimated_start) for lot in copies]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        lambda c: c.live_sale_spec(("09:00", "09:30"), ("10:00", "11:10"), ("14:00", "16:00")),
+        lambda c: c.live_sale_spec(("20:00", "24:00"), time_zone="Asia/Tokyo"),
+        # Paris sets its clocks back an hour that night: 02:00-03:00 happens twice.
+        lambda c: c.live_sale_spec(("01:00", "04:00"), day=date(2030, 10, 27)),
+        lambda c: c.tender_sale_spec(),
+    ],
+    ids=["three slots", "to midnight in Tokyo", "clock change day", "timed tender"],
+)
+async def test_adding_groups_one_by_one_lays_each_out_as_a_full_lay_out_of_the_sale_would(catalog, spec):
+    sale = await catalog.sale(spec=spec(catalog))
+    live = sale.kind.value == "live_session"
+    draw = random.Random(7)
+    for _ in range(25):  # enough to use up every slot, and then some that do not fit
+        terms = catalog.english_terms() if live else catalog.tender_terms()
+        await catalog.lot(sale, quantity=draw.randint(1, 3), terms=terms, duration_slots=draw.randint(1, 4) * live)
+        lots = await catalog.uow.lots.list_by_sale(sale.id)
+        assert [(lot.id, lot.estimated_start) for lot in lots] == fully_laid_out(sale, lots)
+    assert lots[-1].estimated_start is None or not live
+
+
+async def test_adding_a_group_lays_it_out_after_the_last_lot_without_loading_the_others(catalog, monkeypatch):
+    sale = await catalog.sale(spec=catalog.live_sale_spec(("10:00", "10:30"), ("14:00", "15:00")))
+    await catalog.lot(sale, duration_slots=2)
+
+    async def every_lot(sale_id):
+        raise AssertionError("AddLot loaded every lot of the sale")
+
+    monkeypatch.setattr(catalog.uow.lots, "list_by_sale", every_lot)
+    second = await catalog.lot(sale, quantity=2, duration_slots=2)  # 10:20 + 20 min overruns 10:30
+    third = await catalog.lot(sale)
+    # Paris local 14:00 / 14:20 are 12:00 / 12:20 UTC.
+    assert [lot.estimated_start for lot in second] == [datetime(2030, 5, 8, 12, 0, tzinfo=UTC)] * 2
+    assert [lot.position for lot in (*second, *third)] == [1, 1, 2]
+    assert third[0].estimated_start == datetime(2030, 5, 8, 12, 20, tzinfo=UTC)
+
+
+async def test_on_a_clock_change_day_a_lot_is_placed_by_laying_out_the_whole_sale(catalog):
+    sale = await catalog.sale(spec=catalog.live_sale_spec(("01:00", "04:00"), day=date(2030, 10, 27)))
+    first = await catalog.lot(sale, duration_slots=6)  # 01:00-02:00 summer time
+    assert sale.estimated_starts_after(first[0].estimated_start, 6, [1]) is None  # cannot tell from the start alone
+    second = await catalog.lot(sale)
+    # 02:00 on the wall clock, the first time round (summer time, UTC+2).
+    assert second[0].estimated_start == datetime(2030, 10, 27, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

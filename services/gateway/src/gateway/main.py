@@ -34,6 +34,7 @@ from gateway.app.accounts import Accounts
 from gateway.app.passwords import PasswordHasher
 from gavel_core.errors import InvalidArgument
 from gavel_kit import logging as gavel_logging
+from gavel_kit import loop as event_loops
 from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "starting", http=f"{settings.grpc_host}:{settings.grpc_port}", catalog=settings.service_addresses["catalog"]
     )
     try:
-        asyncio.run(serve(settings))
+        event_loops.run(serve(settings), settings.event_loop)
     finally:
         telemetry.shutdown()
     log.info("stopped", service=SERVICE)

@@ -34,8 +34,11 @@ from gavel_kit.auth import TokenCodec
 from gavel_kit.grpc.client import bearer
 from gavel_kit.nats import StreamSpec
 from gavel_kit.settings import DEV_JWT_SECRET
-from gavel_kit.streamread import last_per_subject, read_subject
+from gavel_kit.streamread import read_subject
 from gavel_kit.testing.plugin import free_port
+from room.adapters.leases import KvLeaseStore
+
+LEASE_TTL_S = 1.2  # the replicas' default; only used if the buckets did not exist yet
 
 SERVICE = "gavel.room.v1.RoomService"
 CODEC = TokenCodec(DEV_JWT_SECRET)
@@ -245,13 +248,8 @@ class Events:
         return [(m.sequence, ev.LotEventBatch.FromString(m.data)) for m in messages]
 
     async def holders(self) -> dict[int, str]:
-        """Partition → replica, as the lease bucket shows it now."""
-        entries = await last_per_subject(self.nc, "KV_ROOM_PARTITIONS", ["$KV.ROOM_PARTITIONS.partition.*"])
-        return {
-            int(m.subject.rsplit(".", 1)[1]): m.data.decode()
-            for m in entries
-            if m.headers.get("KV-Operation") not in ("DEL", "PURGE")
-        }
+        """Partition → live replica holding it, as the buckets show it now."""
+        return await KvLeaseStore(self.nc, self.nc.jetstream(), LEASE_TTL_S).holders()
 
 
 def log_lines(replica: Replica) -> list[dict[str, Any]]:

@@ -202,6 +202,7 @@ class FakeFeedSource:
         self.log: list[FeedItem] = []
         self.deliver: dict[str, Callable[[FeedItem], None]] = {}
         self.reads = 0
+        self.loss_listeners: list[Callable[[str | None], None]] = []
 
     class _Subscription:
         async def close(self) -> None:
@@ -215,6 +216,14 @@ class FakeFeedSource:
         self.reads += 1
         await asyncio.sleep(0)
         return [item for item in self.log if item.stream_sequence > after_stream_sequence]
+
+    def on_loss(self, listener: Callable[[str | None], None]) -> None:
+        self.loss_listeners.append(listener)
+
+    def lose(self, lot_id: str | None) -> None:
+        """Say announcements were dropped: for one lot (a slow consumer) or all (a reconnect)."""
+        for listener in self.loss_listeners:
+            listener(lot_id)
 
     def store(self, lot_sequence: int) -> FeedItem:
         item = FeedItem(lot_sequence, lot_sequence * 10, f"batch-{lot_sequence}")

@@ -83,18 +83,60 @@ async def test_announcements_during_the_first_read_are_held_and_deduplicated():
     assert nothing_more(watcher)
 
 
-async def test_a_quiet_feed_checks_the_log_for_a_lost_last_announcement():
+@pytest.mark.parametrize("lost", [LOT, None], ids=["slow consumer", "reconnect"])
+async def test_a_possible_loss_makes_the_feed_check_the_log_for_a_lost_last_announcement(lost):
     source, tasks = FakeFeedSource(), Tasks()
-    clock = Clock()
-    feeds = Feeds(source, tasks, clock, quiet_ms=1_000)
+    feeds = await started(source, tasks)
     watcher = Watcher()
     feeds.watch(watcher, LOT, 0)
     await tasks.settle()
-    source.store(1)  # never announced
-    clock.advance(1_000)
-    await feeds.sweep()
+    source.store(1)  # never announced, and nothing follows it
+    source.lose(lost)
     await tasks.settle()
     assert await received(watcher, 1) == [1]
+
+
+async def test_quiet_feeds_cost_nothing_until_a_loss_is_possible():
+    source, tasks = FakeFeedSource(), Tasks()
+    clock = Clock()
+    feeds = Feeds(source, tasks, clock)
+    watchers = [Watcher() for _ in range(100)]
+    for number, watcher in enumerate(watchers):
+        feeds.watch(watcher, f"lot-{number}", 0)
+    await tasks.settle()
+    reads = source.reads
+    for _ in range(10):
+        clock.advance(60_000)
+        await feeds.sweep()
+    await tasks.settle()
+    assert source.reads == reads
+    source.lose("lot-7")
+    await tasks.settle()
+    assert source.reads == reads + 1
+
+
+async def test_a_reconnect_rechecks_every_feed_a_few_at_a_time():
+    source, tasks = FakeFeedSource(), Tasks()
+    feeds = Feeds(source, tasks, Clock(), max_reads=4)
+    for number in range(40):
+        feeds.watch(Watcher(), f"lot-{number}", 0)
+    await tasks.settle()
+    in_flight = {"now": 0, "most": 0}
+    history = source.history
+
+    async def counted(lot_id: str, after: int):
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        try:
+            return await history(lot_id, after)
+        finally:
+            in_flight["now"] -= 1
+
+    source.history = counted
+    source.lose(None)
+    await tasks.settle()
+    assert source.reads == 80
+    assert in_flight["most"] <= 4
 
 
 async def test_a_watcher_too_far_behind_is_cut_off():

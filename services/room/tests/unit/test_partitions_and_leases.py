@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from room.app.ownership import LeaseView, Ownership
+from room.app.ownership import LeaseView, OwnerKey, Ownership
 from room.app.partitions import fair_share, partition_of, plan
 
 
@@ -86,9 +86,9 @@ class Monotonic:
 
 
 class Bucket:
-    """Keys that expire `ttl` after their last write; revision-checked writes (like the KV bucket)."""
+    """Revision-checked keys that expire `ttl` after their last write (None: never), like a KV bucket."""
 
-    def __init__(self, clock: Monotonic, ttl: float) -> None:
+    def __init__(self, clock: Monotonic, ttl: float | None) -> None:
         self.clock = clock
         self.ttl = ttl
         self.keys: dict[str, tuple[str, int, float]] = {}
@@ -100,39 +100,55 @@ class Bucket:
 
     def write(self, key: str, value: str) -> int:
         self.revision += 1
-        self.keys[key] = (value, self.revision, self.clock() + self.ttl)
+        expires = self.clock() + self.ttl if self.ttl is not None else float("inf")
+        self.keys[key] = (value, self.revision, expires)
         return self.revision
+
+    def checked_write(self, key: str, value: str, revision: int | None) -> int | None:
+        current = self.live().get(key)
+        if (current[1] if current is not None else None) != revision:
+            return None
+        return self.write(key, value)
+
+    def checked_delete(self, key: str, revision: int) -> None:
+        current = self.live().get(key)
+        if current is None or current[1] != revision:
+            raise ValueError("wrong last sequence")
+        del self.keys[key]
+
+
+class Buckets:
+    def __init__(self, clock: Monotonic, ttl: float) -> None:
+        self.heartbeats = Bucket(clock, ttl)
+        self.owners = Bucket(clock, None)
 
 
 class Store:
-    def __init__(self, bucket: Bucket) -> None:
-        self.bucket = bucket
+    def __init__(self, buckets: Buckets) -> None:
+        self.buckets = buckets
         self.fail = False
 
-    async def heartbeat(self, replica_id: str) -> None:
-        self.bucket.write(f"replica.{replica_id}", "")
-
-    async def view(self) -> LeaseView:
-        live = self.bucket.live()
-        replicas = frozenset(k.split(".", 1)[1] for k in live if k.startswith("replica."))
-        holders = {int(k.split(".")[1]): v[0] for k, v in live.items() if k.startswith("partition.")}
-        return LeaseView(replicas, holders)
-
-    async def claim(self, partition: int, replica_id: str) -> int | None:
-        if f"partition.{partition}" in self.bucket.live():
-            return None
-        return self.bucket.write(f"partition.{partition}", replica_id)
-
-    async def renew(self, partition: int, replica_id: str, revision: int) -> int | None:
+    async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
         if self.fail:
             raise ConnectionError("nats down")
-        current = self.bucket.live().get(f"partition.{partition}")
-        if current is None or current[1] != revision:
-            return None
-        return self.bucket.write(f"partition.{partition}", replica_id)
+        return self.buckets.heartbeats.checked_write(replica_id, "", revision)
+
+    async def view(self) -> LeaseView:
+        replicas = frozenset(self.buckets.heartbeats.live())
+        owners = {
+            int(k.split(".")[1]): OwnerKey(value, revision)
+            for k, (value, revision, _) in self.buckets.owners.live().items()
+        }
+        return LeaseView(replicas, owners)
+
+    async def claim(self, partition: int, replica_id: str, revision: int | None) -> int | None:
+        return self.buckets.owners.checked_write(f"partition.{partition}", replica_id, revision)
 
     async def release(self, partition: int, revision: int) -> None:
-        self.bucket.live().pop(f"partition.{partition}", None)
+        self.buckets.owners.checked_delete(f"partition.{partition}", revision)
+
+    async def leave(self, replica_id: str, revision: int) -> None:
+        self.buckets.heartbeats.checked_delete(replica_id, revision)
 
 
 class Listener:
@@ -151,7 +167,7 @@ class Listener:
         self.lost_partitions.append(partition)
 
 
-def replica(name: str, bucket: Bucket, clock: Monotonic) -> tuple[Ownership, Listener, Store]:
+def replica(name: str, bucket: Buckets, clock: Monotonic) -> tuple[Ownership, Listener, Store]:
     listener = Listener()
     store = Store(bucket)
     return Ownership(name, 16, store, listener, clock, ttl_s=1.5, renew_every_s=0.5), listener, store
@@ -167,7 +183,7 @@ async def run_for(seconds: float, clock: Monotonic, *owners: Ownership) -> None:
 
 async def test_a_lone_replica_owns_everything_and_shares_when_another_arrives():
     clock = Monotonic()
-    bucket = Bucket(clock, 1.5)
+    bucket = Buckets(clock, 1.5)
     a, a_events, _ = replica("a", bucket, clock)
     await run_for(0.2, clock, a)
     assert a.owned_partitions() == list(range(16))
@@ -181,7 +197,7 @@ async def test_a_lone_replica_owns_everything_and_shares_when_another_arrives():
 
 async def test_a_dead_replicas_partitions_move_once_its_leases_expire():
     clock = Monotonic()
-    bucket = Bucket(clock, 1.5)
+    bucket = Buckets(clock, 1.5)
     a, _, _ = replica("a", bucket, clock)
     b, _, _ = replica("b", bucket, clock)
     await run_for(1.0, clock, a, b)
@@ -199,7 +215,7 @@ async def test_a_dead_replicas_partitions_move_once_its_leases_expire():
 
 async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_can_expire():
     clock = Monotonic()
-    bucket = Bucket(clock, 1.5)
+    bucket = Buckets(clock, 1.5)
     a, events, store = replica("a", bucket, clock)
     await run_for(0.2, clock, a)
     store.fail = True
@@ -208,22 +224,83 @@ async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_can_exp
     assert sorted(events.lost_partitions) == list(range(16))
 
 
-async def test_a_lease_taken_by_another_replica_is_dropped_at_the_next_renewal():
+async def test_a_round_costs_one_heartbeat_write_whatever_the_partition_count():
     clock = Monotonic()
-    bucket = Bucket(clock, 1.5)
+    bucket = Buckets(clock, 1.5)
+    a, _, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    owners_written, heartbeats_written = bucket.owners.revision, bucket.heartbeats.revision
+    await run_for(3.0, clock, a)
+    assert bucket.owners.revision == owners_written  # nothing per partition once claimed
+    assert bucket.heartbeats.revision - heartbeats_written == 6  # one every 0.5 s
+
+
+async def test_a_partition_whose_owner_key_names_another_replica_is_dropped():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
     a, events, _ = replica("a", bucket, clock)
     await run_for(0.2, clock, a)
-    bucket.write("partition.3", "intruder")
-    await run_for(0.6, clock, a)
+    bucket.heartbeats.write("intruder", "")
+    bucket.owners.write("partition.3", "intruder")
+    await run_for(0.1, clock, a)
     assert 3 not in a.owned_partitions()
     assert 3 in events.lost_partitions
 
 
-async def test_release_all_hands_everything_back():
+async def test_a_replica_whose_heartbeat_expired_while_stalled_steps_back_and_claims_again():
     clock = Monotonic()
-    bucket = Bucket(clock, 1.5)
+    bucket = Buckets(clock, 1.5)
+    a, events, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    clock.now += 2.0  # a stalled: its heartbeat expired meanwhile
+    b, _, _ = replica("b", bucket, clock)
+    await run_for(0.1, clock, b)  # b saw a dead and took everything
+    assert b.owned_partitions() == list(range(16))
+    await run_for(0.1, clock, a)
+    assert sorted(events.lost_partitions) == list(range(16))
+    await run_for(1.5, clock, a, b)
+    assert len(a.owned_partitions()) == 8
+    assert set(a.owned_partitions()).isdisjoint(b.owned_partitions())
+
+
+async def test_a_replica_restarted_under_the_same_id_takes_its_partitions_back():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    first, _, _ = replica("a", bucket, clock)
+    await run_for(0.2, clock, first)
+    clock.now += 2.0  # killed; restarted once its heartbeat expired
+    again, events, _ = replica("a", bucket, clock)
+    await run_for(0.1, clock, again)
+    assert again.owned_partitions() == list(range(16))
+    assert sorted(events.gains) == list(range(16))
+
+
+async def test_a_release_that_failed_is_retried_so_the_partition_is_not_stranded():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, _, a_store = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    failing_release = a_store.release
+
+    async def fail_once(partition: int, revision: int) -> None:
+        a_store.release = failing_release  # type: ignore[method-assign]
+        raise ConnectionError("nats down")
+
+    a_store.release = fail_once  # type: ignore[method-assign]
+    b, _, _ = replica("b", bucket, clock)
+    await run_for(1.0, clock, a, b)
+    assert len(a.owned_partitions()) == 8
+    assert len(b.owned_partitions()) == 8
+    assert set(a.owned_partitions()) | set(b.owned_partitions()) == set(range(16))
+
+
+async def test_release_all_hands_everything_back_and_leaves():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
     a, _, _ = replica("a", bucket, clock)
     await run_for(0.2, clock, a)
     await a.release_all()
     assert a.owned_partitions() == []
-    assert not (await Store(bucket).view()).holders
+    view = await Store(bucket).view()
+    assert not view.owners
+    assert not view.replicas

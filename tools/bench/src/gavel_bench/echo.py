@@ -25,6 +25,7 @@ from gavel_bench.cluster import LOOPBACK, free_ports
 from gavel_bench.cpu import CpuMeter, Tracked
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.processes import stop_child
+from gavel_kit import loop as event_loops
 
 SERVICE = "gavel.bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
@@ -62,7 +63,7 @@ async def _serve(port: int, ready: Any, stop: Any) -> None:
 
 
 def server_main(port: int, ready: Any, stop: Any) -> None:
-    asyncio.run(_serve(port, ready, stop))
+    event_loops.run(_serve(port, ready, stop))  # the services' loop, so the ceiling is comparable
 
 
 async def _call_loop(
@@ -106,7 +107,7 @@ def client_main(
     results: Any,
 ) -> None:
     try:
-        results.put(("done", asyncio.run(_call_loop(address, concurrency, duration_s, payload, metadata, go))))
+        results.put(("done", event_loops.run(_call_loop(address, concurrency, duration_s, payload, metadata, go))))
     except BaseException as error:
         results.put(("error", repr(error)))
 

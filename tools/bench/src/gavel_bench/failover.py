@@ -1,9 +1,10 @@
 """The failover run: SIGKILL a room replica on a period, and measure how long its lots stalled.
 
-Before each kill the benchmark reads the partition leases (JetStream KV bucket ROOM_PARTITIONS,
-`partition.<n>` → holder) to learn which partitions the victim owns: those are the partitions that
-must move. It then SIGKILLs the replica and starts it again at once under the same replica id
-(it rejoins and takes a fair share back once its old leases have expired).
+Before each kill the benchmark reads the partition owners (JetStream KV buckets ROOM_OWNERS,
+`partition.<n>` → holder, and ROOM_REPLICAS, the heartbeats) to learn which partitions the victim
+owns: those are the partitions that must move. It then SIGKILLs the replica and starts it again at
+once under the same replica id (it rejoins and takes a fair share back once its old heartbeat has
+expired).
 
 failover_s of a kill is the longest gap between consecutive acknowledged bids (client wall clock
 at the answer) on the lots of the moved partitions, from the last acknowledgement before the kill
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import nats
 
 from gavel_kit.leases import ExpiringKeys
-from room.adapters.leases import ACTIVE_BUCKET, ACTIVE_TTL_S, PARTITION_COUNT_KEY, PARTITIONS_BUCKET
+from room.adapters.leases import ACTIVE_BUCKET, ACTIVE_TTL_S, PARTITION_COUNT_KEY, KvLeaseStore
 from room.app.partitions import DEFAULT_PARTITIONS, partition_of
 
 
@@ -52,12 +53,7 @@ async def read_leases(nats_url: str) -> LeaseSnapshot:
     nc = await nats.connect(nats_url, connect_timeout=10, max_reconnect_attempts=3, name="gavel-bench-leases")
     try:
         js = nc.jetstream()
-        leases = ExpiringKeys(nc, js, PARTITIONS_BUCKET, 1.5)  # the bucket exists: the TTL given here is unused
-        holders = {
-            int(key.split(".", 1)[1]): entry.value.decode()
-            for key, entry in (await leases.entries("partition.>")).items()
-            if key.split(".", 1)[1].isdigit()
-        }
+        holders = await KvLeaseStore(nc, js, 1.2).holders()  # the buckets exist: the TTL given is unused
         active = ExpiringKeys(nc, js, ACTIVE_BUCKET, ACTIVE_TTL_S)
         recorded = (await active.entries(PARTITION_COUNT_KEY)).get(PARTITION_COUNT_KEY)
         count = int(recorded.value) if recorded is not None else DEFAULT_PARTITIONS

@@ -345,7 +345,7 @@ open their watch streams and each stream's first message per lot proves it is li
   the bid, whole milliseconds; same machine, same clock). It therefore includes the durable append
   as well as the announcement, the feed and the stream to the watcher; the millisecond truncation
   adds 0-1 ms.
-- **failover s**: before each SIGKILL the partition leases (KV `ROOM_PARTITIONS`) say which
+- **failover s**: before each SIGKILL the partition owners (KV `ROOM_OWNERS`) say which
   partitions the victim holds; failover is the longest gap between consecutive acknowledged bids on
   the lots of those partitions, from the last acknowledgement before the kill to the next kill.
 - **echo ceiling**: a raw grpc.aio unary echo (one server process, a generic handler returning the

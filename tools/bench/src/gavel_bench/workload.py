@@ -49,6 +49,7 @@ from gavel.room.v1 import room_service_pb2_grpc as room_grpc
 from gavel_bench.fixture import CURRENCY, INCREMENT_MINOR, OPENING_BID_MINOR, PreparedLot
 from gavel_bench.histograms import Latency
 from gavel_bench.identities import Identities, bidders_of_lot
+from gavel_kit import loop as event_loops
 from gavel_kit.grpc.errors import error_info_of
 
 WATCH_GROUP = 10  # lots per watcher stream: a bidder's watchlist
@@ -517,6 +518,6 @@ def _get(control: Any, timeout_s: float) -> Any:
 def worker_main(plan: WorkerPlan, control: Any, results: Any) -> None:
     """The client process's entry point (multiprocessing, spawn)."""
     try:
-        asyncio.run(Worker(plan, results).run(control))
+        event_loops.run(Worker(plan, results).run(control))
     except BaseException:
         results.put(("error", plan.worker, traceback.format_exc()))

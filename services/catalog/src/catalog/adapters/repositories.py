@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.adapters import orm
 from catalog.domain.access import Viewer
-from catalog.domain.lots import Lot
+from catalog.domain.lots import Lot, RunningOrderEnd
 from catalog.domain.paging import Page, PageRequest, SortKey, instant_of_key
 from catalog.domain.products import Product
 from catalog.domain.queries import (
@@ -456,6 +456,21 @@ class SqlLotRepository:
         t = orm.lots
         statement = select(t).where(t.c.sale_id == sale_id).order_by(t.c.position, t.c.room_index)
         return await self._tracker.all(LOT, statement)
+
+    async def end_of_running_order(self, sale_id: str) -> RunningOrderEnd:
+        t = orm.lots
+        count = await self._tracker.scalar(select(func.count()).select_from(t).where(t.c.sale_id == sale_id))
+        if count == 0:
+            return RunningOrderEnd()
+        last_position = select(func.max(t.c.position)).where(t.c.sale_id == sale_id).scalar_subquery()
+        statement = (
+            select(t)
+            .where(t.c.sale_id == sale_id, t.c.position == last_position)
+            .order_by(t.c.group_id.desc(), t.c.room_index)
+            .limit(1)
+        )
+        last = await self._tracker.all(LOT, statement)
+        return RunningOrderEnd(count, last[0] if last else None)
 
     async def list_by_group(self, group_id: str) -> list[Lot]:
         t = orm.lots

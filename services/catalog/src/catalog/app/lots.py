@@ -14,6 +14,7 @@ from catalog.domain.lots import (
     LotView,
     groups_of,
     lay_out,
+    lay_out_appended,
     new_group,
     renumber,
     view_lot,
@@ -90,11 +91,10 @@ async def add_lot(
     if product is None:
         raise NotFound("product", command.lot.product_id)
     require_owner(principal, product.seller_id, "product", product.id)
-    existing = await uow.lots.list_by_sale(sale.id)
-    position = max((lot.position for lot in existing), default=-1) + 1
+    end = await uow.lots.end_of_running_order(sale.id)  # not every lot: adding stays O(group size)
     lot_ids = [ids.new_id() for _ in range(product.quantity)]
     seeds = [ids.new_seed() for _ in range(product.quantity)]
-    group = new_group(sale, product, command.lot, lot_ids, seeds, position, now)
+    group = new_group(sale, product, command.lot, lot_ids, seeds, end.next_position, now)
     open_lots = await uow.lots.list(
         LotFilter(viewer=Viewer("", sees_all_drafts=True), product_id=product.id, states=_OPEN_STATES),
         PageRequest(LOTS, size=1),
@@ -104,11 +104,12 @@ async def add_lot(
         raise AlreadyExists(
             "lot", holder.group_id, f"product {product.id!r} is already offered in sale {holder.sale_id!r}"
         )
-    if len(existing) + len(group) > MAX_LOTS_PER_SALE:
+    if end.lot_count + len(group) > MAX_LOTS_PER_SALE:
         raise InvalidArgument([FieldViolation("sale_id", f"a sale holds at most {MAX_LOTS_PER_SALE} lots")])
+    if not lay_out_appended(sale, end, group):  # a session day with a clock change
+        lay_out(sale, [*await uow.lots.list_by_sale(sale.id), *group])
     for lot in group:
         await uow.lots.add(lot)
-    lay_out(sale, [*existing, *group])
     return tuple(view_lot(principal, lot) for lot in group)
 
 

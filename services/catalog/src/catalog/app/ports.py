@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from catalog.domain.events import CatalogEvent
-from catalog.domain.lots import Lot
+from catalog.domain.lots import Lot, RunningOrderEnd
 from catalog.domain.paging import Page, PageRequest
 from catalog.domain.products import Product
 from catalog.domain.queries import LotFilter, ProductFilter, RegistrationFilter, ReservationFilter, SaleFilter
@@ -64,6 +64,11 @@ class LotRepository(Protocol):
     async def remove(self, lot: Lot) -> None: ...
     async def list_by_sale(self, sale_id: str) -> list[Lot]:
         """Every lot of the sale (at most MAX_LOTS_PER_SALE), by (position, room_index)."""
+        ...
+
+    async def end_of_running_order(self, sale_id: str) -> RunningOrderEnd:
+        """How many lots the sale has, and a room of its last group: the highest (position,
+        group_id). Without loading the other lots (`catalog.domain.lots.running_order_end`)."""
         ...
 
     async def list_by_group(self, group_id: str) -> list[Lot]:

@@ -11,7 +11,7 @@ tender engines run, so catalog validates exactly what will be executed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -257,6 +257,45 @@ def lay_out(sale: Sale, lots: Sequence[Lot]) -> None:
     for group, start in zip(groups, starts, strict=True):
         for lot in group.rooms:
             lot.estimated_start = start
+
+
+@dataclass(frozen=True, slots=True)
+class RunningOrderEnd:
+    """What appending groups to a sale needs to know of the lots already in it, instead of all of them."""
+
+    lot_count: int = 0  # lots (rooms), not groups
+    last: Lot | None = None  # a room of the last group in the running order; None: the sale has no lots
+
+    @property
+    def next_position(self) -> int:
+        return 0 if self.last is None else self.last.position + 1
+
+
+def running_order_end(lots: Collection[Lot]) -> RunningOrderEnd:
+    """The reference for `LotRepository.end_of_running_order`: `lots` are every lot of one sale."""
+    last = max(lots, key=lambda lot: (lot.position, lot.group_id), default=None)
+    return RunningOrderEnd(len(lots), last)
+
+
+def lay_out_appended(sale: Sale, end: RunningOrderEnd, lots: Sequence[Lot]) -> bool:
+    """Set the estimated starts of groups appended after `end` to what `lay_out` of the whole sale
+    would set, in time proportional to `lots` alone; the lots before them are laid out already.
+
+    False, with nothing set, when the appended starts cannot be told from `end` (a session day
+    with a clock change): `lay_out` the whole sale then.
+    """
+    groups = groups_of(lots)
+    durations = [group.lead.duration_slots for group in groups]
+    if end.last is None:
+        starts: list[datetime | None] | None = sale.estimated_starts(durations)
+    else:
+        starts = sale.estimated_starts_after(end.last.estimated_start, end.last.duration_slots, durations)
+    if starts is None:
+        return False
+    for group, start in zip(groups, starts, strict=True):
+        for lot in group.rooms:
+            lot.estimated_start = start
+    return True
 
 
 def renumber(groups: Sequence[LotGroup], now: datetime) -> None:

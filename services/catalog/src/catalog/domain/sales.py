@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from catalog.domain.states import SALE_TRANSITIONS, State, require_state, transition
@@ -96,6 +97,29 @@ class RegistrationPolicy:
 def local_instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
     """The UTC instant of `minute` minutes after local midnight of `day` in `zone` (wall-clock time)."""
     return (datetime.combine(day, time(), tzinfo=zone) + timedelta(minutes=minute)).astimezone(UTC)
+
+
+@lru_cache(maxsize=256)
+def _clock_runs_evenly(day: date, time_zone: str) -> bool:
+    """Whether every 10-minute mark of `day`'s wall clock in `time_zone` lies that many minutes after
+    local midnight: true but on days with a clock change. Lay-outs put lots only on such marks."""
+    zone = ZoneInfo(time_zone)
+    midnight = local_instant(day, 0, zone)
+    return all(
+        local_instant(day, minute, zone) - midnight == timedelta(minutes=minute)
+        for minute in range(SLOT_MINUTES, MINUTES_PER_DAY + 1, SLOT_MINUTES)
+    )
+
+
+def session_minute(day: date, time_zone: str, instant: datetime) -> int | None:
+    """The 10-minute mark of `day` (minutes since local midnight) that `local_instant` turns into
+    `instant`; None if none does, or if a clock change that day makes the answer uncertain."""
+    if not _clock_runs_evenly(day, time_zone):
+        return None
+    minutes, rest = divmod(instant - local_instant(day, 0, ZoneInfo(time_zone)), timedelta(minutes=SLOT_MINUTES))
+    if rest or not 0 <= minutes * SLOT_MINUTES <= MINUTES_PER_DAY:
+        return None
+    return minutes * SLOT_MINUTES
 
 
 def _check_start(violations: Violations, path: str, starts_at: datetime, now: datetime) -> None:
@@ -275,10 +299,41 @@ class Sale:
         """
         if isinstance(self.timing, TimedTender):
             return [self.starts_at for _ in durations_in_slots]
+        return self._session_starts(self.timing, 0, self.timing.time_slots[0].start_minute, durations_in_slots)
+
+    def estimated_starts_after(
+        self, last_start: datetime | None, last_duration: int, durations_in_slots: Sequence[int]
+    ) -> list[datetime | None] | None:
+        """The starts `estimated_starts` gives lots that follow, in order, a lot it set to start at
+        `last_start` and that takes `last_duration` slots, told without the lots before that one.
+
+        None when the last lot's place cannot be told from its start alone — a session day with a
+        clock change, or a start no lay-out gives — and the caller lays out every lot instead.
+        """
+        if isinstance(self.timing, TimedTender):
+            return [self.starts_at for _ in durations_in_slots]
+        if last_start is None:  # the slots were used up before the last lot: nothing after it fits
+            return [None for _ in durations_in_slots]
+        session = self.timing
+        minute = session_minute(session.date, self.time_zone, last_start)
+        if minute is None:
+            return None
+        end = minute + last_duration * SLOT_MINUTES
+        slots = session.time_slots
+        index = next(
+            (i for i, slot in enumerate(slots) if slot.start_minute <= minute and end <= slot.end_minute), None
+        )
+        if index is None:
+            return None
+        return self._session_starts(session, index, end, durations_in_slots)
+
+    def _session_starts(
+        self, session: LiveSession, index: int, cursor: int, durations_in_slots: Sequence[int]
+    ) -> list[datetime | None]:
+        """Lots back to back from minute `cursor` of time slot `index` on (see `estimated_starts`)."""
         zone = ZoneInfo(self.time_zone)
-        slots = self.timing.time_slots
+        slots = session.time_slots
         starts: list[datetime | None] = []
-        index, cursor = 0, slots[0].start_minute
         for duration in durations_in_slots:
             minutes = duration * SLOT_MINUTES
             while index < len(slots) and cursor + minutes > slots[index].end_minute:
@@ -288,6 +343,6 @@ class Sale:
             if index == len(slots):
                 starts.append(None)
                 continue
-            starts.append(local_instant(self.timing.date, cursor, zone))
+            starts.append(local_instant(session.date, cursor, zone))
             cursor += minutes
         return starts

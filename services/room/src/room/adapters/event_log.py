@@ -156,3 +156,14 @@ class NatsLiveFeeds:
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]:
         messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
         return [feed_item(ev.LotEventBatch.FromString(m.data), m.sequence) for m in messages]
+
+    def on_loss(self, listener: Callable[[str | None], None]) -> None:
+        prefix = live_subject("")
+
+        def lost(subject: str | None) -> None:
+            if subject is None:
+                listener(None)
+            elif subject.startswith(prefix):
+                listener(subject[len(prefix) :])
+
+        gavel_nats.on_possible_loss(self._nc, lost)

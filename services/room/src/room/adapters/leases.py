@@ -1,7 +1,10 @@
-"""Partition leases and the active-lot index, in JetStream key-value buckets.
+"""Partition ownership and the active-lot index, in JetStream key-value buckets.
 
-ROOM_PARTITIONS (memory storage, TTL = the lease length, 1.2 s by default): `replica.<replica_id>`
-heartbeats and `partition.<n>` leases whose value is the holder's replica id.
+ROOM_REPLICAS (memory storage, TTL = the lease length, 1.2 s by default): `<replica_id>`
+heartbeats, rewritten every TTL/3 with a revision check.
+
+ROOM_OWNERS (memory storage, no TTL): `partition.<n>` = the replica id that holds partition n
+(held only while that replica's heartbeat lives; room.app.ownership).
 
 ROOM_ACTIVE_LOTS (file storage, TTL 100 days, longer than any live lot runs): `p<n>.<lot_id>` for
 every lot of partition n that opened and has not ended, written before the batch that opens the
@@ -24,11 +27,12 @@ from nats.js.api import StorageType
 from gavel_kit import nats as gavel_nats
 from gavel_kit.leases import ExpiringKeys
 from gavel_kit.logging import get_logger
-from room.app.ownership import LeaseView, Ownership, PartitionListener
+from room.app.ownership import LeaseView, OwnerKey, Ownership, PartitionListener
 
 log = get_logger("room.leases")
 
-PARTITIONS_BUCKET = "ROOM_PARTITIONS"
+REPLICAS_BUCKET = "ROOM_REPLICAS"
+OWNERS_BUCKET = "ROOM_OWNERS"
 ACTIVE_BUCKET = "ROOM_ACTIVE_LOTS"
 ACTIVE_TTL_S = 100 * 24 * 3600
 PARTITION_COUNT_KEY = "config.partitions"
@@ -37,32 +41,39 @@ FIRST_ROUND_ATTEMPTS = 20
 
 class KvLeaseStore:
     def __init__(self, nc: Client, js: JetStreamContext, ttl_s: float) -> None:
-        self.keys = ExpiringKeys(
-            nc, js, PARTITIONS_BUCKET, ttl_s, description="room partition leases and replica heartbeats"
-        )
+        self.heartbeats = ExpiringKeys(nc, js, REPLICAS_BUCKET, ttl_s, description="room replica heartbeats")
+        self.owners = ExpiringKeys(nc, js, OWNERS_BUCKET, 0, description="room partition owners")
 
-    async def heartbeat(self, replica_id: str) -> None:
-        await self.keys.put(f"replica.{replica_id}", b"")
+    async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
+        if revision is None:
+            return await self.heartbeats.create(replica_id, b"")
+        return await self.heartbeats.update(replica_id, b"", revision)
 
     async def view(self) -> LeaseView:
-        replicas: set[str] = set()
-        holders: dict[int, str] = {}
-        for key, entry in (await self.keys.entries()).items():
-            kind, _, name = key.partition(".")
-            if kind == "replica":
-                replicas.add(name)
-            elif kind == "partition" and name.isdigit():
-                holders[int(name)] = entry.value.decode()
-        return LeaseView(frozenset(replicas), holders)
+        replicas, keys = await asyncio.gather(self.heartbeats.entries(), self.owners.entries("partition.>"))
+        owners: dict[int, OwnerKey] = {}
+        for key, entry in keys.items():
+            number = key.partition(".")[2]
+            if number.isdigit():
+                owners[int(number)] = OwnerKey(entry.value.decode(), entry.revision)
+        return LeaseView(frozenset(replicas), owners)
 
-    async def claim(self, partition: int, replica_id: str) -> int | None:
-        return await self.keys.create(f"partition.{partition}", replica_id.encode())
-
-    async def renew(self, partition: int, replica_id: str, revision: int) -> int | None:
-        return await self.keys.update(f"partition.{partition}", replica_id.encode(), revision)
+    async def claim(self, partition: int, replica_id: str, revision: int | None) -> int | None:
+        key = f"partition.{partition}"
+        if revision is None:
+            return await self.owners.create(key, replica_id.encode())
+        return await self.owners.update(key, replica_id.encode(), revision)
 
     async def release(self, partition: int, revision: int) -> None:
-        await self.keys.delete(f"partition.{partition}", revision)
+        await self.owners.delete(f"partition.{partition}", revision)
+
+    async def leave(self, replica_id: str, revision: int) -> None:
+        await self.heartbeats.delete(replica_id, revision)
+
+    async def holders(self) -> dict[int, str]:
+        """Partition → the live replica holding it, as the buckets show it now (tests and tools)."""
+        view = await self.view()
+        return {p: key.replica_id for p, key in view.owners.items() if key.replica_id in view.replicas}
 
 
 class PartitionCountMismatch(RuntimeError):

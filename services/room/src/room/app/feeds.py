@@ -7,9 +7,10 @@ watcher's cursor exactly once, in lot_sequence order:
 - a late joiner (or a client resuming after a disconnect) gets the history after its cursor, then
   the live batches; the history is read from the log when the feed starts;
 - announcements are at most once (core NATS), so a batch that arrives ahead of its predecessor is
-  held back while the feed reads the missing ones from the log (JetStream has them all); a feed that
-  heard nothing for a while also checks the log (`reconcile`), in case the very last announcement
-  was lost;
+  held back while the feed reads the missing ones from the log (JetStream has them all); when the
+  source says announcements may have been dropped (a reconnect, an overflowing subscription), the
+  feeds concerned check the log (`recheck`), in case the very last announcement was the lost one.
+  Nothing polls: a replica with 10,000 quiet feeds does no work for them;
 - duplicates (an announcement repeated by a new owner after a failover) are dropped by sequence.
 
 A watcher that falls too far behind is cut off (its client resumes from its last lot_sequence)
@@ -71,18 +72,23 @@ class Watcher:
 
 class LotFeed:
     def __init__(
-        self, lot_id: str, source: LiveFeedSource, spawn: Callable[[Coroutine[Any, Any, Any]], object], clock: Clock
+        self,
+        lot_id: str,
+        source: LiveFeedSource,
+        spawn: Callable[[Coroutine[Any, Any, Any]], object],
+        clock: Clock,
+        reads: asyncio.Semaphore,
     ) -> None:
         self.lot_id = lot_id
         self._source = source
         self._spawn = spawn
         self._clock = clock
+        self._reads = reads
         self.items: list[FeedItem] = []  # items[i].lot_sequence == i + 1
         self.watchers: set[Watcher] = set()
         self._held: list[FeedItem] = []
         self._reading = True
         self._subscription: Subscription | None = None
-        self.last_heard_ms = clock()
         self.unwatched_since_ms: int | None = None
         self.closed = False
 
@@ -120,7 +126,6 @@ class LotFeed:
             self.unwatched_since_ms = self._clock()
 
     def _on_announced(self, item: FeedItem) -> None:
-        self.last_heard_ms = self._clock()
         if self._reading:
             self._held.append(item)
         else:
@@ -141,16 +146,18 @@ class LotFeed:
         for watcher in tuple(self.watchers):
             watcher.offer(self.lot_id, item)
 
-    def reconcile(self) -> None:
+    def recheck(self) -> None:
         """Look in the log for batches whose announcement never arrived."""
-        if not self._reading:
+        if not self._reading and not self.closed:
             self._reading = True
             self._spawn(self._read_log())
 
     async def _read_log(self) -> None:
         try:
-            after = self.items[-1].stream_sequence if self.items else 0
-            for item in await self._source.history(self.lot_id, after):
+            async with self._reads:
+                after = self.items[-1].stream_sequence if self.items else 0
+                history = await self._source.history(self.lot_id, after)
+            for item in history:
                 if item.lot_sequence == self.head + 1:
                     self._append(item)
         except Exception:
@@ -167,7 +174,10 @@ class LotFeed:
 
 
 class Feeds:
-    """Every feed of this replica; a feed outlives its last watcher by `linger_ms` (reconnects)."""
+    """Every feed of this replica; a feed outlives its last watcher by `linger_ms` (reconnects).
+
+    Log reads (late joiners, gaps, rechecks) run at most `max_reads` at once, so a reconnect that
+    rechecks thousands of feeds queues them instead of flooding the server."""
 
     def __init__(
         self,
@@ -176,20 +186,23 @@ class Feeds:
         clock: Clock,
         *,
         linger_ms: int = 30_000,
-        quiet_ms: int = 30_000,
+        max_reads: int = 32,
     ) -> None:
         self._source = source
         self._spawn = spawn
         self._clock = clock
         self._linger_ms = linger_ms
-        self._quiet_ms = quiet_ms
+        self._reads = asyncio.Semaphore(max_reads)
         self.feeds: dict[str, LotFeed] = {}
+        self._unwatched: dict[str, LotFeed] = {}  # the only feeds a sweep looks at
+        source.on_loss(self.recheck)
 
     def watch(self, watcher: Watcher, lot_id: str, after_sequence: int) -> None:
         feed = self.feeds.get(lot_id)
         if feed is None:
-            feed = self.feeds[lot_id] = LotFeed(lot_id, self._source, self._spawn, self._clock)
+            feed = self.feeds[lot_id] = LotFeed(lot_id, self._source, self._spawn, self._clock, self._reads)
             feed.start()
+        self._unwatched.pop(lot_id, None)
         feed.add(watcher, after_sequence)
 
     def unwatch(self, watcher: Watcher) -> None:
@@ -197,17 +210,30 @@ class Feeds:
             feed = self.feeds.get(lot_id)
             if feed is not None:
                 feed.remove(watcher)
+                if not feed.watchers:
+                    self._unwatched[lot_id] = feed
+
+    def recheck(self, lot_id: str | None) -> None:
+        """Announcements may have been lost: for one lot, or (None) for every lot."""
+        if lot_id is None:
+            for every in list(self.feeds.values()):
+                every.recheck()
+            return
+        one = self.feeds.get(lot_id)
+        if one is not None:
+            one.recheck()
 
     async def sweep(self) -> None:
-        """Close feeds nobody watches any more; check quiet ones against the log."""
+        """Close feeds nobody has watched for `linger_ms`."""
         now = self._clock()
-        for lot_id, feed in list(self.feeds.items()):
-            if feed.unwatched_since_ms is not None and now - feed.unwatched_since_ms >= self._linger_ms:
-                del self.feeds[lot_id]
+        for lot_id, feed in list(self._unwatched.items()):
+            if feed.watchers or feed.unwatched_since_ms is None:
+                del self._unwatched[lot_id]
+            elif now - feed.unwatched_since_ms >= self._linger_ms:
+                del self._unwatched[lot_id]
+                if self.feeds.get(lot_id) is feed:
+                    del self.feeds[lot_id]
                 await feed.close()
-            elif now - feed.last_heard_ms >= self._quiet_ms:
-                feed.last_heard_ms = now
-                feed.reconcile()
 
     async def close_all(self) -> None:
         """End every watch stream (shutdown: clients resume on another replica) and every feed."""
@@ -216,6 +242,7 @@ class Feeds:
                 watcher.end()
             del self.feeds[lot_id]
             await feed.close()
+        self._unwatched.clear()
 
     async def run(self, every_s: float = 1.0) -> None:
         while True:

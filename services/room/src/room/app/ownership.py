@@ -1,16 +1,30 @@
-"""Which partitions this replica owns: leases in a key-value bucket with a short TTL.
+"""Which partitions this replica owns: one heartbeat per replica, one owner key per partition.
 
-Every replica writes a heartbeat key and holds its partitions by lease keys, both expiring
-`ttl_s` after their last write unless renewed (every `renew_every_s`, revision-checked: a renewal
-that finds the key changed means someone else holds it now, and the partition is dropped at once).
-Each round (`check_every_s`) the replica reads the bucket and follows `partitions.plan`: claim free
-partitions up to its fair share, hand back the least preferred ones beyond it. When a replica dies
-its keys expire and the survivors claim its partitions within `ttl_s + check_every_s`.
+Two key-value buckets (room.adapters.leases):
 
-A lease only decides who *should* write a partition's lots; that only one *does* is guaranteed by
-the expected-sequence appends (room.app.lots). To keep two owners rare, a replica stops treating a
-partition as its own `margin_s` before its lease could have expired, counted from when the last
-successful renewal was sent.
+- heartbeats — `<replica_id>`, expiring `ttl_s` after its last write. A replica rewrites its own
+  every `renew_every_s` with a revision-checked update, so the write fails if the key expired in
+  between (the replica was seen dead for a moment);
+- owners — `partition.<n>` = the holder's replica id, never expiring.
+
+A partition is *held* while its owner key names a replica whose heartbeat is alive. Everything a
+replica holds is renewed by its one heartbeat, so a round costs one write whatever the partition
+count (it used to be one write per partition, which under load cost more than the bids).
+
+Each round (`check_every_s`) the replica reads both buckets and follows `partitions.plan`: claim
+free partitions up to its fair share, hand back the least preferred ones beyond it. A partition is
+free when its key is missing, names a replica without a heartbeat (dead), or names this replica
+without it holding the partition (a restart under the same id, a release that failed). Claims are
+revision-checked too (create a missing key, update a stale one at the revision read), so of two
+replicas claiming the same partition exactly one wins. When a replica dies its heartbeat expires
+and the survivors claim its partitions within `ttl_s + check_every_s`.
+
+A replica stops treating its partitions as its own `margin_s` before its heartbeat could have
+expired, counted from when the last successful heartbeat was *sent*; a heartbeat that fails
+because the key expired drops every partition at once (someone may have claimed them). An owner
+key that names another replica drops that partition too. Leases only decide who *should* write a
+partition's lots; that only one *does* is guaranteed by the expected-sequence appends
+(room.app.lots).
 
 `owns` and `owned_partitions` may be called from another thread than the one running the loop
 (the service keeps its leases on a thread of their own, so a busy event loop cannot starve them).
@@ -30,27 +44,41 @@ log = logging.getLogger("room.ownership")
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerKey:
+    """A partition's owner key as read: who it names, and its revision (for a checked claim)."""
+
+    replica_id: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseView:
-    """The bucket as one read saw it: live replicas (by heartbeat) and each held partition's holder."""
+    """The buckets as one read saw them: live replicas (by heartbeat) and each partition's key."""
 
     replicas: frozenset[str]
-    holders: dict[int, str]
+    owners: dict[int, OwnerKey]
 
 
 class LeaseStore(Protocol):
-    async def heartbeat(self, replica_id: str) -> None: ...
+    async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
+        """Write the heartbeat: create it (revision None) or update it at `revision`. The new
+        revision, or None if the key is not as expected (it expired, or another process has it)."""
+        ...
 
     async def view(self) -> LeaseView: ...
 
-    async def claim(self, partition: int, replica_id: str) -> int | None:
-        """Take a free partition: its lease revision, or None if someone holds it."""
+    async def claim(self, partition: int, replica_id: str, revision: int | None) -> int | None:
+        """Name `replica_id` as the partition's owner: create the key (revision None) or update it
+        at `revision`. The new revision, or None if the key changed since it was read."""
         ...
 
-    async def renew(self, partition: int, replica_id: str, revision: int) -> int | None:
-        """Extend a lease held at `revision`: the new revision, or None if it is no longer ours."""
+    async def release(self, partition: int, revision: int) -> None:
+        """Delete the owner key if it is still at `revision`."""
         ...
 
-    async def release(self, partition: int, revision: int) -> None: ...
+    async def leave(self, replica_id: str, revision: int) -> None:
+        """Delete the heartbeat (a graceful stop: survivors need not wait for it to expire)."""
+        ...
 
 
 class PartitionListener(Protocol):
@@ -65,12 +93,6 @@ class PartitionListener(Protocol):
     def lost(self, partition: int) -> None:
         """Forget the partition's lots (its lease is gone or given back)."""
         ...
-
-
-@dataclass(slots=True)
-class Lease:
-    revision: int
-    valid_until: float
 
 
 class Ownership:
@@ -98,83 +120,101 @@ class Ownership:
         self.renew_every_s = renew_every_s
         self.check_every_s = check_every_s
         self.margin_s = margin_s
-        self.owned: dict[int, Lease] = {}
-        self._last_renewal = float("-inf")
+        self.owned: dict[int, int] = {}  # partition -> revision of its owner key
+        self._heartbeat_revision: int | None = None
+        self._valid_until = float("-inf")
+        self._last_beat = float("-inf")
         self._stopping = False
 
     def owns(self, partition: int) -> bool:
-        lease = self.owned.get(partition)
-        return lease is not None and self._monotonic() < lease.valid_until
+        return partition in self.owned and self._monotonic() < self._valid_until
 
     def owned_partitions(self) -> list[int]:
-        return sorted(p for p, _ in list(self.owned.items()) if self.owns(p))  # list(): a snapshot
-
-    def _valid_until(self, sent_at: float) -> float:
-        return sent_at + self.ttl_s - self.margin_s
+        if self._monotonic() >= self._valid_until:
+            return []
+        return sorted(list(self.owned))  # list(): a snapshot, the loop may change it meanwhile
 
     async def step(self) -> None:
-        """One round: renew when due, drop expired leases, then claim or release per the plan."""
-        now = self._monotonic()
-        if now - self._last_renewal >= self.renew_every_s:
-            self._last_renewal = now
-            await self._renew_all()
-            try:  # after the leases, so a replica that dies mid-round is never seen alive without them
-                await self._store.heartbeat(self.replica_id)
-            except Exception:
-                log.warning("heartbeat failed; retrying", exc_info=True)
-        for partition, lease in list(self.owned.items()):
-            if self._monotonic() >= lease.valid_until:  # renewals failed for too long
-                log.warning("partition %d: lease expired before it could be renewed", partition)
-                self._drop(partition)
-        if self._stopping:
+        """One round: heartbeat when due, step back if it lapsed, then claim or release per the plan."""
+        if self._monotonic() - self._last_beat >= self.renew_every_s:
+            self._last_beat = self._monotonic()
+            await self._beat()
+        if self._monotonic() >= self._valid_until:  # no live heartbeat of ours: we may hold nothing
+            if self.owned:
+                log.warning("heartbeat not renewed in time: stepping back from %d partitions", len(self.owned))
+                self._drop_all()
+            return
+        if self._stopping or self._heartbeat_revision is None:
             return
         view = await self._store.view()
-        decision = plan(self.replica_id, self.partitions, view.replicas, view.holders, self.owned)
+        for partition in list(self.owned):
+            key = view.owners.get(partition)
+            if key is None or key.replica_id != self.replica_id:
+                log.warning("partition %d: its owner key no longer names this replica", partition)
+                self._drop(partition)
+        held = {
+            partition: key.replica_id
+            for partition, key in view.owners.items()
+            if key.replica_id in view.replicas and (key.replica_id != self.replica_id or partition in self.owned)
+        }
+        decision = plan(self.replica_id, self.partitions, view.replicas, held, self.owned)
         for partition in decision.release:
             await self._release(partition)
-        await asyncio.gather(*(self._claim(partition) for partition in decision.claim))
+        await asyncio.gather(*(self._claim(partition, view.owners.get(partition)) for partition in decision.claim))
+        settled = set(decision.claim) | set(decision.release)
+        for partition, key in view.owners.items():  # keys naming us that the plan does not want
+            if key.replica_id == self.replica_id and partition not in self.owned and partition not in settled:
+                await self._forget_key(partition, key.revision)
 
-    async def _claim(self, partition: int) -> None:
+    async def _beat(self) -> None:
         sent_at = self._monotonic()
-        revision = await self._store.claim(partition, self.replica_id)
+        try:
+            revision = await self._store.heartbeat(self.replica_id, self._heartbeat_revision)
+            if revision is None and self._heartbeat_revision is not None:
+                log.warning("heartbeat expired before it was renewed: stepping back from every partition")
+                self._drop_all()
+                self._heartbeat_revision = None
+                sent_at = self._monotonic()
+                revision = await self._store.heartbeat(self.replica_id, None)
+        except Exception:
+            log.warning("heartbeat failed; retrying", exc_info=True)
+            return
+        if revision is None:  # a key under our id that is not ours yet (a previous run's): wait it out
+            log.warning("replica id %s has a live heartbeat already; waiting for it to expire", self.replica_id)
+            return
+        self._heartbeat_revision = revision
+        self._valid_until = sent_at + self.ttl_s - self.margin_s
+
+    async def _claim(self, partition: int, key: OwnerKey | None) -> None:
+        revision = await self._store.claim(partition, self.replica_id, key.revision if key is not None else None)
         if revision is None:
             return
-        self.owned[partition] = Lease(revision, self._valid_until(sent_at))
+        self.owned[partition] = revision
         log.info("partition %d: claimed by %s", partition, self.replica_id)
         await self._listener.gained(partition)
-
-    async def _renew_all(self) -> None:
-        async def renew(partition: int, lease: Lease) -> None:
-            sent_at = self._monotonic()
-            try:
-                revision = await self._store.renew(partition, self.replica_id, lease.revision)
-            except Exception:
-                log.warning("partition %d: lease renewal failed; retrying", partition, exc_info=True)
-                return
-            if revision is None:
-                log.warning("partition %d: lease taken by another replica", partition)
-                self._drop(partition)
-            elif self.owned.get(partition) is lease:
-                lease.revision = revision
-                lease.valid_until = self._valid_until(sent_at)
-
-        await asyncio.gather(*(renew(p, lease) for p, lease in list(self.owned.items())))
 
     def _drop(self, partition: int) -> None:
         if self.owned.pop(partition, None) is not None:
             self._listener.lost(partition)
 
+    def _drop_all(self) -> None:
+        for partition in list(self.owned):
+            self._drop(partition)
+
     async def _release(self, partition: int) -> None:
-        lease = self.owned.get(partition)
-        if lease is None:
+        revision = self.owned.get(partition)
+        if revision is None:
             return
         await self._listener.releasing(partition)
         self._drop(partition)
-        try:
-            await self._store.release(partition, lease.revision)
-        except Exception:  # it expires on its own within the TTL
-            log.warning("partition %d: could not release the lease", partition, exc_info=True)
+        await self._forget_key(partition, revision)
         log.info("partition %d: released by %s", partition, self.replica_id)
+
+    async def _forget_key(self, partition: int, revision: int) -> None:
+        try:
+            await self._store.release(partition, revision)
+        except Exception:  # the key still names us: the next round finds it and tries again
+            log.warning("partition %d: could not release the owner key", partition, exc_info=True)
 
     async def run(self) -> None:
         while not self._stopping:
@@ -185,6 +225,12 @@ class Ownership:
             await asyncio.sleep(self.check_every_s)
 
     async def release_all(self) -> None:
-        """Hand every partition back (graceful shutdown), so survivors need not wait for the TTL."""
+        """Hand every partition back and leave (graceful shutdown), so survivors need not wait."""
         self._stopping = True
         await asyncio.gather(*(self._release(partition) for partition in list(self.owned)))
+        if self._heartbeat_revision is not None:
+            try:
+                await self._store.leave(self.replica_id, self._heartbeat_revision)
+            except Exception:  # it expires on its own within the TTL
+                log.warning("could not delete the heartbeat", exc_info=True)
+            self._heartbeat_revision = None
