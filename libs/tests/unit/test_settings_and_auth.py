@@ -79,3 +79,10 @@ def test_a_tampered_copy_of_a_verified_token_is_still_rejected():
 def test_authorization_header_must_be_bearer():
     with pytest.raises(Unauthenticated):
         TokenCodec(SECRET).principal_from_authorization("Basic abc")
+
+
+def test_services_run_on_uvloop_unless_told_otherwise():
+    assert settings.load("room", {}).event_loop == "uvloop"
+    assert settings.load("room", {"GAVEL_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ValueError, match="GAVEL_EVENT_LOOP"):
+        settings.load("room", {"GAVEL_EVENT_LOOP": "trio"})

@@ -60,6 +60,12 @@ MAX_RETRY_DELAY_S = 0.5
 MAX_ERROR_SAMPLES = 5
 GO_TIMEOUT_S = 900.0  # the parent measures the echo ceiling between ready and go
 MAX_WATCH_RECONNECTS = 1_000
+# At most this many watch streams per client process are opening (no first message yet) at once:
+# grpcio 1.85 (asyncio or uvloop) was seen to leave some of several thousand server-streaming calls
+# opened in a burst waiting forever (5,000 at once: ~3,200 started; 2 x 2,500 against a busy room:
+# 3,024 of 5,000), while the same streams opened a few hundred at a time all went live. Real
+# watchers arrive spread out too.
+WATCH_OPENING_AT_ONCE = 100
 RAMP_DRAIN_S = 30.0  # between ramp steps, bids still in flight get this long to finish
 RAMP_PAUSE_S = 1.0
 RAMP_GIVE_UP_BELOW = 0.5  # a step that acknowledged less than this share of its target ends the ramp
@@ -235,6 +241,7 @@ class Worker:
         self.watch_groups = plan_watch_groups([lot.lot_id for lot in plan.lots], plan.watchers_per_room)
         self.ready_streams = 0
         self.all_ready = asyncio.Event()
+        self.opening = asyncio.Semaphore(WATCH_OPENING_AT_ONCE)
         self.stopping = False
         self.t0_wall_ms = 0.0
         self.step_windows_ms: list[tuple[float, float]] = []  # wall clock (start, end) of each step begun
@@ -269,10 +276,15 @@ class Worker:
             request = room_pb.WatchRequest(
                 lots=[room_pb.LotCursor(lot_id=lot_id, after_sequence=cursors[lot_id]) for lot_id in lot_ids]
             )
+            await self.opening.acquire()
+            opening = True
             call = self._stub(number + attempt).Watch(request)
             try:
                 async for response in call:
                     received_ms = time.time() * 1000
+                    if opening:
+                        opening = False
+                        self.opening.release()
                     self.deliveries += 1
                     self.tick.deliveries += 1
                     lot_id = response.lot_id
@@ -304,6 +316,9 @@ class Worker:
                 await asyncio.sleep(min(MAX_RETRY_DELAY_S, FIRST_RETRY_DELAY_S * attempt))
             else:
                 return  # the server ended the stream without an error: only at shutdown
+            finally:
+                if opening:
+                    self.opening.release()
 
     # -- bidders ----------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from room.adapters import orm
 from room.adapters.codec import lot_from_message, lot_state_message, timestamp
 from room.adapters.event_log import valid_lot_id
 from room.adapters.forwarding import CallRouter, Route
+from room.adapters.metrics import WATCH_STREAMS
 from room.adapters.repositories import PaddleRecord, Paddles, Reports
 from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
 from room.app.room import Outcome, RoomService
@@ -324,6 +325,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         watcher = Watcher(WATCHER_QUEUE_LIMIT)
         for cursor in cursors:
             self._feeds.watch(watcher, cursor.lot_id, cursor.after_sequence)
+        WATCH_STREAMS.inc()
         try:
             while True:
                 try:
@@ -340,6 +342,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
                 assert isinstance(response, pb.WatchResponse)
                 yield response
         finally:
+            WATCH_STREAMS.dec()
             self._feeds.unwatch(watcher)
 
     async def RegisterPaddle(

@@ -24,6 +24,7 @@ FORWARDED = Counter(
 OWNED_PARTITIONS = Gauge("gavel_room_owned_partitions", "Partitions this replica holds a lease on")
 LOADED_LOTS = Gauge("gavel_room_loaded_lots", "Lots in this replica's memory")
 WATCHED_LOTS = Gauge("gavel_room_watched_lots", "Lots with a watch feed on this replica")
+WATCH_STREAMS = Gauge("gavel_room_watch_streams", "Watch calls this replica is streaming to right now")
 
 
 def track(gauge: Gauge, read: Callable[[], float]) -> None:
