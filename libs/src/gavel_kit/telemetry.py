@@ -85,8 +85,9 @@ def extracted_context(headers: Mapping[str, str] | None) -> Iterator[None]:
 
 
 def tracing_enabled() -> bool:
-    """Whether this process records spans (an exporter is configured)."""
-    return _provider is not None
+    """Whether this process records spans: an SDK tracer provider is installed (by `configure`
+    when an exporter is set, or by a test)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def grpc_server_interceptor() -> object:

@@ -22,6 +22,7 @@ from gavel_kit import telemetry
 from gavel_kit.db import Database, KitTables, OutboxRelay, SqlUnitOfWork, kit_tables, run_idempotent
 from gavel_kit.grpc.client import bearer
 from gavel_kit.grpc.errors import error_info_of
+from gavel_kit.grpc.interceptors import TraceContextInterceptor
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime, ServiceDefinition
 
@@ -29,10 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 class ExampleTenderServicer(pb_grpc.TenderServiceServicer):
-    outgoing_headers: list[dict[str, str]] = []
-
     async def GetTenderLot(self, request, context):
-        self.outgoing_headers.append(telemetry.inject_headers({}))  # what a NATS message sent now would carry
         raise NotFound("lot", request.lot_id)
 
     async def SubmitTenderBid(self, request, context):
@@ -95,18 +93,30 @@ async def test_not_found_carries_resource_info_and_the_service_keeps_serving(run
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_a_callers_trace_context_reaches_outgoing_messages_when_this_process_records_no_spans(runtime):
+async def test_without_span_recording_a_callers_trace_context_still_reaches_outgoing_messages():
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    ExampleTenderServicer.outgoing_headers.clear()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
-        with pytest.raises(grpc.aio.AioRpcError):
-            await pb_grpc.TenderServiceStub(channel).GetTenderLot(
-                pb.GetTenderLotRequest(lot_id="missing"),
-                metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),),
-            )
-    assert not telemetry.tracing_enabled()
-    [headers] = ExampleTenderServicer.outgoing_headers
-    assert headers["traceparent"].split("-")[1] == trace_id
+    outgoing: list[dict[str, str]] = []
+
+    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        outgoing.append(telemetry.inject_headers({}))  # what a NATS message published now would carry
+        return request
+
+    server = grpc.aio.server(interceptors=[TraceContextInterceptor()])
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handle)}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary("/test.Echo/Echo")
+            await echo(b"x", metadata=(("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),))
+            await echo(b"y")
+    finally:
+        await server.stop(None)
+    with_context, without = outgoing
+    assert with_context["traceparent"].split("-")[1] == trace_id
+    assert trace_id not in without.get("traceparent", "")
 
 
 async def test_a_call_without_a_token_is_unauthenticated(runtime):
