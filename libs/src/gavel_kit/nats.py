@@ -162,13 +162,15 @@ async def publish(
     With `expected_last_subject_sequence`, the server refuses the append unless the subject's last
     message has exactly that sequence (0: the subject must be empty) — the one-writer-per-lot guard.
     """
+    extra = dict(headers or {})
+    if expected_last_subject_sequence is not None:
+        extra[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
+    if not telemetry.tracing_enabled():  # no span to record: skip building one (the room's hot path)
+        return await js.publish(subject, payload, timeout=ack_wait_s, headers=headers_for(msg_id, event_type, extra))
     with telemetry.tracer("gavel.nats").start_as_current_span(f"{subject} publish", kind=SpanKind.PRODUCER) as span:
         span.set_attribute("messaging.system", "nats")
         span.set_attribute("messaging.destination.name", subject)
         span.set_attribute("messaging.message.id", msg_id)
-        extra = dict(headers or {})
-        if expected_last_subject_sequence is not None:
-            extra[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
         return await js.publish(subject, payload, timeout=ack_wait_s, headers=headers_for(msg_id, event_type, extra))
 
 

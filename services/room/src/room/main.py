@@ -59,6 +59,7 @@ STREAMS = [STREAM_SPEC]
 EVICT_EVERY_S = 60
 EVICT_IDLE_MS = 10 * 60_000
 DRAIN_ON_HANDOVER_S = 0.5
+PROJECTIONS_LINGER_S = 0.1  # reports may trail the bids by this much; fewer, larger transactions
 
 
 def wall_clock_ms() -> int:
@@ -174,7 +175,14 @@ class RoomReplica:
                 rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(self.router.call)
             ),
             DurableConsumer(
-                rt.js, STREAM, "room-projections", LOT_SUBJECTS, projections_handler(Projector(rt.db)), batch=256
+                rt.js,
+                STREAM,
+                "room-projections",
+                LOT_SUBJECTS,
+                projections_handler(Projector(rt.db)),
+                batch=256,
+                ack_all=True,
+                linger_s=PROJECTIONS_LINGER_S,
             ),
         ]
         for consumer in consumers:

@@ -66,6 +66,12 @@ class DurableConsumer:
 
     `handle` returns the messages to try again (negatively acknowledged with a delay); an
     exception retries the whole batch. A missing stream (the catalog not started yet) is waited for.
+
+    `ack_all` (for handlers that never ask for single retries, e.g. the projections) creates the
+    consumer with AckPolicy.ALL and acknowledges a handled batch with one ack of its last message
+    instead of one per message. `linger_s` waits that long after a batch smaller than `batch`
+    before fetching again, so a busy stream is handled in fewer, larger batches (fewer
+    transactions) at the cost of that much delay.
     """
 
     def __init__(
@@ -78,6 +84,8 @@ class DurableConsumer:
         *,
         batch: int = 100,
         ack_wait_s: float = 30,
+        ack_all: bool = False,
+        linger_s: float = 0.0,
     ) -> None:
         self._js = js
         self.stream = stream
@@ -86,20 +94,24 @@ class DurableConsumer:
         self._handle = handle
         self._batch = batch
         self._ack_wait_s = ack_wait_s
+        self._ack_all = ack_all
+        self._linger_s = linger_s
+        self._acks_all = False  # what the consumer on the server does (it may predate ack_all)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
             durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL if self._ack_all else AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             filter_subject=self._filter,
             ack_wait=self._ack_wait_s,
             max_ack_pending=10_000,
         )
         try:
-            await self._js.consumer_info(self.stream, self.durable)
+            info = await self._js.consumer_info(self.stream, self.durable)
         except NotFoundError:
-            await self._js.add_consumer(self.stream, config)
+            info = await self._js.add_consumer(self.stream, config)
+        self._acks_all = info.config.ack_policy == AckPolicy.ALL
         return await self._js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
 
     async def run(self) -> None:
@@ -132,14 +144,24 @@ class DurableConsumer:
             except Exception:
                 log.exception("consumer batch failed; redelivering", consumer=self.durable)
                 retry = set(map(id, messages))
+            await self._acknowledge(messages, retry)
+            if self._linger_s and len(messages) < self._batch:
+                await asyncio.sleep(self._linger_s)
+
+    async def _acknowledge(self, messages: Sequence[Msg], retry: set[int]) -> None:
+        try:
+            if self._acks_all:
+                if not retry:
+                    await messages[-1].ack()  # acknowledges every earlier message of the consumer too
+                    return
+                retry = set(map(id, messages))  # a later ack would settle the earlier retries: redo all
             for message in messages:
-                try:
-                    if id(message) in retry:
-                        await message.nak(delay=RETRY_DELAY_S)
-                    else:
-                        await message.ack()
-                except nats.errors.Error:
-                    log.warning("could not acknowledge", consumer=self.durable)
+                if id(message) in retry:
+                    await message.nak(delay=RETRY_DELAY_S)
+                else:
+                    await message.ack()
+        except nats.errors.Error:
+            log.warning("could not acknowledge", consumer=self.durable)
 
 
 def _raise_if_cancelled() -> None:
