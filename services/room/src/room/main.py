@@ -8,7 +8,7 @@
 
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
 GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
-GAVEL_ROOM_MAX_IN_FLIGHT (64 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
+GAVEL_ROOM_MAX_IN_FLIGHT (256 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
 GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
 GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog).
 """

@@ -5,6 +5,8 @@
     gavel bench --rooms 1000 --room-replicas 3 --kill-room-replica-every 10 --duration 40
     gavel bench --target --rooms 100 …          (a running cluster: GAVEL_* env, or the options)
     gavel bench matrix --out docs/benchmarks.md (the standard set; see `gavel bench matrix --help`)
+    gavel bench appends --json appends.json     (one JetStream stream's durable appends/s on this disk)
+    gavel bench capacity --one-room A.json --watchers-run B.json [--appends C.json]  (a capacity model)
 
 Without --target it starts its own cluster (`gavel up --no-seed`, free loopback ports, var dir
 var/bench-<ts>/) and stops it at the end. Lots are created through the catalog and opened by a
@@ -118,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         from gavel_bench.matrix import main as matrix_main
 
         return matrix_main(args_list[1:])
+    if args_list and args_list[0] == "appends":
+        from gavel_bench.appends import main as appends_main
+
+        return appends_main(args_list[1:])
+    if args_list and args_list[0] == "capacity":
+        from gavel_bench.capacity import main as capacity_main
+
+        return capacity_main(args_list[1:])
     args = parser().parse_args(args_list)
     if args.via == "gateway":
         print("gavel bench: --via gateway is not available until the gateway WebSocket exists", file=sys.stderr)

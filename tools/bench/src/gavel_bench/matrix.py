@@ -7,6 +7,7 @@
 Runs, one after the other, each in its own process with its own cluster:
 
 - engine alone: `gavel bench-engine` as it is;
+- appends alone: `gavel bench appends`, one JetStream stream's durable appends/s on this disk;
 - 100, 1,000 and 10,000 rooms with 5 watchers per room (100, 200 and 2,000 bids/s);
 - one room process at full rate: 1,000 rooms, no watchers, a ramp of rates, to find the most
   durable bids/s one room replica acknowledges while keeping up;
@@ -96,6 +97,7 @@ def standard_runs(duration_s: float) -> list[MatrixRun]:
 
 
 ENGINE = MatrixRun("engine-alone", "engine alone (no gRPC, NATS, DB)", ())
+APPENDS = MatrixRun("appends", "JetStream appends alone (one stream, fsync each)", ())
 
 
 def _gavel(*args: str) -> list[str]:
@@ -106,6 +108,8 @@ def _command_of(run: MatrixRun, result: dict[str, Any], directory: Path) -> str:
     """The command line that produced `result`, as a reader would type it from the repository root."""
     if run is ENGINE:
         return shlex.join(_engine_args(directory, venv=True))
+    if run is APPENDS:
+        return shlex.join([".venv/bin/gavel", "bench", "appends", "--json", str(directory / "appends.json")])
     return ".venv/bin/" + str(result.get("command", ""))
 
 
@@ -125,6 +129,20 @@ def run_engine(directory: Path) -> tuple[str, dict[str, Any] | None, str | None]
     if completed.returncode != 0:
         return command, None, f"exit code {completed.returncode}"
     return command, json.loads((directory / "engine-alone.json").read_text()), None
+
+
+def run_appends(directory: Path) -> tuple[str, dict[str, Any] | None, str | None]:
+    json_path = directory / "appends.json"
+    args = ("bench", "appends", "--json", str(json_path))
+    command = shlex.join([".venv/bin/gavel", *args])
+    print(f"\n=== {APPENDS.title}: {command}", flush=True)
+    try:
+        completed = subprocess.run(_gavel(*args), check=False, timeout=RUN_TIMEOUT_S)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        return command, None, f"no result within {RUN_TIMEOUT_S} s"
+    if completed.returncode != 0 or not json_path.exists():
+        return command, None, f"exit code {completed.returncode}"
+    return command, json.loads(json_path.read_text()), None
 
 
 def run_one(run: MatrixRun, directory: Path) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -185,6 +203,14 @@ def results_table(rows: Sequence[tuple[MatrixRun, str, dict[str, Any] | None, st
         files = f"[json]({directory}/{run.name}.json), [png]({directory}/{run.name}.png)"
         if result is None:
             lines.append(f"| {run.title} | failed: {failure} | | | | | | | | | | | |")
+        elif run is APPENDS:
+            best = next((lv for lv in result["levels"] if lv["in_flight"] == result["best_in_flight"]), None)
+            lines.append(
+                f"| {run.title} | {_fmt(result['subjects'])} subjects | - | - "
+                f"| {_fmt(result['best_appends_per_s'])} appends/s ({result['best_in_flight']} in flight) "
+                f"| - | - | - | {_pair(best['latency_ms'] if best else None)} (append) | - | - | - "
+                f"| [json]({directory}/{run.name}.json) |"
+            )
         elif run is ENGINE:
             lines.append(
                 f"| {run.title} | {_fmt(result.get('lots'))} lots | - | {_fmt(result.get('target_bids_per_second'))} "
@@ -352,6 +378,10 @@ open their watch streams and each stream's first message per lot proves it is li
   request bytes; no interceptors, auth or work) called by the same number of client processes with
   the same number of calls in flight, with a real PlaceBidRequest and bearer token, closed loop,
   measured in the same run just before the window.
+- **JetStream appends alone**: `gavel bench appends`, no room: its own nats-server (the cluster's
+  config) and a file stream like ROOM_EVENTS; ~300-byte appends to 1,000 subjects, each with the
+  subject's expected last sequence as the room appends, at 1, 16, 64 and 256 in flight for 3 s each.
+  The row shows the best level: one stream's fsync-bound ceiling on this disk, whatever the room does.
 - **the ramp** (one room process): steps of 10 s at rising target rates, the bids still in flight
   finishing between steps; the row reports the fastest step that acknowledged at least 95 % of
   its target, and a step below 50 % of its target ends the ramp.
@@ -432,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the page to rewrite, e.g. docs/benchmarks.md")
     parser.add_argument("--dir", type=Path, default=None, help="JSON and PNG files (default: <out dir>/benchmarks)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds of the room runs")
-    parser.add_argument("--only", default="", help="comma-separated run names (engine-alone, rooms-100, …)")
+    parser.add_argument("--only", default="", help="comma-separated run names (engine-alone, appends, rooms-100, …)")
     parser.add_argument(
         "--render-only", action="store_true", help="run nothing: rewrite the page from the JSON files already there"
     )
@@ -440,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = args.dir or args.out.parent / "benchmarks"
     directory.mkdir(parents=True, exist_ok=True)
     wanted = {name for name in args.only.split(",") if name}
-    runs = [ENGINE, *standard_runs(args.duration)]
+    runs = [ENGINE, APPENDS, *standard_runs(args.duration)]
     unknown = wanted - {run.name for run in runs}
     if unknown:
         parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
@@ -452,7 +482,12 @@ def main(argv: list[str] | None = None) -> int:
                 result = json.loads(previous.read_text())
                 rows.append((run, _command_of(run, result, directory), result, None))
             continue
-        command, result, failure = run_engine(directory) if run is ENGINE else run_one(run, directory)
+        if run is ENGINE:
+            command, result, failure = run_engine(directory)
+        elif run is APPENDS:
+            command, result, failure = run_appends(directory)
+        else:
+            command, result, failure = run_one(run, directory)
         rows.append((run, _command_of(run, result, directory) if result else command, result, failure))
     existing = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
     given = argv if argv is not None else sys.argv[1:]

@@ -190,6 +190,56 @@ class Progress:
         return rows
 
 
+class StepCpu:
+    """CPU of the tracked processes second by second (one CpuMeter per second of the run), so each
+    ramp step gets its own cpu_percent once its start is known: the client processes report when
+    each step started (after the previous step's drain) only at the end."""
+
+    def __init__(self, tracked: Sequence[Tracked]) -> None:
+        self.tracked = list(tracked)
+        self.seconds: list[tuple[float, float, dict[str, float]]] = []  # (wall start, wall end, shares)
+        self._meter: CpuMeter | None = None
+        self._began = 0.0
+
+    def poll(self, now: float) -> None:
+        """Close the current second (if a second has passed) and start the next."""
+        if self._meter is not None and now < self._began + 1.0:
+            return
+        self.stop(now)
+        self._meter, self._began = CpuMeter(self.tracked), now
+        self._meter.start()
+
+    def stop(self, now: float) -> None:
+        if self._meter is not None:
+            self.seconds.append((self._began, now, self._meter.stop()))
+            self._meter = None
+
+    def share(self, start: float, end: float) -> dict[str, float] | None:
+        """Each process's CPU over [start, end] (wall clock), in % of one CPU: the metered seconds
+        weighted by how much of each lies inside the interval."""
+        weights: dict[str, float] = {}
+        totals: dict[str, float] = {}
+        for began, ended, shares in self.seconds:
+            overlap = min(ended, end) - max(began, start)
+            if overlap <= 0:
+                continue
+            for name, percent in shares.items():
+                totals[name] = totals.get(name, 0.0) + percent * overlap
+                weights[name] = weights.get(name, 0.0) + overlap
+        if not totals:
+            return None
+        return {name: round(totals[name] / weights[name], 1) for name in totals}
+
+
+def _step_window(index: int, duration_s: float, finals: Sequence[WorkerFinal]) -> tuple[float, float] | None:
+    """Seconds after t0 from the first client's start of the step to the last one's end (None: not run)."""
+    starts = [final.steps[index].started_s for final in finals]
+    begun = [start for start in starts if start is not None]
+    if not begun:
+        return None
+    return min(begun), max(begun) + duration_s
+
+
 def _ms(value: float | None) -> str:
     return "   -   " if value is None else f"{value:6.1f} ms"
 
@@ -392,6 +442,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         tracked += [Tracked(f"client-{n}", worker.pid) for n, worker in enumerate(workers)]
         tracked += [Tracked(f"extra-{r.replica_id}", r.process.pid) for r in replicas if r.process is not None]
         meter = CpuMeter(tracked)
+        step_cpu = StepCpu(tracked) if len(rates) > 1 else None
         meter_running = False
         cpu_percent: dict[str, float] | None = None
         finals: dict[int, WorkerFinal] = {}
@@ -407,6 +458,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 meter_running = True
             elif meter_running and time.time() >= t0 + window_s + pauses:
                 cpu_percent, meter_running = meter.stop(), False
+            if step_cpu is not None and time.time() >= t0:
+                step_cpu.poll(time.time())
             if kill_at is not None and time.time() >= kill_at:
                 if kill_at < t0 + window_s + pauses:
                     kills.append(_kill_one(replicas, endpoints.nats_url, t0, say))
@@ -431,6 +484,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         progress.flush(t0, force=True)
         if meter_running:
             cpu_percent = meter.stop()
+        if step_cpu is not None:
+            step_cpu.stop(time.time())
         if len(finals) < processes:
             raise RuntimeError(f"only {len(finals)} of {processes} client processes reported their results")
         for worker in workers:
@@ -475,6 +530,10 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
 
         series = progress.series()
         steps = [_step_summary(i, rate, options.duration_s, worker_finals) for i, rate in enumerate(rates)]
+        if step_cpu is not None:  # each ramp step's CPU, over its own window (the same meter, per second)
+            for index, step in enumerate(steps):
+                window = _step_window(index, options.duration_s, worker_finals)
+                step["cpu_percent"] = step_cpu.share(t0 + window[0], t0 + window[1]) if window else None
         step_starts = [step.started_s for step in worker_finals[0].steps]
         chosen = steps[_chosen_step(steps)]
         refused_latency = merged(final.rejected_latency for final in worker_finals)

@@ -48,7 +48,7 @@ def from_kit(settings: Settings) -> RoomSettings:
         partitions=partitions,
         lease_ttl_s=lease_ttl_s,
         closing_soon_ms=int(float(settings.option("CLOSING_SOON_S", "60")) * 1000),
-        max_in_flight=int(settings.option("MAX_IN_FLIGHT", "64")),
+        max_in_flight=int(settings.option("MAX_IN_FLIGHT", "256")),
         max_pending=int(settings.option("MAX_PENDING", "2000")),
         forward_timeout_s=float(settings.option("FORWARD_TIMEOUT_S", "5")),
         catalog_calls=settings.option("CATALOG_CALLS", "true").lower() not in ("0", "false", "no", "off"),
