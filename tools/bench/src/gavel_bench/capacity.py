@@ -504,8 +504,9 @@ def proposal(lines: Sequence[Line]) -> str:
     return (
         f"Proposal: split the event log into {streams:,} streams by partition range (ROOM_EVENTS_<k> holds the "
         f"lots of partitions [k x {per}, (k+1) x {per})), each led by its own NATS server on its own disk, so "
-        "each stream's fsyncs stay under its ceiling; a lot's subject and its expected-sequence guard stay as "
-        "they are, only the stream a partition's lots go to changes."
+        "each stream's fsyncs stay under its ceiling. A stream selects its lots by subject, so the lot subject "
+        "must carry the partition (gavel.room.lot.<partition>.<lot_id>); the expected-sequence guard per lot "
+        "subject is unchanged."
     )
 
 

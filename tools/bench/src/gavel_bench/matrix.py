@@ -68,7 +68,7 @@ def standard_runs(duration_s: float) -> list[MatrixRun]:
                 "--watchers",
                 "0",
                 "--ramp",
-                "100,200,400,600,800,1000,1500,2000,3000,5000",
+                "100,200,400,600,800,1000,1200,1500,2000,3000,5000",
                 "--duration",
                 "10",
                 "--profile-room",
