@@ -11,6 +11,7 @@ gets fall back to the stream's message-get API, one message per request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -48,25 +49,35 @@ def _stored(msg: Msg) -> StoredMessage:
 async def _batches(
     nc: Client, stream: str, request: dict[str, object], timeout_s: float
 ) -> tuple[list[StoredMessage], int]:
-    """One direct-get batch: the messages and how many more match after them."""
+    """One direct-get batch: the messages and how many more match after them.
+
+    The replies are collected by a subscription callback (not `next_msg`, which costs a task and
+    a timer per message: the room's lease view and watch-history reads go through here)."""
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    found: list[StoredMessage] = []
+
+    async def collect(msg: Msg) -> None:
+        if done.done():
+            return
+        headers = msg.headers or {}
+        status = headers.get(STATUS)
+        if status is None:
+            found.append(_stored(msg))
+        elif status == NO_MESSAGE:
+            done.set_result(0)
+        elif status == END_OF_BATCH:
+            done.set_result(int(headers.get(NUM_PENDING, "0")))
+        elif status == NO_RESPONDERS:
+            done.set_exception(DirectGetUnavailable(stream))
+        else:
+            done.set_exception(RuntimeError(f"direct get from {stream} failed with status {status}: {headers}"))
+
     inbox = nc.new_inbox()
-    subscription = await nc.subscribe(inbox)
+    subscription = await nc.subscribe(inbox, cb=collect)
     try:
         await nc.publish(f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox)
-        found: list[StoredMessage] = []
-        while True:
-            msg = await subscription.next_msg(timeout=timeout_s)
-            status = (msg.headers or {}).get(STATUS)
-            if status is None:
-                found.append(_stored(msg))
-                continue
-            if status == NO_MESSAGE:
-                return found, 0
-            if status == END_OF_BATCH:
-                return found, int((msg.headers or {}).get(NUM_PENDING, "0"))
-            if status == NO_RESPONDERS:
-                raise DirectGetUnavailable(stream)
-            raise RuntimeError(f"direct get from {stream} failed with status {status}: {msg.headers}")
+        pending = await asyncio.wait_for(done, timeout_s)
+        return found, pending
     finally:
         await subscription.unsubscribe()
 
