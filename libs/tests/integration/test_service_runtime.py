@@ -19,10 +19,11 @@ from gavel_core.errors import FailedPrecondition, NotFound
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
+from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database, KitTables, OutboxRelay, SqlUnitOfWork, kit_tables, run_idempotent
 from gavel_kit.grpc.client import bearer
 from gavel_kit.grpc.errors import error_info_of
-from gavel_kit.grpc.interceptors import TraceContextInterceptor
+from gavel_kit.grpc.interceptors import CallInterceptor
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime, ServiceDefinition
 
@@ -101,7 +102,7 @@ async def test_without_span_recording_a_callers_trace_context_still_reaches_outg
         outgoing.append(telemetry.inject_headers({}))  # what a NATS message published now would carry
         return request
 
-    server = grpc.aio.server(interceptors=[TraceContextInterceptor()])
+    server = grpc.aio.server(interceptors=[CallInterceptor(TokenCodec("t" * 32), carry_trace_context=True)])
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handle)}),)
     )

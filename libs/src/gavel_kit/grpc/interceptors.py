@@ -1,8 +1,7 @@
-"""Server interceptors: auth, logging, metrics and error mapping.
+"""The server interceptor: trace context, auth, error mapping, metrics and logging in one wrapper.
 
-Each wraps the handler's behaviour (unary or server-streaming) so it sees the call's outcome. Order
-in the server, outermost first: tracing, metrics, logging, errors, auth — so auth failures are
-mapped by the error interceptor and still counted and logged.
+It wraps the handler's behaviour (unary or server-streaming) once per method so it sees the call's
+outcome; auth failures are mapped like any other error and still counted and logged.
 """
 
 from __future__ import annotations
@@ -96,65 +95,6 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _around(
-    behaviour: Behaviour,
-    streaming: bool,
-    before: Callable[[Any, grpc.aio.ServicerContext], Any],
-    after: Callable[[Any, BaseException | None], None],
-) -> Behaviour:
-    """Run `before` → behaviour → `after(state, error)` for unary and streaming behaviours alike."""
-    if streaming:
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            state = before(request, context)
-            error: BaseException | None = None
-            try:
-                async for item in behaviour(request, context):
-                    yield item
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                after(state, error)
-
-        return stream
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        state = before(request, context)
-        error: BaseException | None = None
-        try:
-            return await behaviour(request, context)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            after(state, error)
-
-    return unary
-
-
-class TraceContextInterceptor(_WrappingInterceptor):
-    """Used instead of OpenTelemetry's server interceptor when this process records no spans: it
-    only makes the caller's W3C trace context (if it sent one) current, so outgoing gRPC calls and
-    NATS messages still carry the trace. The full interceptor builds a span object per call even
-    when nothing is recorded, which was ~13 % of the room's event-loop time per bid."""
-
-    def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
-        def before(request: Any, context: grpc.aio.ServicerContext) -> object | None:
-            carrier = {
-                key: value
-                for key, value in context.invocation_metadata() or ()
-                if key in telemetry.TRACE_CONTEXT_KEYS and isinstance(value, str)
-            }
-            return telemetry.attach_remote_context(carrier) if carrier else None
-
-        def after(token: object | None, error: BaseException | None) -> None:
-            if token is not None:
-                telemetry.detach(token)
-
-        return _around(behaviour, streaming, before, after)
-
-
 def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
     code = context.code()
     if code is not None:
@@ -162,87 +102,6 @@ def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -
     if isinstance(error, GavelError):
         return status_code_of(error).name
     return "OK" if error is None else "UNKNOWN"
-
-
-class MetricsInterceptor(_WrappingInterceptor):
-    """Prometheus counters and latency histograms per method and status code."""
-
-    def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
-        def before(_: Any, context: grpc.aio.ServicerContext) -> tuple[float, grpc.aio.ServicerContext]:
-            return time.perf_counter(), context
-
-        def after(state: tuple[float, grpc.aio.ServicerContext], error: BaseException | None) -> None:
-            started, context = state
-            LATENCY.labels(method).observe(time.perf_counter() - started)
-            HANDLED.labels(method, _code_name(context, error)).inc()
-
-        return _around(behaviour, streaming, before, after)
-
-
-class LoggingInterceptor(_WrappingInterceptor):
-    """One structured line per finished RPC that failed (info), or per every RPC at debug level.
-
-    Successful calls cost nothing here unless debug logging is on: building a log event per bid
-    only for the level filter to drop it was a measurable share of the bid path."""
-
-    def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
-        stdlib_logger = logging.getLogger("gavel.grpc")
-
-        def before(_: Any, context: grpc.aio.ServicerContext) -> tuple[float, grpc.aio.ServicerContext]:
-            return time.perf_counter(), context
-
-        def after(state: tuple[float, grpc.aio.ServicerContext], error: BaseException | None) -> None:
-            started, context = state
-            code = _code_name(context, error)
-            if code == "OK" and not stdlib_logger.isEnabledFor(logging.DEBUG):
-                return
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            if code == "OK":
-                log.debug("rpc", method=method, code=code, ms=elapsed_ms)
-            else:
-                log.info("rpc", method=method, code=code, ms=elapsed_ms, details=context.details() or None)
-
-        return _around(behaviour, streaming, before, after)
-
-
-class ErrorInterceptor(_WrappingInterceptor):
-    """Turn gavel_core errors into statuses with details; unexpected errors into INTERNAL with a reference."""
-
-    def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
-        async def abort_for(exc: Exception, context: grpc.aio.ServicerContext) -> None:
-            if isinstance(exc, GavelError):
-                status = to_status(exc)
-            elif isinstance(exc, NotImplementedError):  # generated base servicers: not built yet
-                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-                return
-            else:
-                reference = uuid.uuid4().hex[:12]
-                log.exception("rpc failed", method=method, reference=reference)
-                status = internal_status(reference)
-            await context.abort(status.code, status.details, status.trailing_metadata)
-
-        if streaming:
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                try:
-                    async for item in behaviour(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await abort_for(exc, context)
-
-            return stream
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await behaviour(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await abort_for(exc, context)
-
-        return unary
 
 
 @cache
@@ -262,48 +121,132 @@ def access_policy(method: str) -> auth_pb2.AccessPolicy | None:
     return policy
 
 
-class AuthInterceptor(_WrappingInterceptor):
-    """Verify the bearer JWT and enforce the RPC's declared AccessPolicy; expose the Principal."""
+class CallInterceptor(_WrappingInterceptor):
+    """Everything Gavel does around a served call, in one wrapper per method (each extra wrapper
+    was an extra coroutine or async-generator layer on every call and every streamed message):
 
-    def __init__(self, codec: TokenCodec) -> None:
+    - trace context: when this process records no spans, make the caller's W3C `traceparent` current
+      so outgoing gRPC calls and NATS messages still carry the trace (when it does record,
+      OpenTelemetry's own interceptor runs outside this one instead: `carry_trace_context=False`);
+    - auth: verify the bearer JWT and enforce the RPC's declared `(gavel.common.v1.access)` policy
+      (fail closed), exposing the Principal for the call;
+    - errors: gavel_core errors become statuses with google.rpc details, NotImplementedError
+      UNIMPLEMENTED, anything else INTERNAL with a reference that is logged;
+    - metrics: a latency histogram and a counter per method and status code;
+    - logging: one structured line per failed call (per call at debug level; building a log event
+      for every successful bid only for the level filter to drop it was measurable).
+    """
+
+    def __init__(self, codec: TokenCodec, *, carry_trace_context: bool) -> None:
         super().__init__()
         self._codec = codec
+        self._carry_trace_context = carry_trace_context
 
     def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
         policy = access_policy(method)
         allowed = frozenset(_ROLE_BY_ENUM[r] for r in policy.roles) if policy is not None else frozenset()
+        carry = self._carry_trace_context
+        codec = self._codec
+        latency = LATENCY.labels(method)
+        stdlib_logger = logging.getLogger("gavel.grpc")
 
-        def authorise(context: grpc.aio.ServicerContext) -> Any:
+        def begin(context: grpc.aio.ServicerContext) -> tuple[object | None, Any]:
+            """Attach the caller's trace context, then authorise (raising GavelError if refused)."""
+            trace_token = None
+            if carry:
+                carrier = {
+                    key: value
+                    for key, value in context.invocation_metadata() or ()
+                    if key in telemetry.TRACE_CONTEXT_KEYS and isinstance(value, str)
+                }
+                if carrier:
+                    trace_token = telemetry.attach_remote_context(carrier)
             header = dict(context.invocation_metadata() or ()).get("authorization")
-            principal = self._codec.principal_from_authorization(header if isinstance(header, str) else None)
+            principal = codec.principal_from_authorization(header if isinstance(header, str) else None)
             if policy is None or (policy.public and principal is None):
-                return set_current_principal(principal) if principal is not None else None
+                return trace_token, set_current_principal(principal) if principal is not None else None
             if principal is None:
                 raise Unauthenticated("this call needs a bearer token in the 'authorization' metadata")
             if allowed and not (principal.roles & allowed):
                 wanted = ", ".join(sorted(role.value for role in allowed))
                 raise PermissionDenied(f"{method} needs one of the roles: {wanted}")
-            return set_current_principal(principal)
+            return trace_token, set_current_principal(principal)
+
+        async def fail(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(exc, GavelError):
+                status = to_status(exc)
+            elif isinstance(exc, NotImplementedError):  # generated base servicers: not built yet
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+                return
+            else:
+                reference = uuid.uuid4().hex[:12]
+                log.exception("rpc failed", method=method, reference=reference)
+                status = internal_status(reference)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+
+        def finish(
+            context: grpc.aio.ServicerContext,
+            started: float,
+            tokens: tuple[object | None, Any],
+            error: BaseException | None,
+        ) -> None:
+            trace_token, principal_token = tokens
+            if principal_token is not None:
+                reset_current_principal(principal_token)
+            elapsed = time.perf_counter() - started
+            latency.observe(elapsed)
+            code = _code_name(context, error)
+            HANDLED.labels(method, code).inc()
+            if code != "OK":
+                log.info(
+                    "rpc", method=method, code=code, ms=round(elapsed * 1000, 3), details=context.details() or None
+                )
+            elif stdlib_logger.isEnabledFor(logging.DEBUG):
+                log.debug("rpc", method=method, code=code, ms=round(elapsed * 1000, 3))
+            if trace_token is not None:
+                telemetry.detach(trace_token)
 
         if streaming:
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                token = authorise(context)
+                started = time.perf_counter()
+                tokens: tuple[object | None, Any] = (None, None)
+                error: BaseException | None = None
                 try:
+                    tokens = begin(context)
                     async for item in behaviour(request, context):
                         yield item
+                except grpc.aio.AbortError as exc:
+                    error = exc
+                    raise
+                except Exception as exc:
+                    error = exc
+                    await fail(exc, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
                 finally:
-                    if token is not None:
-                        reset_current_principal(token)
+                    finish(context, started, tokens, error)
 
             return stream
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = authorise(context)
+            started = time.perf_counter()
+            tokens: tuple[object | None, Any] = (None, None)
+            error: BaseException | None = None
             try:
+                tokens = begin(context)
                 return await behaviour(request, context)
+            except grpc.aio.AbortError as exc:
+                error = exc
+                raise
+            except Exception as exc:
+                error = exc
+                await fail(exc, context)
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                if token is not None:
-                    reset_current_principal(token)
+                finish(context, started, tokens, error)
 
         return unary

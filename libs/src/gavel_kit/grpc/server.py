@@ -10,13 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
-from gavel_kit.grpc.interceptors import (
-    AuthInterceptor,
-    ErrorInterceptor,
-    LoggingInterceptor,
-    MetricsInterceptor,
-    TraceContextInterceptor,
-)
+from gavel_kit.grpc.interceptors import CallInterceptor
 
 # Keep idle streams (Watch) alive through proxies, and let clients ping without data.
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
@@ -48,17 +42,10 @@ class HealthReporter:
 def build_server(
     codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> grpc.aio.Server:
-    tracing: grpc.aio.ServerInterceptor = (
-        telemetry.grpc_server_interceptor()  # type: ignore[assignment]
-        if telemetry.tracing_enabled()
-        else TraceContextInterceptor()
-    )
+    recording = telemetry.tracing_enabled()
     interceptors: list[grpc.aio.ServerInterceptor] = [
-        tracing,
-        MetricsInterceptor(),
-        LoggingInterceptor(),
-        ErrorInterceptor(),
-        AuthInterceptor(codec),
+        *([telemetry.grpc_server_interceptor()] if recording else []),  # type: ignore[list-item]
+        CallInterceptor(codec, carry_trace_context=not recording),
         *extra_interceptors,
     ]
     return grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
