@@ -6,6 +6,7 @@ outcome; auth failures are mapped like any other error and still counted and log
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -26,6 +27,7 @@ from gavel_kit.grpc.errors import internal_status, status_code_of, to_status
 from gavel_kit.logging import get_logger
 
 log = get_logger("gavel.grpc")
+QUIET_CODES = frozenset({"OK", "CANCELLED"})  # logged at debug level only: a client giving up is not a failure
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 Wrapper = Callable[[Behaviour, str, bool], Behaviour]
@@ -101,6 +103,8 @@ def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -
         return code.name if isinstance(code, grpc.StatusCode) else grpc.StatusCode(code).name  # type: ignore[arg-type]
     if isinstance(error, GavelError):
         return status_code_of(error).name
+    if isinstance(error, asyncio.CancelledError):  # the client went away (deadline, cancel)
+        return "CANCELLED"
     return "OK" if error is None else "UNKNOWN"
 
 
@@ -197,7 +201,7 @@ class CallInterceptor(_WrappingInterceptor):
             latency.observe(elapsed)
             code = _code_name(context, error)
             HANDLED.labels(method, code).inc()
-            if code != "OK":
+            if code not in QUIET_CODES:
                 log.info(
                     "rpc", method=method, code=code, ms=round(elapsed * 1000, 3), details=context.details() or None
                 )

@@ -124,6 +124,8 @@ class DurableConsumer:
                 continue
             try:
                 await self._consume(subscription)
+            except Exception:  # a bug in one batch's handling must not stop the consumer for good
+                log.exception("consumer failed; resubscribing", consumer=self.durable)
             finally:  # also on cancellation: an abandoned pull subscription would stall the NATS drain
                 with contextlib.suppress(Exception):
                     await subscription.unsubscribe()
@@ -139,6 +141,8 @@ class DurableConsumer:
             except Exception as exc:
                 log.warning("consumer fetch failed; resubscribing", consumer=self.durable, error=repr(exc))
                 return
+            if not messages:  # nats-py may return an empty batch (e.g. only status messages arrived)
+                continue
             try:
                 retry = set(map(id, await self._handle(messages)))
             except Exception:
@@ -149,6 +153,8 @@ class DurableConsumer:
                 await asyncio.sleep(self._linger_s)
 
     async def _acknowledge(self, messages: Sequence[Msg], retry: set[int]) -> None:
+        if not messages:
+            return
         try:
             if self._acks_all:
                 if not retry:

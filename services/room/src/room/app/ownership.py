@@ -135,10 +135,17 @@ class Ownership:
         return sorted(list(self.owned))  # list(): a snapshot, the loop may change it meanwhile
 
     async def step(self) -> None:
-        """One round: heartbeat when due, step back if it lapsed, then claim or release per the plan."""
+        """One round: heartbeat when due, then plan (`run` does the two on separate timers)."""
+        await self.beat_if_due()
+        await self.plan_round()
+
+    async def beat_if_due(self) -> None:
         if self._monotonic() - self._last_beat >= self.renew_every_s:
             self._last_beat = self._monotonic()
             await self._beat()
+
+    async def plan_round(self) -> None:
+        """Step back if the heartbeat lapsed, then claim or release per the plan."""
         if self._monotonic() >= self._valid_until:  # no live heartbeat of ours: we may hold nothing
             if self.owned:
                 log.warning("heartbeat not renewed in time: stepping back from %d partitions", len(self.owned))
@@ -217,9 +224,19 @@ class Ownership:
             log.warning("partition %d: could not release the owner key", partition, exc_info=True)
 
     async def run(self) -> None:
+        """The heartbeat and the planning rounds on timers of their own, so a slow read of the
+        buckets (a busy server, a starved process) never delays the write that keeps us alive."""
+        await asyncio.gather(self._keep_beating(), self._keep_planning())
+
+    async def _keep_beating(self) -> None:
+        while not self._stopping:
+            await self.beat_if_due()
+            await asyncio.sleep(max(0.0, self._last_beat + self.renew_every_s - self._monotonic()))
+
+    async def _keep_planning(self) -> None:
         while not self._stopping:
             try:
-                await self.step()
+                await self.plan_round()
             except Exception:
                 log.warning("lease round failed; retrying", exc_info=True)
             await asyncio.sleep(self.check_every_s)
