@@ -222,7 +222,41 @@ async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_can_exp
     store.fail = True
     await run_for(1.3, clock, a)
     assert a.owned_partitions() == []
-    assert sorted(events.lost_partitions) == list(range(16))
+    assert sorted(a.suspended) == list(range(16))  # not served, but their lots stay loaded
+    assert events.lost_partitions == []
+
+
+async def test_a_replica_whose_heartbeat_slipped_resumes_untouched_partitions_without_reloading_them():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, events, store = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    store.fail = True
+    await run_for(1.2, clock, a)
+    assert a.owned_partitions() == []
+    store.fail = False
+    await run_for(0.6, clock, a)
+    assert a.owned_partitions() == list(range(16))
+    assert not a.suspended
+    assert sorted(events.gains) == list(range(16))  # gained once, at the start: nothing was reloaded
+    assert events.lost_partitions == []
+
+
+async def test_a_partition_claimed_by_another_replica_during_a_slip_is_lost_for_good():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, events, store = replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    store.fail = True
+    await run_for(1.2, clock, a)
+    bucket.heartbeats.write("b", "")
+    revision = bucket.owners.keys["partition.5"][1]
+    bucket.owners.checked_write("partition.5", "b", revision)
+    store.fail = False
+    await run_for(0.6, clock, a)
+    assert 5 not in a.owned_partitions()
+    assert 5 in events.lost_partitions
+    assert not a.suspended
 
 
 async def test_a_round_costs_one_heartbeat_write_whatever_the_partition_count():

@@ -121,6 +121,9 @@ class Ownership:
         self.check_every_s = check_every_s
         self.margin_s = margin_s
         self.owned: dict[int, int] = {}  # partition -> revision of its owner key
+        # Partitions held when the heartbeat lapsed, with their key's revision: not ours to serve
+        # until claimed again, but their lots stay loaded (see `_suspend_all`).
+        self.suspended: dict[int, int] = {}
         self._heartbeat_revision: int | None = None
         self._valid_until = float("-inf")
         self._last_beat = float("-inf")
@@ -149,7 +152,7 @@ class Ownership:
         if self._monotonic() >= self._valid_until:  # no live heartbeat of ours: we may hold nothing
             if self.owned:
                 log.warning("heartbeat not renewed in time: stepping back from %d partitions", len(self.owned))
-                self._drop_all()
+                self._suspend_all()
             return
         if self._stopping or self._heartbeat_revision is None:
             return
@@ -159,6 +162,11 @@ class Ownership:
             if key is None or key.replica_id != self.replica_id:
                 log.warning("partition %d: its owner key no longer names this replica", partition)
                 self._drop(partition)
+        for partition, revision in list(self.suspended.items()):
+            key = view.owners.get(partition)
+            if key is None or key.replica_id != self.replica_id or key.revision != revision:
+                log.warning("partition %d: claimed by another replica while our heartbeat was out", partition)
+                self._forget_suspended(partition)
         held = {
             partition: key.replica_id
             for partition, key in view.owners.items()
@@ -172,6 +180,9 @@ class Ownership:
         for partition, key in view.owners.items():  # keys naming us that the plan does not want
             if key.replica_id == self.replica_id and partition not in self.owned and partition not in settled:
                 await self._forget_key(partition, key.revision)
+        for partition in list(self.suspended):  # not claimed back this round (beyond our share now)
+            if partition not in self.owned:
+                self._forget_suspended(partition)
 
     async def _beat(self) -> None:
         sent_at = self._monotonic()
@@ -179,7 +190,7 @@ class Ownership:
             revision = await self._store.heartbeat(self.replica_id, self._heartbeat_revision)
             if revision is None and self._heartbeat_revision is not None:
                 log.warning("heartbeat expired before it was renewed: stepping back from every partition")
-                self._drop_all()
+                self._suspend_all()
                 self._heartbeat_revision = None
                 sent_at = self._monotonic()
                 revision = await self._store.heartbeat(self.replica_id, None)
@@ -197,6 +208,9 @@ class Ownership:
         if revision is None:
             return
         self.owned[partition] = revision
+        if self.suspended.pop(partition, None) is not None:
+            log.info("partition %d: claimed back by %s, its lots kept", partition, self.replica_id)
+            return  # nobody wrote its lots meanwhile: a writer must first have claimed its key
         log.info("partition %d: claimed by %s", partition, self.replica_id)
         await self._listener.gained(partition)
 
@@ -204,9 +218,18 @@ class Ownership:
         if self.owned.pop(partition, None) is not None:
             self._listener.lost(partition)
 
-    def _drop_all(self) -> None:
-        for partition in list(self.owned):
-            self._drop(partition)
+    def _suspend_all(self) -> None:
+        """The heartbeat lapsed: others may now claim our partitions, so we serve none of them. We
+        keep their lots loaded, though: if a partition's key still has the revision we held when
+        we claim it back, no other replica owned it in between (owning starts with changing the
+        key), so nothing was written to its lots that we have not seen — a 10,000-lot replica
+        whose heartbeat slipped for a moment then resumes without rebuilding every lot."""
+        self.suspended.update(self.owned)
+        self.owned.clear()
+
+    def _forget_suspended(self, partition: int) -> None:
+        if self.suspended.pop(partition, None) is not None:
+            self._listener.lost(partition)
 
     async def _release(self, partition: int) -> None:
         revision = self.owned.get(partition)
@@ -245,6 +268,9 @@ class Ownership:
         """Hand every partition back and leave (graceful shutdown), so survivors need not wait."""
         self._stopping = True
         await asyncio.gather(*(self._release(partition) for partition in list(self.owned)))
+        for partition, revision in list(self.suspended.items()):
+            self._forget_suspended(partition)
+            await self._forget_key(partition, revision)
         if self._heartbeat_revision is not None:
             try:
                 await self._store.leave(self.replica_id, self._heartbeat_revision)
