@@ -226,14 +226,20 @@ async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_can_exp
     assert events.lost_partitions == []
 
 
-async def test_a_replica_whose_heartbeat_slipped_resumes_untouched_partitions_without_reloading_them():
+async def slipped(name: str) -> tuple[Ownership, Listener, Store, Buckets, Monotonic]:
+    """A replica that owned everything, then could not write its heartbeat for 1.2 s (now failing)."""
     clock = Monotonic()
     bucket = Buckets(clock, 1.5)
-    a, events, store = replica("a", bucket, clock)
-    await run_for(0.2, clock, a)
+    owner, events, store = replica(name, bucket, clock)
+    await run_for(0.2, clock, owner)
     store.fail = True
-    await run_for(1.2, clock, a)
-    assert a.owned_partitions() == []
+    await run_for(1.2, clock, owner)
+    assert owner.owned_partitions() == []
+    return owner, events, store, bucket, clock
+
+
+async def test_a_replica_whose_heartbeat_slipped_resumes_untouched_partitions_without_reloading_them():
+    a, events, store, _, clock = await slipped("a")
     store.fail = False
     await run_for(0.6, clock, a)
     assert a.owned_partitions() == list(range(16))
@@ -243,12 +249,7 @@ async def test_a_replica_whose_heartbeat_slipped_resumes_untouched_partitions_wi
 
 
 async def test_a_partition_claimed_by_another_replica_during_a_slip_is_lost_for_good():
-    clock = Monotonic()
-    bucket = Buckets(clock, 1.5)
-    a, events, store = replica("a", bucket, clock)
-    await run_for(0.2, clock, a)
-    store.fail = True
-    await run_for(1.2, clock, a)
+    a, events, store, bucket, clock = await slipped("a")
     bucket.heartbeats.write("b", "")
     revision = bucket.owners.keys["partition.5"][1]
     bucket.owners.checked_write("partition.5", "b", revision)
