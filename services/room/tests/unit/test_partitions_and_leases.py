@@ -345,7 +345,7 @@ async def test_release_all_hands_everything_back_and_leaves():
 async def test_the_heartbeat_keeps_its_pace_while_a_read_of_the_buckets_is_slow():
     import time
 
-    clock_bucket = Buckets(Monotonic(), 0.6)
+    clock_bucket = Buckets(Monotonic(), 1.0)
     clock_bucket.heartbeats.clock = time.monotonic  # real time: `run` sleeps for real
     clock_bucket.owners.clock = time.monotonic
     store = Store(clock_bucket)
@@ -355,18 +355,18 @@ async def test_the_heartbeat_keeps_its_pace_while_a_read_of_the_buckets_is_slow(
     async def slow_view() -> LeaseView:
         slow["reads"] += 1
         if slow["reads"] == 2:
-            await asyncio.sleep(0.8)  # longer than the TTL: only a heartbeat of its own keeps a live
+            await asyncio.sleep(1.2)  # longer than the TTL: only a heartbeat of its own keeps a live
         return await view()
 
     store.view = slow_view  # type: ignore[method-assign]
     owner = Ownership(
-        "a", 4, store, Listener(), time.monotonic, ttl_s=0.6, renew_every_s=0.15, check_every_s=0.02, margin_s=0.1
+        "a", 4, store, Listener(), time.monotonic, ttl_s=1.0, renew_every_s=0.2, check_every_s=0.02, margin_s=0.2
     )
     running = asyncio.create_task(owner.run())
     try:
         await asyncio.sleep(0.2)
         assert owner.owned_partitions() == [0, 1, 2, 3]
-        for _ in range(8):  # through the slow read
+        for _ in range(13):  # through the slow read
             await asyncio.sleep(0.1)
             assert owner.owned_partitions() == [0, 1, 2, 3]
     finally:
