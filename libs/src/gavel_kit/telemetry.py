@@ -77,11 +77,11 @@ def inject_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str
 @contextmanager
 def extracted_context(headers: Mapping[str, str] | None) -> Iterator[None]:
     """Make the trace context carried by a NATS message current for the block."""
-    token = context.attach(propagate.extract(dict(headers or {})))
+    token = attach_remote_context(dict(headers or {}))
     try:
         yield
     finally:
-        context.detach(token)
+        detach(token)
 
 
 def tracing_enabled() -> bool:

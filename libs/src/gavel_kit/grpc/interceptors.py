@@ -156,25 +156,31 @@ class CallInterceptor(_WrappingInterceptor):
 
         def begin(context: grpc.aio.ServicerContext) -> tuple[object | None, Any]:
             """Attach the caller's trace context, then authorise (raising GavelError if refused)."""
+            metadata = dict(context.invocation_metadata() or ())  # read once: it is rebuilt per call
             trace_token = None
             if carry:
                 carrier = {
-                    key: value
-                    for key, value in context.invocation_metadata() or ()
-                    if key in telemetry.TRACE_CONTEXT_KEYS and isinstance(value, str)
+                    key: value for key in telemetry.TRACE_CONTEXT_KEYS if isinstance(value := metadata.get(key), str)
                 }
                 if carrier:
                     trace_token = telemetry.attach_remote_context(carrier)
-            header = dict(context.invocation_metadata() or ()).get("authorization")
+            try:
+                return trace_token, authorise(metadata.get("authorization"))
+            except BaseException:
+                if trace_token is not None:
+                    telemetry.detach(trace_token)
+                raise
+
+        def authorise(header: object) -> Any:
             principal = codec.principal_from_authorization(header if isinstance(header, str) else None)
             if policy is None or (policy.public and principal is None):
-                return trace_token, set_current_principal(principal) if principal is not None else None
+                return set_current_principal(principal) if principal is not None else None
             if principal is None:
                 raise Unauthenticated("this call needs a bearer token in the 'authorization' metadata")
             if allowed and not (principal.roles & allowed):
                 wanted = ", ".join(sorted(role.value for role in allowed))
                 raise PermissionDenied(f"{method} needs one of the roles: {wanted}")
-            return trace_token, set_current_principal(principal)
+            return set_current_principal(principal)
 
         async def fail(exc: Exception, context: grpc.aio.ServicerContext) -> None:
             if isinstance(exc, GavelError):
