@@ -342,33 +342,46 @@ async def test_release_all_hands_everything_back_and_leaves():
     assert not view.replicas
 
 
-async def test_the_heartbeat_keeps_its_pace_while_a_read_of_the_buckets_is_slow():
+async def test_the_heartbeat_keeps_its_pace_while_a_read_of_the_buckets_is_stuck():
     import time
 
-    clock_bucket = Buckets(Monotonic(), 1.0)
-    clock_bucket.heartbeats.clock = time.monotonic  # real time: `run` sleeps for real
-    clock_bucket.owners.clock = time.monotonic
-    store = Store(clock_bucket)
+    buckets = Buckets(Monotonic(), 1.0)
+    buckets.heartbeats.clock = time.monotonic  # real time: `run` sleeps for real
+    buckets.owners.clock = time.monotonic
+    store = Store(buckets)
     view = store.view
-    slow = {"reads": 0}
+    reads = {"count": 0}
+    stuck, released = asyncio.Event(), asyncio.Event()
 
-    async def slow_view() -> LeaseView:
-        slow["reads"] += 1
-        if slow["reads"] == 2:
-            await asyncio.sleep(1.2)  # longer than the TTL: only a heartbeat of its own keeps a live
+    async def stuck_view() -> LeaseView:
+        reads["count"] += 1
+        if reads["count"] == 2:
+            stuck.set()
+            await released.wait()  # the planning round hangs until the test lets it go
         return await view()
 
-    store.view = slow_view  # type: ignore[method-assign]
+    beat = store.heartbeat
+    beats_while_stuck = {"count": 0}
+    enough_beats = asyncio.Event()
+
+    async def counted_beat(replica_id: str, revision: int | None) -> int | None:
+        if stuck.is_set():
+            beats_while_stuck["count"] += 1
+            if beats_while_stuck["count"] >= 25:  # 25 x 0.05 s: longer than the 1 s TTL
+                enough_beats.set()
+        return await beat(replica_id, revision)
+
+    store.view = stuck_view  # type: ignore[method-assign]
+    store.heartbeat = counted_beat  # type: ignore[method-assign]
     owner = Ownership(
-        "a", 4, store, Listener(), time.monotonic, ttl_s=1.0, renew_every_s=0.2, check_every_s=0.02, margin_s=0.2
+        "a", 4, store, Listener(), time.monotonic, ttl_s=1.0, renew_every_s=0.05, check_every_s=0.02, margin_s=0.2
     )
     running = asyncio.create_task(owner.run())
     try:
-        await asyncio.sleep(0.2)
-        assert owner.owned_partitions() == [0, 1, 2, 3]
-        for _ in range(13):  # through the slow read
-            await asyncio.sleep(0.1)
-            assert owner.owned_partitions() == [0, 1, 2, 3]
+        await asyncio.wait_for(stuck.wait(), 5)
+        await asyncio.wait_for(enough_beats.wait(), 10)
+        assert owner.owned_partitions() == [0, 1, 2, 3]  # over a TTL later, still alive and owning
+        released.set()
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
