@@ -49,6 +49,13 @@ class Bidding:
     alive: set[str]
     acked: list[Acked] = field(default_factory=list)
     running: bool = True
+    more_acked: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until_each_has(self, lot_ids: set[str], count: int) -> None:
+        """Wait until every one of the lots has at least `count` acknowledged bids."""
+        while any(sum(a.lot_id == lot_id for a in self.acked) < count for lot_id in lot_ids):
+            self.more_acked.clear()
+            await self.more_acked.wait()
 
     async def bid_on(self, lot_id: str, seed: int) -> None:
         """Keep raising on one lot; after a failed call, retry the same bid id on another replica."""
@@ -69,6 +76,7 @@ class Bidding:
                     await asyncio.sleep(0.02)
                     continue
                 self.acked.append(Acked(lot_id, request.request_id, reply.lot_sequence, time.monotonic()))
+                self.more_acked.set()
                 break
             amount += 500
             await asyncio.sleep(rng.uniform(0.05, 0.15))
@@ -135,7 +143,7 @@ async def test_sigkill_of_a_replica_while_bids_flow(cluster: RoomCluster):
         ]
         bidding = Bidding(stubs, alive={"replica-0", "replica-1", "replica-2"})
         bidders = [asyncio.create_task(bidding.bid_on(lot.id, seed)) for seed, lot in enumerate(lots)]
-        await asyncio.sleep(1.5)
+        await asyncio.wait_for(bidding.until_each_has(moved, 3), 30)  # bids flow on the lots about to move
 
         bidding.alive.discard(victim)
         killed_at = time.monotonic()
