@@ -39,12 +39,13 @@ from gavel_kit.testing.plugin import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 SERVICES = ("catalog", "room", "tender", "payment", "notify")
+WORKERS = ("room-projector",)
 
 
 class RunningCluster:
     def __init__(self, var_dir: Path, otlp_endpoint: str) -> None:
         self.var_dir = var_dir
-        self.ports = {name: (free_port(), free_port()) for name in SERVICES}
+        self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
         self.http_port = free_port()
         self.nats_port = free_port()
         self.env = dict(os.environ)
@@ -59,8 +60,9 @@ class RunningCluster:
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
-            self.env[f"GAVEL_{name.upper()}_GRPC_PORT"] = str(grpc_port)
-            self.env[f"GAVEL_{name.upper()}_METRICS_PORT"] = str(metrics_port)
+            prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
+            self.env[prefix + "GRPC_PORT"] = str(grpc_port)
+            self.env[prefix + "METRICS_PORT"] = str(metrics_port)
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
@@ -155,6 +157,17 @@ def test_every_grpc_service_reports_serving_under_its_fixed_name(cluster):
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
 
 
+def test_the_room_projector_worker_reports_serving_without_serving_the_room_api(cluster):
+    with grpc.insecure_channel(cluster.address("room-projector")) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            health.Check(health_pb2.HealthCheckRequest(service=GRPC_SERVICE_NAMES["room"]), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_reflection_lists_the_fixed_service_names(cluster):
     for name in SERVICES:
         with grpc.insecure_channel(cluster.address(name)) as channel:
@@ -165,7 +178,7 @@ def test_reflection_lists_the_fixed_service_names(cluster):
 
 
 def test_every_metrics_port_and_the_gateway_serve(cluster):
-    for name in SERVICES:
+    for name in (*SERVICES, *WORKERS):
         with urllib.request.urlopen(f"http://127.0.0.1:{cluster.ports[name][1]}/metrics", timeout=5) as response:
             assert b"process_cpu_seconds_total" in response.read()
     assert http_json(cluster.http("/healthz"))

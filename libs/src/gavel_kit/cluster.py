@@ -1,8 +1,9 @@
 """`gavel up`: the whole cluster on this machine, as separate processes, on embedded defaults.
 
 Starts an embedded nats-server (JetStream, `sync_interval: always`, store under var/nats) unless
-`--nats-url` points elsewhere, runs every service's migrations, starts the five gRPC services and
-the gateway, waits until each reports SERVING, seeds demo users and a demo sale, and prints the
+`--nats-url` points elsewhere, runs every service's migrations, starts the five gRPC services, the
+room-projector worker (the room's reports, off the bid path) and the gateway, waits until each
+reports SERVING, seeds demo users and a demo sale, and prints the
 URLs and credentials. Ctrl-C or SIGTERM stops the services gracefully, then NATS; children get
 SIGKILL from the kernel if this process dies hard (PR_SET_PDEATHSIG), so nothing is orphaned.
 """
@@ -31,6 +32,8 @@ from gavel_kit import demo, natsserver
 from gavel_kit import settings as gavel_settings
 
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
+# Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
+WORKERS = {"room-projector": ("room", "project")}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -128,6 +131,7 @@ class Cluster:
         env.setdefault("GAVEL_JWT_SECRET", _jwt_secret(self.var_dir))
         env.setdefault("GAVEL_LOG_FORMAT", "json")
         env["PYTHONUNBUFFERED"] = "1"
+        env["GAVEL_ROOM_PROJECTIONS"] = "false"  # the room-projector process writes the room's reports
         if self.database_url:
             env["GAVEL_DATABASE_URL"] = self.database_url
         return env
@@ -145,6 +149,7 @@ class Cluster:
     def start(self) -> None:
         env = self.environment()
         settings = {name: gavel_settings.load(name, env) for name in (*GRPC_SERVICES, "gateway")}
+        settings |= {name: gavel_settings.load(service, env, process=name) for name, (service, _) in WORKERS.items()}
         self.check_ports(settings)
         if not self.nats_url:
             if not _port_free(self.host, self.nats_port):
@@ -161,9 +166,11 @@ class Cluster:
             if result.returncode != 0:
                 sys.stderr.write(result.stderr.decode(errors="replace")[-4000:])
                 raise SystemExit(f"gavel up: migrations of {name} failed")
-        print("• starting services: " + ", ".join((*GRPC_SERVICES, "gateway")))
+        print("• starting services: " + ", ".join((*GRPC_SERVICES, *WORKERS, "gateway")))
         for name in (*GRPC_SERVICES, "gateway"):
             self.children.append(_start(name, [sys.executable, "-m", f"{name}.main", "serve"], env, self.log_dir))
+        for name, (service, command) in WORKERS.items():
+            self.children.append(_start(name, [sys.executable, "-m", f"{service}.main", command], env, self.log_dir))
         self.wait_ready(settings)
         if self.seed:
             print("• seeding demo users and a demo sale")
@@ -173,7 +180,7 @@ class Cluster:
         self.print_banner(settings)
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
-        pending = {name for name in (*GRPC_SERVICES, "gateway")}
+        pending = set(settings)
         deadline = time.monotonic() + self.timeout_s
         while pending and time.monotonic() < deadline:
             for child in self.children:
@@ -187,7 +194,7 @@ class Cluster:
                 if name == "gateway":
                     ok = _http_ok(f"http://{s.grpc_host}:{s.grpc_port}/healthz")
                 else:
-                    ok = _grpc_serving(f"{s.grpc_host}:{s.grpc_port}", s.grpc_service_name)
+                    ok = _grpc_serving(f"{s.grpc_host}:{s.grpc_port}", s.grpc_service_name)  # "": a worker
                 if ok:
                     pending.discard(name)
                     print(f"  ✓ {name} SERVING on {s.grpc_host}:{s.grpc_port}")
@@ -208,6 +215,11 @@ class Cluster:
             s = settings[name]
             lines.append(
                 f"  {name:<8} gRPC   {s.grpc_host}:{s.grpc_port}   metrics http://{s.metrics_host}:{s.metrics_port}/metrics"
+            )
+        for name in WORKERS:
+            s = settings[name]
+            lines.append(
+                f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
         lines.append(f"  data and logs    {self.var_dir}")

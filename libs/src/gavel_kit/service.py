@@ -48,6 +48,7 @@ class ServiceDefinition:
     kit: KitTables | None = None  # idempotency + outbox tables (an outbox relay runs when set)
     streams: Sequence[gavel_nats.StreamSpec] = ()
     grpc_services: Sequence[str] = field(default_factory=tuple)  # defaults to the fixed service name
+    process: str = ""  # a worker of the service (settings.DEFAULT_WORKER_PORTS), e.g. room-projector
 
     @property
     def version_table(self) -> str:
@@ -129,7 +130,7 @@ class Runtime:
     async def start(self) -> None:
         """Start serving: returns once SERVING (or raises if dependencies never come up)."""
         definition, settings = self.definition, self.settings
-        names = list(definition.grpc_services) or [settings.grpc_service_name]
+        names = list(definition.grpc_services) or [name for name in [settings.grpc_service_name] if name]
         self.health = await add_health_and_reflection(self.server, names, reflection_enabled=settings.reflection)
         await definition.wire(self)
         self.port = bind(self.server, settings.grpc_address)
@@ -146,7 +147,7 @@ class Runtime:
                 await self.db.ping()
         if definition.migrations:
             await self.db.migrate(definition.migrations, definition.version_table)
-        await gavel_nats.connect(settings.nats_url, f"gavel-{definition.name}", self.nc)
+        await gavel_nats.connect(settings.nats_url, f"gavel-{settings.process_name}", self.nc)
         await gavel_nats.ensure_streams(self.js, definition.streams)
         if self.relay is not None:
             self.spawn(self.relay.run(), "outbox-relay")
@@ -154,7 +155,7 @@ class Runtime:
             await hook(self)
         self._gate.ready = True
         await self.health.set_serving(True)
-        log.info("serving", service=definition.name, port=self.port)
+        log.info("serving", service=settings.process_name, port=self.port)
 
     async def stop(self) -> None:
         if self._stopped.is_set():
@@ -197,10 +198,10 @@ async def serve(definition: ServiceDefinition, settings: gavel_settings.Settings
         await runtime.stop()
 
 
-def _configure(name: str) -> gavel_settings.Settings:
-    settings = gavel_settings.load(name)
-    gavel_logging.configure(name, settings.log_level, settings.log_format)
-    telemetry.configure(name)
+def _configure(definition: ServiceDefinition) -> gavel_settings.Settings:
+    settings = gavel_settings.load(definition.name, process=definition.process)
+    gavel_logging.configure(settings.process_name, settings.log_level, settings.log_format)
+    telemetry.configure(settings.process_name)
     return settings
 
 
@@ -208,7 +209,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     parser = argparse.ArgumentParser(prog=f"{definition.name}", description=f"Gavel {definition.name} service")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    settings = _configure(definition.name)
+    settings = _configure(definition)
     if args.command == "migrate":
         if definition.migrations:
             asyncio.run(_migrate(definition, settings))

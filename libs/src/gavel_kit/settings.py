@@ -15,6 +15,8 @@ from pathlib import Path
 DEFAULT_GRPC_PORTS = {"catalog": 50051, "room": 50052, "tender": 50053, "payment": 50054, "notify": 50055}
 DEFAULT_METRICS_PORTS = {"catalog": 9101, "room": 9102, "tender": 9103, "payment": 9104, "notify": 9105}
 DEFAULT_GATEWAY_PORT = 8080
+# Worker processes that belong to a service (its database and options) but listen on their own ports.
+DEFAULT_WORKER_PORTS = {"room-projector": (50062, 9112)}
 DEFAULT_NATS_URL = "nats://127.0.0.1:14222"
 GRPC_SERVICE_NAMES = {
     "catalog": "gavel.catalog.v1.CatalogService",
@@ -56,6 +58,7 @@ class Settings:
     event_loop: str  # "uvloop" (default) or "asyncio"
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
+    process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -67,7 +70,13 @@ class Settings:
 
     @property
     def grpc_service_name(self) -> str:
-        return GRPC_SERVICE_NAMES.get(self.service, "")
+        """The service this process serves; a worker serves only health (and reflection)."""
+        return "" if self.process else GRPC_SERVICE_NAMES.get(self.service, "")
+
+    @property
+    def process_name(self) -> str:
+        """What logs, traces and NATS connections call this process."""
+        return self.process or self.service
 
 
 def _event_loop(value: str) -> str:
@@ -84,13 +93,18 @@ def default_database_url(var_dir: Path, service: str) -> str:
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 
-def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
+def load(service: str, environ: Mapping[str, str] | None = None, *, process: str = "") -> Settings:
     """Read the settings of `service` (catalog, room, …, gateway, cli) from `environ` (default os.environ).
 
     Per-service variables (`GAVEL_CATALOG_GRPC_PORT`) win over shared ones (`GAVEL_DATABASE_URL`).
+    A worker `process` of the service (one of DEFAULT_WORKER_PORTS, e.g. room-projector) shares the
+    service's database and options but has its own ports (`GAVEL_ROOM_PROJECTOR_GRPC_PORT`).
     """
     env = os.environ if environ is None else environ
     prefix = f"GAVEL_{service.upper()}_"
+    if process and process not in DEFAULT_WORKER_PORTS:
+        raise ValueError(f"unknown worker process {process!r}; known: {', '.join(DEFAULT_WORKER_PORTS)}")
+    port_prefix = f"GAVEL_{process.upper().replace('-', '_')}_" if process else prefix
 
     def get(name: str, default: str) -> str:
         return env.get(prefix + name) or env.get("GAVEL_" + name) or default
@@ -107,15 +121,19 @@ def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
         name: env.get(f"GAVEL_{name.upper()}_ADDR") or f"{host}:{env.get(f'GAVEL_{name.upper()}_GRPC_PORT') or port}"
         for name, port in DEFAULT_GRPC_PORTS.items()
     }
-    grpc_default = DEFAULT_GATEWAY_PORT if service == "gateway" else DEFAULT_GRPC_PORTS.get(service, 0)
+    if process:
+        grpc_default, metrics_default = DEFAULT_WORKER_PORTS[process]
+    else:
+        grpc_default = DEFAULT_GATEWAY_PORT if service == "gateway" else DEFAULT_GRPC_PORTS.get(service, 0)
+        metrics_default = DEFAULT_METRICS_PORTS.get(service, 0)
     return Settings(
         service=service,
         environment=environment,
         var_dir=var_dir,
         grpc_host=env.get(prefix + "GRPC_HOST") or host,
-        grpc_port=int(env.get(prefix + "GRPC_PORT") or (env.get(prefix + "HTTP_PORT") or grpc_default)),
+        grpc_port=int(env.get(port_prefix + "GRPC_PORT") or (env.get(port_prefix + "HTTP_PORT") or grpc_default)),
         metrics_host=env.get("GAVEL_METRICS_HOST", host),
-        metrics_port=int(env.get(prefix + "METRICS_PORT") or DEFAULT_METRICS_PORTS.get(service, 0)),
+        metrics_port=int(env.get(port_prefix + "METRICS_PORT") or metrics_default),
         database_url=get("DATABASE_URL", default_database_url(var_dir, service)),
         nats_url=env.get("GAVEL_NATS_URL") or DEFAULT_NATS_URL,
         jwt_secret=jwt_secret,
@@ -128,4 +146,5 @@ def load(service: str, environ: Mapping[str, str] | None = None) -> Settings:
         event_loop=_event_loop(env.get("GAVEL_EVENT_LOOP", "uvloop")),
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
+        process=process,
     )

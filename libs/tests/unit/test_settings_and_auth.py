@@ -24,6 +24,21 @@ def test_per_service_variables_win_over_shared_ones():
     assert settings.load("catalog", env).database_url == "postgresql://shared/db"
 
 
+def test_a_worker_shares_its_service_database_and_options_but_has_its_own_ports():
+    env = {"GAVEL_VAR_DIR": "/srv/gavel", "GAVEL_ROOM_PARTITIONS": "128", "GAVEL_ROOM_PROJECTOR_GRPC_PORT": "6000"}
+    room, projector = settings.load("room", env), settings.load("room", env, process="room-projector")
+    assert projector.database_url == room.database_url == "sqlite+aiosqlite:////srv/gavel/db/room.sqlite"
+    assert projector.option("PARTITIONS", "64") == "128"
+    assert (room.grpc_port, room.metrics_port) == (50052, 9102)
+    assert (projector.grpc_port, projector.metrics_port) == (6000, 9112)
+    assert (projector.process_name, projector.grpc_service_name) == ("room-projector", "")
+
+
+def test_an_unknown_worker_is_refused():
+    with pytest.raises(ValueError, match="room-projector"):
+        settings.load("room", {}, process="room-janitor")
+
+
 def test_production_refuses_to_start_without_a_jwt_secret():
     with pytest.raises(RuntimeError):
         settings.load("catalog", {"GAVEL_ENV": "production"})

@@ -1,16 +1,22 @@
-"""Composition root of the room service: `python -m room.main [serve|migrate]`.
+"""Composition root of the room service: `python -m room.main [serve|project|migrate]`.
 
 - `serve` (default): the shared runtime (gavel_kit.service) serves gavel.room.v1.RoomService on
   GAVEL_ROOM_GRPC_PORT (default 50052) once its database is migrated and NATS is connected (stream
   ROOM_EVENTS). Then this replica catches up on the payment service's bans and limits, claims its
   share of the partitions and starts its timers, consumers and watch feeds (docs/room-service.md).
+  It also writes the reports (projections) unless GAVEL_ROOM_PROJECTIONS=false.
+- `project`: the room-projector worker — only the reports: the room-projections consumer and the
+  catalog closer, off the bid path (health on GAVEL_ROOM_PROJECTOR_GRPC_PORT, default 50062,
+  metrics on GAVEL_ROOM_PROJECTOR_METRICS_PORT, default 9112). `gavel up` runs one and sets
+  GAVEL_ROOM_PROJECTIONS=false for the serving replicas.
 - `migrate`: upgrade the room's tables (version table room_alembic_version) and exit.
 
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
 GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
 GAVEL_ROOM_MAX_IN_FLIGHT (256 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
 GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
-GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog).
+GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog),
+GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 """
 
 from __future__ import annotations
@@ -94,17 +100,47 @@ class _Partitions:
         self._lots.drop_partition(partition)
 
 
+def catalog_client(rt: Runtime, settings: RoomSettings) -> CatalogClient | None:
+    if not settings.catalog_calls:
+        return None
+    return CatalogClient(rt.settings.service_addresses["catalog"], rt.service_token)
+
+
+class Reporting:
+    """The reports: the log's SQL projections, and each ended lot reported to the catalog.
+
+    Competing consumers of one durable, so any number of processes may run this; it runs inside a
+    serving replica or alone in a `project` process, where it takes no CPU from the bids.
+    """
+
+    def __init__(self, rt: Runtime, catalog: CatalogClient | None) -> None:
+        self.rt = rt
+        self.catalog = catalog
+
+    def start(self) -> None:
+        rt = self.rt
+        consumer = DurableConsumer(
+            rt.js,
+            STREAM,
+            "room-projections",
+            LOT_SUBJECTS,
+            projections_handler(Projector(rt.db)),
+            batch=256,
+            ack_all=True,
+            linger_s=PROJECTIONS_LINGER_S,
+        )
+        rt.spawn(consumer.run(), consumer.durable)
+        if self.catalog is not None:
+            rt.spawn(CatalogCloser(CatalogCloses(rt.db), self.catalog).run(), "catalog-closer")
+
+
 class RoomReplica:
     """The pieces of one room replica, wired together (no I/O until `start`)."""
 
     def __init__(self, rt: Runtime, settings: RoomSettings) -> None:
         self.rt = rt
         self.settings = settings
-        self.catalog = (
-            CatalogClient(rt.settings.service_addresses["catalog"], rt.service_token)
-            if settings.catalog_calls
-            else None
-        )
+        self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
         self.active = KvActiveLots(rt.nc, rt.js)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
@@ -174,21 +210,11 @@ class RoomReplica:
             DurableConsumer(
                 rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(self.router.call)
             ),
-            DurableConsumer(
-                rt.js,
-                STREAM,
-                "room-projections",
-                LOT_SUBJECTS,
-                projections_handler(Projector(rt.db)),
-                batch=256,
-                ack_all=True,
-                linger_s=PROJECTIONS_LINGER_S,
-            ),
         ]
         for consumer in consumers:
             runtime.spawn(consumer.run(), consumer.durable)
-        if self.catalog is not None:
-            runtime.spawn(CatalogCloser(CatalogCloses(rt.db), self.catalog).run(), "catalog-closer")
+        if settings.projections:
+            Reporting(rt, self.catalog).start()
         log.info(
             "room replica ready",
             replica=settings.replica_id,
@@ -230,11 +256,38 @@ def definition(room_settings: RoomSettings | None = None) -> ServiceDefinition:
     )
 
 
+async def wire_projector(rt: Runtime) -> None:
+    """The room-projector process: health, metrics and the reports, no RoomService."""
+    reporting = Reporting(rt, catalog_client(rt, from_kit(rt.settings)))
+
+    async def start(_: Runtime) -> None:
+        reporting.start()
+        log.info("room projector ready")
+
+    async def stop(_: Runtime) -> None:
+        if reporting.catalog is not None:
+            await reporting.catalog.close()
+
+    rt.on_ready(start)
+    rt.on_stop(stop)
+
+
 DEFINITION = definition()
+PROJECTOR = ServiceDefinition(
+    name="room",
+    process="room-projector",
+    wire=wire_projector,
+    metadata=orm.metadata,
+    migrations=MIGRATIONS,
+    streams=STREAMS,
+)
 
 
-def main() -> int:
-    return service.main(DEFINITION)
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["project"]:
+        return service.main(PROJECTOR, ["serve", *args[1:]])
+    return service.main(DEFINITION, args)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,10 @@ class RoomCluster:
     root: Path
     nats: natsserver.NatsServer
     replicas: list[Replica] = field(default_factory=list)
+    # With a projector: one room database for every process, and the reports written only by the
+    # `room.main project` process (as `gavel up` runs them); otherwise each replica projects into its own.
+    projector: Replica | None = None
+    shared_database: bool = False
 
     @property
     def nats_url(self) -> str:
@@ -128,6 +132,8 @@ class RoomCluster:
             GAVEL_NATS_URL=self.nats.url,
             GAVEL_ROOM_GRPC_PORT=str(port),
             GAVEL_ROOM_METRICS_PORT="0",
+            GAVEL_ROOM_PROJECTOR_GRPC_PORT=str(port),
+            GAVEL_ROOM_PROJECTOR_METRICS_PORT="0",
             GAVEL_ROOM_REPLICA_ID=name,
             GAVEL_ROOM_CATALOG_CALLS="false",
             GAVEL_ROOM_CLOSING_SOON_S="0",
@@ -135,14 +141,17 @@ class RoomCluster:
             GAVEL_SHUTDOWN_GRACE_S="1",
             PYTHONUNBUFFERED="1",
         )
+        if self.shared_database:
+            env["GAVEL_ROOM_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.root / 'room.sqlite'}"
+            env["GAVEL_ROOM_PROJECTIONS"] = "false"
         return env
 
-    def start(self, name: str) -> Replica:
+    def start(self, name: str, command: str = "serve") -> Replica:
         port = free_port()
         log_path = self.root / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "room.main", "serve"],
+                [sys.executable, "-m", "room.main", command],
                 env=self.environment(name, port),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -150,10 +159,13 @@ class RoomCluster:
                 preexec_fn=_die_with_parent,
             )
         replica = Replica(name, port, process, log_path)
-        self.replicas.append(replica)
+        if command == "project":
+            self.projector = replica
+        else:
+            self.replicas.append(replica)
         return replica
 
-    def wait_serving(self, replica: Replica, timeout_s: float = 60) -> None:
+    def wait_serving(self, replica: Replica, timeout_s: float = 60, service: str = SERVICE) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not replica.alive():
@@ -161,7 +173,7 @@ class RoomCluster:
             try:
                 with grpc.insecure_channel(replica.address) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=SERVICE), timeout=1
+                        health_pb2.HealthCheckRequest(service=service), timeout=1
                     )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -176,10 +188,11 @@ class RoomCluster:
             replica.process.wait(10)
 
     def stop(self) -> None:
-        for replica in self.replicas:
+        processes = [*self.replicas, *([self.projector] if self.projector else [])]
+        for replica in processes:
             if replica.alive():
                 replica.process.send_signal(signal.SIGTERM)
-        for replica in self.replicas:
+        for replica in processes:
             try:
                 replica.process.wait(15)
             except subprocess.TimeoutExpired:
@@ -193,11 +206,13 @@ class RoomCluster:
 
 
 @contextlib.contextmanager
-def room_cluster(root: Path, replicas: int) -> Iterator[RoomCluster]:
+def room_cluster(root: Path, replicas: int, *, projector: bool = False) -> Iterator[RoomCluster]:
     server = natsserver.start(root / "nats", server_name="room-test")
-    cluster = RoomCluster(root, server)
+    cluster = RoomCluster(root, server, shared_database=projector)
     try:
         _run(_create_catalog_stream(server.url))
+        if projector:  # the first process migrates the shared database before the others open it
+            cluster.wait_serving(cluster.start("projector", "project"), service="")
         started = [cluster.start(f"replica-{i}") for i in range(replicas)]
         for replica in started:
             cluster.wait_serving(replica)

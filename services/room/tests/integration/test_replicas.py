@@ -1,7 +1,8 @@
-"""Two room replicas as separate processes on a real nats-server: any replica takes any call and
-the lot's owner answers; refusals keep their status and details; eligibility from the payment
-service's and the catalog's events; watchers join late and resume without gaps or duplicates; two
-writers racing on one lot cannot both append."""
+"""Two room replicas as separate processes on a real nats-server, with a room-projector process
+writing the reports into the database they share (as `gavel up` runs them): any replica takes any
+call and the lot's owner answers; refusals keep their status and details; eligibility from the
+payment service's and the catalog's events; watchers join late and resume without gaps or
+duplicates; two writers racing on one lot cannot both append; the reports of both replicas' lots."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ SELLER = token("seller-1", Role.BIDDER, Role.SELLER)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoomCluster]:
-    with room_cluster(Path(tmp_path_factory.mktemp("room-replicas")), replicas=2) as running:
+    with room_cluster(Path(tmp_path_factory.mktemp("room-replicas")), replicas=2, projector=True) as running:
         yield running
 
 
@@ -115,6 +116,23 @@ async def test_any_replica_takes_a_bid_and_a_retry_gets_the_first_answer(events,
     log = await events.log(lot.id)
     assert [batch.command_id for _, batch in log].count(request.request_id) == 1
     assert [batch.lot_sequence for _, batch in log] == [1, 2, 3, 4]
+
+
+async def test_the_projector_process_reports_the_bids_taken_by_either_replica(events, stubs):
+    lot = english_lot()
+    await open_lot(events, stubs, lot)
+    await stubs[0].PlaceBid(bid(lot.id, 5_000), metadata=ALICE)
+    await stubs[1].PlaceBid(bid(lot.id, 3_000), metadata=BOB)
+    expected = [("alice", 5_000, 1_000, "alice"), ("bob", 3_000, 3_100, "alice")]
+    for stub in stubs:
+        for _ in range(100):
+            bids = (await stub.ListBids(pb.ListBidsRequest(lot_id=lot.id), metadata=CRIER)).bids
+            if len(bids) == len(expected):
+                break
+            await asyncio.sleep(0.05)
+        assert [(b.bidder_id, b.amount.amount_minor, b.price.amount_minor, b.leader_id) for b in bids] == expected
+    actions = (await stubs[1].ListCrierActions(pb.ListCrierActionsRequest(lot_id=lot.id), metadata=CRIER)).actions
+    assert [(a.action, a.actor_id) for a in actions] == [("LotOpened", "crier-1")]
 
 
 async def test_a_low_bid_is_refused_with_the_minimum_through_either_replica(events, stubs):

@@ -90,7 +90,8 @@ class Line:
 
 
 def room_cpu(cpu_percent: Mapping[str, float]) -> float:
-    """% of one CPU used by the room replicas: `room`, `room-2`, … and the extra replicas `extra-…`."""
+    """% of one CPU used by the room tier: the replicas `room`, `room-2`, …, the extra replicas
+    `extra-…` and the `room-projector` (its reports are part of what each bid costs)."""
     return sum(v for k, v in cpu_percent.items() if k == "room" or k.startswith(("room-", "extra-")))
 
 

@@ -113,13 +113,15 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
-        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 2))
+        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 4))
         env = _clean_environment()
         env["GAVEL_VAR_DIR"] = str(self.var_dir)
         env["GAVEL_HOST"] = LOOPBACK
         for name in GRPC_SERVICES:
             env[f"GAVEL_{name.upper()}_GRPC_PORT"] = str(next(ports))
             env[f"GAVEL_{name.upper()}_METRICS_PORT"] = str(next(ports))
+        env["GAVEL_ROOM_PROJECTOR_GRPC_PORT"] = str(next(ports))
+        env["GAVEL_ROOM_PROJECTOR_METRICS_PORT"] = str(next(ports))
         env["GAVEL_GATEWAY_HTTP_PORT"] = str(next(ports))
         env["GAVEL_EMBEDDED_NATS_PORT"] = str(next(ports))
         env["PYTHONUNBUFFERED"] = "1"
@@ -242,6 +244,7 @@ def room_replicas(
                 "GAVEL_ROOM_GRPC_PORT": str(grpc_port),
                 "GAVEL_ROOM_METRICS_PORT": str(metrics_port),
                 "GAVEL_ROOM_REPLICA_ID": f"bench-room-{index}",
+                "GAVEL_ROOM_PROJECTIONS": "false",  # the cluster's room-projector writes the reports
                 "PYTHONUNBUFFERED": "1",
             }
         )

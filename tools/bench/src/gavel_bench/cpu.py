@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+# `python -m <service>.main <command>`: the process's name ("" = the service's own name).
+WORKER_COMMANDS = {"serve": "", "project": "room-projector"}
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -45,9 +47,10 @@ def cluster_processes(var_dir: Path) -> list[Tracked]:
             if "nats-server" in Path(argv[0]).name and any(var in part for part in argv):
                 found.append(Tracked("nats-server", int(entry.name)))
                 continue
-            if "-m" in argv and "serve" in argv and wanted_env in (entry / "environ").read_bytes().split(b"\0"):
-                module = argv[argv.index("-m") + 1]
-                found.append(Tracked(module.removesuffix(".main"), int(entry.name)))
+            command = WORKER_COMMANDS.keys() & set(argv)
+            if "-m" in argv and command and wanted_env in (entry / "environ").read_bytes().split(b"\0"):
+                service = argv[argv.index("-m") + 1].removesuffix(".main")
+                found.append(Tracked(WORKER_COMMANDS[command.pop()] or service, int(entry.name)))
         except (OSError, IndexError):
             continue
     return sorted(found, key=lambda t: (t.name, t.pid))

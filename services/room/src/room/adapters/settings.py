@@ -28,6 +28,7 @@ class RoomSettings:
     max_pending: int
     forward_timeout_s: float
     catalog_calls: bool  # False: never call the catalog (tests without one)
+    projections: bool = True  # False: a separate `room.main project` process writes the reports
 
     @property
     def renew_every_s(self) -> float:
@@ -36,7 +37,7 @@ class RoomSettings:
 
 def from_kit(settings: Settings) -> RoomSettings:
     """GAVEL_ROOM_REPLICA_ID, _PARTITIONS, _LEASE_TTL_S, _CLOSING_SOON_S, _MAX_IN_FLIGHT,
-    _MAX_PENDING, _FORWARD_TIMEOUT_S, _CATALOG_CALLS (docs/room-service.md)."""
+    _MAX_PENDING, _FORWARD_TIMEOUT_S, _CATALOG_CALLS, _PROJECTIONS (docs/room-service.md)."""
     partitions = int(settings.option("PARTITIONS", str(DEFAULT_PARTITIONS)))
     if not 1 <= partitions <= 4096:
         raise ValueError("GAVEL_ROOM_PARTITIONS must be between 1 and 4096")
@@ -51,5 +52,10 @@ def from_kit(settings: Settings) -> RoomSettings:
         max_in_flight=int(settings.option("MAX_IN_FLIGHT", "256")),
         max_pending=int(settings.option("MAX_PENDING", "2000")),
         forward_timeout_s=float(settings.option("FORWARD_TIMEOUT_S", "5")),
-        catalog_calls=settings.option("CATALOG_CALLS", "true").lower() not in ("0", "false", "no", "off"),
+        catalog_calls=_enabled(settings.option("CATALOG_CALLS", "true")),
+        projections=_enabled(settings.option("PROJECTIONS", "true")),
     )
+
+
+def _enabled(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off")
