@@ -352,11 +352,17 @@ class OutboxRelay:
                     select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(batch)
                 )
             ).all()
-            for row in rows:
-                with telemetry.extracted_context(json.loads(row.headers)):
-                    await self._publish(row.subject, row.payload, msg_id=row.msg_id, event_type=row.event_type)
-                await session.execute(update(table).where(table.c.id == row.id).values(published_at=utcnow()))
-                await session.commit()
+            published: list[int] = []
+            try:
+                for row in rows:
+                    with telemetry.extracted_context(json.loads(row.headers)):
+                        await self._publish(row.subject, row.payload, msg_id=row.msg_id, event_type=row.event_type)
+                    published.append(row.id)
+            finally:
+                # One commit for the run (a crash before it republishes the run: Nats-Msg-Id dedupes it).
+                if published:
+                    await session.execute(update(table).where(table.c.id.in_(published)).values(published_at=utcnow()))
+                    await session.commit()
             return len(rows)
 
     async def run(self) -> None:

@@ -246,3 +246,25 @@ async def test_outbox_events_reach_jetstream_once_with_msg_id_and_trace_context(
     assert message.headers["traceparent"].split("-")[1] == trace_id
     await js.delete_stream("KITTEST_EVENTS")
     await nc.close()
+
+
+async def test_a_publish_failing_mid_run_keeps_the_published_part_and_the_rest_follows_in_order(database):
+    sent: list[str] = []
+    failed: list[str] = []
+
+    async def publish(subject: str, payload: bytes, *, msg_id: str, event_type: str | None) -> None:
+        if msg_id == "evt-2" and not failed:
+            failed.append(msg_id)
+            raise TimeoutError("no PubAck")
+        sent.append(msg_id)
+
+    relay = OutboxRelay(database, tables, publish)
+    async with SqlUnitOfWork(database, tables, relay) as uow:
+        for number in range(1, 4):
+            await uow.emit(f"gavel.kittest.happened.{number}", b"x", msg_id=f"evt-{number}", event_type="Happened")
+        await uow.commit()
+    with pytest.raises(TimeoutError):
+        await relay.drain_once()
+    assert await relay.drain_once() == 2
+    assert await relay.drain_once() == 0
+    assert sent == ["evt-1", "evt-2", "evt-3"]

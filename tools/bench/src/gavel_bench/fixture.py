@@ -30,6 +30,8 @@ from functools import partial
 from typing import TypeVar
 
 import grpc
+import nats
+from nats.js.errors import NotFoundError
 
 from gavel.catalog.v1 import catalog_service_pb2 as cat
 from gavel.catalog.v1 import catalog_service_pb2_grpc as cat_grpc
@@ -234,3 +236,41 @@ async def prepare_lots(
         seconds["open"] = time.perf_counter() - started
         say(f"  {rooms} lots opened by the crier in {seconds['open']:.1f} s")
     return Prepared(lots, sale_count, seconds)
+
+
+# Set-up leaves work queued behind it: the catalog's outbox still publishing LotScheduled, the
+# room's consumers still storing terms and projecting the opening batches. Measuring while that
+# drains would charge it to the bids, so the window waits for these to be idle.
+SETTLING_CONSUMERS = (("CATALOG", "room-lot-terms"), ("ROOM_EVENTS", "room-projections"))
+SETTLE_POLL_S = 1.0
+
+
+async def settle(nats_url: str, timeout_s: float, say: Callable[[str], None] = print) -> float:
+    """Wait until the set-up's events are consumed and the catalog stopped publishing; the seconds waited."""
+    started = time.perf_counter()
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        js = nc.jetstream()
+        previous_catalog_head = -1
+        idle_polls = 0
+        while time.perf_counter() - started < timeout_s:
+            backlog = 0
+            for stream, durable in SETTLING_CONSUMERS:
+                try:
+                    info = await js.consumer_info(stream, durable)
+                except NotFoundError:
+                    continue
+                backlog += info.num_pending + info.num_ack_pending
+            catalog_head = (await js.stream_info("CATALOG")).state.last_seq
+            quiet = backlog == 0 and catalog_head == previous_catalog_head
+            idle_polls = idle_polls + 1 if quiet else 0
+            if idle_polls >= 2:
+                return time.perf_counter() - started
+            if not quiet:
+                say(f"  set-up events still being consumed: {backlog} pending")
+            previous_catalog_head = catalog_head
+            await asyncio.sleep(SETTLE_POLL_S)
+        say(f"  set-up events did not settle within {timeout_s:.0f} s; measuring anyway")
+        return time.perf_counter() - started
+    finally:
+        await nc.close()

@@ -37,7 +37,7 @@ from gavel_bench.cpu import CpuMeter, Tracked, cluster_processes
 from gavel_bench.echo import EchoResult, measure_echo_ceiling
 from gavel_bench.eventlog import audit, logged_bid_ids
 from gavel_bench.failover import Kill, failover_gaps, read_leases
-from gavel_bench.fixture import CURRENCY, PreparedLot, prepare_lots
+from gavel_bench.fixture import CURRENCY, PreparedLot, prepare_lots, settle
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.identities import Identities, bidders_of_lot
 from gavel_bench.machine import code_revision, machine_info
@@ -371,6 +371,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             prepare_lots(endpoints, identities, options.rooms, concurrency=options.setup_concurrency, say=say)
         )
         setup_s.update(prepared.seconds)
+        setup_s["settle"] = asyncio.run(settle(endpoints.nats_url, _ready_timeout_s(options.rooms), say))
 
         began = time.perf_counter()
         context = multiprocessing.get_context("spawn")  # fork would copy this process's gRPC state

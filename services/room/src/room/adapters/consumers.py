@@ -184,10 +184,21 @@ RouteCall = Callable[[str, str, Message, Principal], Awaitable[Message]]
 
 
 def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
-    """room-lot-terms: keep the terms, then have the owner write the lot's first batch."""
+    """room-lot-terms: keep the terms of a fetched run of lots in one transaction, then have each
+    lot's owner write its first batch (the owners work on them at the same time)."""
+
+    async def configure(message: Msg, lot: res.Lot) -> Msg | None:
+        try:
+            await route("ConfigureLot", lot.id, lot, ROOM_SERVICE)
+        except GavelError as exc:
+            log.warning("lot could not be configured", lot_id=lot.id, error=exc.message)
+        except Exception:
+            log.warning("configuring a scheduled lot failed; will retry", lot_id=lot.id, exc_info=True)
+            return message
+        return None
 
     async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
-        retry: list[Msg] = []
+        scheduled_lots: dict[str, tuple[Msg, res.Lot]] = {}  # a lot scheduled twice: its latest terms
         for message in messages:
             event = cev.LotScheduled.FromString(message.data)
             lot = event.lot if event.HasField("lot") else res.Lot()
@@ -198,15 +209,16 @@ def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
             if not LOT_ID.match(lot.id):
                 log.warning("lot id unusable as a subject token; lot ignored", lot_id=lot.id)
                 continue
-            try:
-                await scheduled.store(lot)
-                await route("ConfigureLot", lot.id, lot, ROOM_SERVICE)
-            except GavelError as exc:
-                log.warning("lot could not be configured", lot_id=lot.id, error=exc.message)
-            except Exception:
-                log.warning("configuring a scheduled lot failed; will retry", lot_id=lot.id, exc_info=True)
-                retry.append(message)
-        return retry
+            scheduled_lots[lot.id] = (message, lot)
+        if not scheduled_lots:
+            return []
+        try:
+            await scheduled.store([lot for _, lot in scheduled_lots.values()])
+        except Exception:
+            log.warning("storing scheduled lots failed; will retry", lots=len(scheduled_lots), exc_info=True)
+            return list(messages)
+        retry = await asyncio.gather(*(configure(message, lot) for message, lot in scheduled_lots.values()))
+        return [message for message in retry if message is not None]
 
     return handle
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,11 @@ def insert_or_ignore(db: Database, table: Table) -> Any:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
-def upsert(db: Database, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Any:
+def upsert(db: Database, table: Table, keys: Sequence[str], columns: Iterable[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE the other `columns`; execute it with the row(s)."""
     dialect = sqlite if db.is_sqlite else postgresql
-    statement = dialect.insert(table).values(**values)
-    changes = {name: statement.excluded[name] for name in values if name not in keys}
+    statement = dialect.insert(table)
+    changes = {name: statement.excluded[name] for name in columns if name not in keys}
     return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
@@ -56,19 +57,26 @@ class ScheduledLots:
         self._db = db
         self._catalog = catalog
 
-    async def store(self, lot: res.Lot) -> None:
-        values = {
-            "lot_id": lot.id,
-            "sale_id": lot.sale_id,
-            "seller_id": lot.seller_id,
-            "group_id": lot.group_id,
-            "room_index": lot.room_index,
-            "room_count": lot.room_count,
-            "lot": lot.SerializeToString(),
-            "received_at": utcnow(),
-        }
+    async def store(self, lots: Sequence[res.Lot]) -> None:
+        """Keep the terms of `lots` (a later schedule of a lot replaces its terms), in one transaction."""
+        if not lots:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "lot_id": lot.id,
+                "sale_id": lot.sale_id,
+                "seller_id": lot.seller_id,
+                "group_id": lot.group_id,
+                "room_index": lot.room_index,
+                "room_count": lot.room_count,
+                "lot": lot.SerializeToString(),
+                "received_at": now,
+            }
+            for lot in lots
+        ]
         async with self._db.sessions() as session:
-            await session.execute(upsert(self._db, orm.lots, ["lot_id"], values))
+            await session.execute(upsert(self._db, orm.lots, ["lot_id"], rows[0].keys()), rows)
             await session.commit()
 
     async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None:
@@ -111,7 +119,7 @@ class Paddles:
             "registered_by": record.registered_by,
             "registered_at": record.registered_at,
         }
-        await session.execute(upsert(self._db, orm.paddles, ["sale_id", "paddle"], values))
+        await session.execute(upsert(self._db, orm.paddles, ["sale_id", "paddle"], values.keys()), values)
         self._cache.pop((record.sale_id, record.paddle), None)
 
     async def bidder_for(self, sale_id: str, paddle: str) -> str | None:
