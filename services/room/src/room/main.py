@@ -177,6 +177,7 @@ class RoomReplica:
             _Partitions(self.router, self.lots, self.active, rt),
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
+            event_loop=rt.settings.event_loop,
         )
         track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
         track(LOADED_LOTS, lambda: len(self.lots))
