@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import start_http_server
@@ -30,6 +29,7 @@ from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database, KitTables, OutboxRelay
+from gavel_kit.grpc.interceptors import Readiness
 from gavel_kit.grpc.server import HealthReporter, add_health_and_reflection, bind, build_server
 
 log = gavel_logging.get_logger("gavel.service")
@@ -55,26 +55,6 @@ class ServiceDefinition:
         return f"{self.name}_alembic_version"
 
 
-class _ReadinessGate(grpc.aio.ServerInterceptor):
-    """Answer UNAVAILABLE for Gavel RPCs until the database and NATS are ready (health stays open)."""
-
-    def __init__(self) -> None:
-        self.ready = False
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        if self.ready or not handler_call_details.method.startswith("/gavel."):
-            return await continuation(handler_call_details)
-
-        async def unavailable(_: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "service is starting; retry shortly")
-
-        return grpc.unary_unary_rpc_method_handler(unavailable)
-
-
 class Runtime:
     """The connected resources a service's adapters use. Attributes exist from `wire` on; they are
     connected when on-ready hooks run."""
@@ -87,8 +67,8 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.nc = Client()
         self.js: JetStreamContext = self.nc.jetstream()
-        self._gate = _ReadinessGate()
-        self.server = build_server(self.codec, extra_interceptors=[self._gate])
+        self._readiness = Readiness()
+        self.server = build_server(self.codec, readiness=self._readiness)
         self.health: HealthReporter | None = None
         self.relay: OutboxRelay | None = None
         if definition.kit is not None:
@@ -125,7 +105,7 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self._gate.ready
+        return self._readiness.ready
 
     async def start(self) -> None:
         """Start serving: returns once SERVING (or raises if dependencies never come up)."""
@@ -153,7 +133,7 @@ class Runtime:
             self.spawn(self.relay.run(), "outbox-relay")
         for hook in self._ready_hooks:
             await hook(self)
-        self._gate.ready = True
+        self._readiness.ready = True
         await self.health.set_serving(True)
         log.info("serving", service=settings.process_name, port=self.port)
 

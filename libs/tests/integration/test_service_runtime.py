@@ -56,6 +56,44 @@ async def runtime(nats_url, tmp_path):
     await rt.stop()
 
 
+async def test_calls_answer_unavailable_until_the_service_is_ready_and_are_served_after(nats_url, tmp_path):
+    env = {"GAVEL_VAR_DIR": str(tmp_path), "GAVEL_NATS_URL": nats_url, "GAVEL_TENDER_GRPC_PORT": "0"}
+    may_finish_starting = asyncio.Event()
+
+    async def wire(rt: Runtime) -> None:
+        pb_grpc.add_TenderServiceServicer_to_server(ExampleTenderServicer(), rt.server)
+
+        async def slow_start(_: Runtime) -> None:
+            await may_finish_starting.wait()
+
+        rt.on_ready(slow_start)
+
+    rt = Runtime(ServiceDefinition(name="tender", wire=wire), gavel_settings.load("tender", env))
+    starting = asyncio.create_task(rt.start())
+    try:
+        while not rt.port:
+            await asyncio.sleep(0.01)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{rt.port}") as channel:
+            stub = pb_grpc.TenderServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(2):
+                with pytest.raises(grpc.aio.AioRpcError) as starting_up:
+                    await stub.GetTenderLot(pb.GetTenderLotRequest(lot_id="nope"))
+                assert starting_up.value.code() == grpc.StatusCode.UNAVAILABLE
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            may_finish_starting.set()
+            await starting
+            for _ in range(2):
+                with pytest.raises(grpc.aio.AioRpcError) as served:
+                    await stub.GetTenderLot(pb.GetTenderLotRequest(lot_id="nope"))
+                assert served.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        may_finish_starting.set()
+        await asyncio.gather(starting, return_exceptions=True)
+        await rt.stop()
+
+
 async def test_health_is_serving_once_database_and_nats_are_connected(runtime):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)

@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
-from gavel_kit.grpc.interceptors import CallInterceptor
+from gavel_kit.grpc.interceptors import CallInterceptor, Readiness
 
 # Keep idle streams (Watch) alive through proxies, and let clients ping without data.
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
@@ -40,12 +40,17 @@ class HealthReporter:
 
 
 def build_server(
-    codec: TokenCodec, *, extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    codec: TokenCodec,
+    *,
+    readiness: Readiness | None = None,
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> grpc.aio.Server:
+    """The grpc.aio server with Gavel's call handling; with `readiness`, Gavel RPCs answer
+    UNAVAILABLE until it says ready."""
     recording = telemetry.tracing_enabled()
     interceptors: list[grpc.aio.ServerInterceptor] = [
         *([telemetry.grpc_server_interceptor()] if recording else []),  # type: ignore[list-item]
-        CallInterceptor(codec, carry_trace_context=not recording),
+        CallInterceptor(codec, carry_trace_context=not recording, readiness=readiness),
         *extra_interceptors,
     ]
     return grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
