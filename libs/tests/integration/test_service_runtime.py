@@ -58,12 +58,13 @@ async def runtime(nats_url, tmp_path):
 
 async def test_calls_answer_unavailable_until_the_service_is_ready_and_are_served_after(nats_url, tmp_path):
     env = {"GAVEL_VAR_DIR": str(tmp_path), "GAVEL_NATS_URL": nats_url, "GAVEL_TENDER_GRPC_PORT": "0"}
-    may_finish_starting = asyncio.Event()
+    listening, may_finish_starting = asyncio.Event(), asyncio.Event()
 
     async def wire(rt: Runtime) -> None:
         pb_grpc.add_TenderServiceServicer_to_server(ExampleTenderServicer(), rt.server)
 
-        async def slow_start(_: Runtime) -> None:
+        async def slow_start(_: Runtime) -> None:  # on-ready hooks run once the port listens
+            listening.set()
             await may_finish_starting.wait()
 
         rt.on_ready(slow_start)
@@ -71,8 +72,7 @@ async def test_calls_answer_unavailable_until_the_service_is_ready_and_are_serve
     rt = Runtime(ServiceDefinition(name="tender", wire=wire), gavel_settings.load("tender", env))
     starting = asyncio.create_task(rt.start())
     try:
-        while not rt.port:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(listening.wait(), timeout=30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{rt.port}") as channel:
             stub = pb_grpc.TenderServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
