@@ -82,7 +82,7 @@ async def _starting(_: Any, context: grpc.aio.ServicerContext) -> None:
     await context.abort(grpc.StatusCode.UNAVAILABLE, "service is starting; retry shortly")
 
 
-_STARTING = grpc.unary_unary_rpc_method_handler(_starting)
+_STARTING: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(_starting)
 
 
 class _WrappingInterceptor(grpc.aio.ServerInterceptor):
