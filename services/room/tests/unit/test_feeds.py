@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from room_fakes import Clock, FakeFeedSource, Tasks
 
-from room.app.feeds import Feeds, Watcher, WatcherOverflow
+from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
 
 LOT = "lot-1"
 
@@ -21,7 +21,7 @@ async def received(watcher: Watcher, count: int) -> list[int]:
 
 
 def nothing_more(watcher: Watcher) -> bool:
-    return watcher._queue.empty()
+    return watcher.waiting == 0
 
 
 async def started(source: FakeFeedSource, tasks: Tasks) -> Feeds:
@@ -165,3 +165,30 @@ async def test_an_unwatched_feed_lingers_then_closes():
     clock.advance(5_000)
     await feeds.sweep()
     assert LOT not in feeds.feeds
+
+
+async def test_a_waiting_watcher_is_woken_by_the_next_batch():
+    source, tasks = FakeFeedSource(), Tasks()
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    waiting = asyncio.create_task(received(watcher, 1))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    source.deliver[LOT](source.store(1))
+    assert await waiting == [1]
+
+
+async def test_an_ended_watcher_gets_what_was_offered_before_the_end_then_ends():
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in range(1, 3):
+        source.store(sequence)
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    await feeds.close_all()
+    assert await received(watcher, 2) == [1, 2]
+    with pytest.raises(WatchEnded):
+        await watcher.next()

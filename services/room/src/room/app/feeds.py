@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -40,11 +41,16 @@ class WatchEnded(Exception):
 
 
 class Watcher:
-    """One Watch call: its cursor per lot and the queue the call streams from."""
+    """One Watch call: its cursor per lot and the batches waiting to be streamed to it.
+
+    A deque and one waiter rather than an asyncio.Queue: a Watch call has exactly one reader, and
+    the queue's bookkeeping (task counting, getter and putter lists) was a visible share of each
+    delivery when 5,000 streams were fed."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self.cursors: dict[str, int] = {}
-        self._queue: asyncio.Queue[tuple[str, FeedItem] | None] = asyncio.Queue()
+        self._pending: deque[tuple[str, FeedItem]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._limit = limit
         self.overflowed = False
         self.ended = False
@@ -53,21 +59,39 @@ class Watcher:
         if item.lot_sequence != self.cursors.get(lot_id, 0) + 1 or self.overflowed or self.ended:
             return  # already delivered (or behind the client's cursor)
         self.cursors[lot_id] = item.lot_sequence
-        if self._queue.qsize() >= self._limit:
+        if len(self._pending) >= self._limit:
             self.overflowed = True
-            self._queue.put_nowait(None)
-            return
-        self._queue.put_nowait((lot_id, item))
+        else:
+            self._pending.append((lot_id, item))
+        self._wake()
+
+    @property
+    def waiting(self) -> int:
+        """Batches offered and not yet taken by `next`."""
+        return len(self._pending)
 
     def end(self) -> None:
         self.ended = True
-        self._queue.put_nowait(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next(self) -> tuple[str, FeedItem]:
-        entry = await self._queue.get()
-        if entry is None:
-            raise WatchEnded() if self.ended else WatcherOverflow()
-        return entry
+        """The next batch; what was offered before the end or the overflow is delivered first."""
+        while not self._pending:
+            if self.ended:
+                raise WatchEnded()
+            if self.overflowed:
+                raise WatcherOverflow()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._pending.popleft()
 
 
 class LotFeed:
