@@ -28,6 +28,18 @@ async def started(source: FakeFeedSource, tasks: Tasks) -> Feeds:
     return Feeds(source, tasks, Clock())
 
 
+async def one_watcher(stored: int = 0) -> tuple[FakeFeedSource, Feeds, Watcher]:
+    """A feed of LOT with `stored` batches already in its log, and one watcher from its start."""
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in range(1, stored + 1):
+        source.store(sequence)
+    feeds = await started(source, tasks)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    return source, feeds, watcher
+
+
 async def test_a_late_joiner_gets_the_history_then_the_live_batches_without_gaps_or_duplicates():
     source, tasks = FakeFeedSource(), Tasks()
     for sequence in (1, 2, 3):
@@ -168,11 +180,7 @@ async def test_an_unwatched_feed_lingers_then_closes():
 
 
 async def test_a_waiting_watcher_is_woken_by_the_next_batch():
-    source, tasks = FakeFeedSource(), Tasks()
-    feeds = await started(source, tasks)
-    watcher = Watcher()
-    feeds.watch(watcher, LOT, 0)
-    await tasks.settle()
+    source, _, watcher = await one_watcher()
     waiting = asyncio.create_task(received(watcher, 1))
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -181,13 +189,7 @@ async def test_a_waiting_watcher_is_woken_by_the_next_batch():
 
 
 async def test_an_ended_watcher_gets_what_was_offered_before_the_end_then_ends():
-    source, tasks = FakeFeedSource(), Tasks()
-    for sequence in range(1, 3):
-        source.store(sequence)
-    feeds = await started(source, tasks)
-    watcher = Watcher()
-    feeds.watch(watcher, LOT, 0)
-    await tasks.settle()
+    _, feeds, watcher = await one_watcher(stored=2)
     await feeds.close_all()
     assert await received(watcher, 2) == [1, 2]
     with pytest.raises(WatchEnded):
