@@ -258,22 +258,12 @@ def test_a_seller_logs_in_publishes_a_sale_and_the_event_reaches_nats(cluster):
 def test_one_gateway_request_makes_one_trace_across_gateway_and_catalog(cluster, collector):
     spans, _ = collector
     http_json(cluster.http("/api/v1/sales"))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        joined = [
-            t for t, services in spans.services_by_trace.items() if {"gavel-gateway", "gavel-catalog"} <= services
-        ]
-        if joined:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no trace spans both services: {dict(spans.services_by_trace)}")
+    joined = spans.wait_for_trace_spanning({"gavel-gateway", "gavel-catalog"}, timeout_s=20)
+    assert joined, f"no trace spans both services: {dict(spans.services_by_trace)}"
 
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(cluster):
-    assert cluster.interrupt() == 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(port_open(p) for p in cluster.all_ports()):
-        time.sleep(0.2)
+    assert cluster.interrupt() == 0  # `gavel up` exits only after every child it started has exited
     assert [p for p in cluster.all_ports() if port_open(p)] == []
 
     cluster.start()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Set
 from typing import Any
 
 import grpc
@@ -16,6 +18,7 @@ class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
         self.services_by_trace: dict[str, set[str]] = defaultdict(set)
         self.span_names_by_trace: dict[str, list[str]] = defaultdict(list)
         self._server: grpc.aio.Server | None = None
+        self._exported = threading.Condition()  # tests wait on it from their own thread
         self.port = 0
 
     async def Export(
@@ -30,7 +33,18 @@ class SpanCollector(trace_service_pb2_grpc.TraceServiceServicer):
                     trace_id = span.trace_id.hex()
                     self.services_by_trace[trace_id].add(service)
                     self.span_names_by_trace[trace_id].append(f"{service}:{span.name}")
+        with self._exported:
+            self._exported.notify_all()
         return trace_service_pb2.ExportTraceServiceResponse()
+
+    def wait_for_trace_spanning(self, services: Set[str], timeout_s: float) -> str | None:
+        """The id of a trace with spans from every one of `services`, waiting up to `timeout_s` for it."""
+
+        def spanning() -> str | None:
+            return next((t for t, seen in list(self.services_by_trace.items()) if services <= seen), None)
+
+        with self._exported:
+            return self._exported.wait_for(spanning, timeout_s)
 
     async def start(self) -> str:
         self._server = grpc.aio.server()

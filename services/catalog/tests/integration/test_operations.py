@@ -70,7 +70,10 @@ async def test_a_restarted_catalog_keeps_its_data_and_its_stored_answers(start_c
 
 
 async def test_the_scheduler_starts_each_due_lot_once_and_announces_it(start_catalog):
-    catalog = await start_catalog(scheduler=SchedulerConfig(lead=timedelta(minutes=5), interval_s=0.2))
+    rounds: asyncio.Queue[list[str]] = asyncio.Queue()
+    catalog = await start_catalog(
+        scheduler=SchedulerConfig(lead=timedelta(minutes=5), interval_s=0.05, on_round=rounds.put_nowait)
+    )
     opens = datetime.now(UTC) + timedelta(minutes=2)  # within the lead
     starts_at, ends_at = Timestamp(), Timestamp()
     starts_at.FromDatetime(opens)
@@ -95,12 +98,17 @@ async def test_the_scheduler_starts_each_due_lot_once_and_announces_it(start_cat
     await catalog.publish(later)
 
     starting = await catalog.events.wait_for("lot_starting", 2)
-    await asyncio.sleep(1)  # several more rounds
+    started_by_rounds = []
+    while not rounds.empty():
+        started_by_rounds += rounds.get_nowait()
+    for _ in range(3):  # three more rounds find nothing more to start
+        started_by_rounds += await asyncio.wait_for(rounds.get(), timeout=10)
 
     assert sorted(ev.LotStarting.FromString(m.data).lot_id for m in catalog.events.of("lot_starting")) == sorted(
         lot.id for lot in lots
     )
     assert len(starting) == 2
+    assert sorted(started_by_rounds) == sorted(lot.id for lot in lots)
     for lot in lots:
         assert (await catalog.anonymous.GetLot(pb.GetLotRequest(lot_id=lot.id))).lot.state == res.LOT_STATE_LIVE
     assert (await catalog.anonymous.GetSale(pb.GetSaleRequest(sale_id=tender.id))).sale.state == res.SALE_STATE_LIVE

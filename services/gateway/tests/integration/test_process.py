@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -73,24 +72,25 @@ def test_migrate_creates_the_database_and_exits_0(env, tmp_path):
 
 def test_serve_answers_on_the_configured_port_and_stops_cleanly_on_sigterm(env):
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.main", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "gateway.main", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{env['GAVEL_GATEWAY_HTTP_PORT']}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{url}/healthz", timeout=1)
+        started = []
+        for line in process.stdout:  # uvicorn says so once the socket listens; EOF if the process died
+            started.append(line)
+            if "Uvicorn running on" in line:
                 break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read().decode()
-                assert time.monotonic() < deadline, "the gateway did not start listening"
-                time.sleep(0.1)
-        assert health.status_code == 200
+        assert "Uvicorn running on" in "".join(started[-1:]), "".join(started)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 503
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-        log = process.stdout.read().decode()
+        log = "".join(started) + process.stdout.read()
         assert '"stopped by signal"' in log
         assert '"gateway resources closed"' in log
     finally:

@@ -41,6 +41,8 @@ class SchedulerConfig:
     interval_s: float = 5.0  # how often to look
     batch: int = 200  # lots started per round at most
     enabled: bool = True
+    # called after every round with the ids of the lots it started (tests wait on rounds with it)
+    on_round: Callable[[list[str]], None] | None = None
 
 
 class LotStartingScheduler:
@@ -59,10 +61,13 @@ class LotStartingScheduler:
     async def run(self) -> None:
         """Start due lots every interval, for the life of the process (a failed round is logged)."""
         while True:
+            started: list[str] = []
             try:
-                await self.tick()
+                started = await self.tick()
             except Exception:
                 log.exception("lot-starting round failed; trying again next round")
+            if self._config.on_round is not None:
+                self._config.on_round(started)
             await asyncio.sleep(self._config.interval_s)
 
     async def due(self) -> list[Lot]:
