@@ -7,6 +7,7 @@
     gavel bench matrix --out docs/benchmarks.md (the standard set; see `gavel bench matrix --help`)
     gavel bench appends --json appends.json     (one JetStream stream's durable appends/s on this disk)
     gavel bench capacity --one-room A.json --watchers-run B.json [--appends C.json]  (a capacity model)
+    gavel bench floor --one-room A.json --appends C.json  (what the bare gRPC call and append allow here)
 
 Without --target it starts its own cluster (`gavel up --no-seed`, free loopback ports, var dir
 var/bench-<ts>/) and stops it at the end. Lots are created through the catalog and opened by a
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         from gavel_bench.capacity import main as capacity_main
 
         return capacity_main(args_list[1:])
+    if args_list and args_list[0] == "floor":
+        from gavel_bench.floor import main as floor_main
+
+        return floor_main(args_list[1:])
     args = parser().parse_args(args_list)
     if args.via == "gateway":
         print("gavel bench: --via gateway is not available until the gateway WebSocket exists", file=sys.stderr)

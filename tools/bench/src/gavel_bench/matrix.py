@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gavel_bench import floor
+
 GENERATED_HEADING = "## The cluster under load (`gavel bench`)"
 # Any section whose heading starts so is the generated one (an older run may have dated it).
 GENERATED_PREFIX = "## The cluster under load"
@@ -330,6 +332,18 @@ def targets(results: dict[str, dict[str, Any] | None]) -> str:
     return "\n".join(lines)
 
 
+def floor_section(results: dict[str, dict[str, Any] | None]) -> str:
+    """`gavel bench floor` over this matrix's one-room run (its echo ceiling) and appends run."""
+    one_room, appends = results.get("one-room-process"), results.get("appends")
+    if one_room is None or appends is None:
+        return ""
+    try:
+        costs = floor.bare_costs(one_room, appends)
+    except floor.FloorError as exc:
+        return f"Not computed: {exc}."
+    return "\n".join(floor.floor_lines(costs))
+
+
 def machine_lines(results: Sequence[dict[str, Any] | None]) -> str:
     # The engine benchmark's "machine" is only the architecture; the cluster runs describe the host.
     machine = next((r["machine"] for r in results if r and isinstance(r.get("machine"), dict)), None)
@@ -425,6 +439,9 @@ def render(
         "",
         targets(results),
     ]
+    bare = floor_section(results)
+    if bare:
+        generated += ["", "### The floor: what the bare call and append allow on this machine", "", bare]
     if ramp:
         generated += ["", "### One room process: the ramp", "", ramp]
     profiles = profile_section(rows, directory)
