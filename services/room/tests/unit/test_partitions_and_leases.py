@@ -128,13 +128,20 @@ class Store:
     def __init__(self, buckets: Buckets) -> None:
         self.buckets = buckets
         self.fail = False
+        self.replica_reads = 0
+        self.full_reads = 0
 
     async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
         if self.fail:
             raise ConnectionError("nats down")
         return self.buckets.heartbeats.checked_write(replica_id, "", revision)
 
+    async def replicas(self) -> frozenset[str]:
+        self.replica_reads += 1
+        return frozenset(self.buckets.heartbeats.live())
+
     async def view(self) -> LeaseView:
+        self.full_reads += 1
         replicas = frozenset(self.buckets.heartbeats.live())
         owners = {
             int(k.split(".")[1]): OwnerKey(value, revision)
@@ -385,3 +392,50 @@ async def test_the_heartbeat_keeps_its_pace_while_a_read_of_the_buckets_is_stuck
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+def settling_replica(name: str, bucket: Buckets, clock: Monotonic) -> tuple[Ownership, Store]:
+    store = Store(bucket)
+    owner = Ownership(name, 16, store, Listener(), clock, ttl_s=1.5, renew_every_s=0.5, refresh_owners_every_s=60)
+    return owner, store
+
+
+async def test_a_settled_replica_reads_only_the_heartbeats_until_the_live_replicas_change():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, a_store = settling_replica("a", bucket, clock)
+    await run_for(0.3, clock, a)  # claims all 16, then reads them back: settled
+    settled_reads = a_store.full_reads
+    await run_for(1.0, clock, a)
+    assert a_store.full_reads == settled_reads
+    assert a.owned_partitions() == list(range(16))
+
+    b, b_store = settling_replica("b", bucket, clock)
+    await run_for(1.0, clock, a, b)  # a sees b's heartbeat, reads the keys, hands 8 over
+    assert len(a.owned_partitions()) == len(b.owned_partitions()) == 8
+    settled_reads = a_store.full_reads, b_store.full_reads
+    await run_for(1.0, clock, a, b)
+    assert (a_store.full_reads, b_store.full_reads) == settled_reads
+
+
+async def test_a_dead_replicas_partitions_still_move_when_the_survivor_was_settled():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, _ = settling_replica("a", bucket, clock)
+    b, _ = settling_replica("b", bucket, clock)
+    await run_for(2.0, clock, a, b)
+    assert len(a.owned_partitions()) == 8
+
+    await run_for(1.6 + 0.2, clock, a)  # b stops beating: its heartbeat expires after the TTL
+    assert a.owned_partitions() == list(range(16))
+
+
+async def test_a_settled_replica_still_rereads_the_owner_keys_now_and_then():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    store = Store(bucket)
+    owner = Ownership("a", 4, store, Listener(), clock, ttl_s=1.5, renew_every_s=0.5, refresh_owners_every_s=1.0)
+    await run_for(0.3, clock, owner)
+    reads = store.full_reads
+    await run_for(2.0, clock, owner)
+    assert store.full_reads == reads + 2  # once a second, however settled

@@ -50,6 +50,9 @@ class KvLeaseStore:
             return await self.heartbeats.create(replica_id, b"")
         return await self.heartbeats.update(replica_id, b"", revision)
 
+    async def replicas(self) -> frozenset[str]:
+        return frozenset(await self.heartbeats.entries())
+
     async def view(self) -> LeaseView:
         replicas, keys = await asyncio.gather(self.heartbeats.entries(), self.owners.entries("partition.>"))
         owners: dict[int, OwnerKey] = {}

@@ -11,13 +11,20 @@ A partition is *held* while its owner key names a replica whose heartbeat is ali
 replica holds is renewed by its one heartbeat, so a round costs one write whatever the partition
 count (it used to be one write per partition, which under load cost more than the bids).
 
-Each round (`check_every_s`) the replica reads both buckets and follows `partitions.plan`: claim
+Each round (`check_every_s`) the replica reads the heartbeats and follows `partitions.plan`: claim
 free partitions up to its fair share, hand back the least preferred ones beyond it. A partition is
 free when its key is missing, names a replica without a heartbeat (dead), or names this replica
 without it holding the partition (a restart under the same id, a release that failed). Claims are
 revision-checked too (create a missing key, update a stale one at the revision read), so of two
 replicas claiming the same partition exactly one wins. When a replica dies its heartbeat expires
 and the survivors claim its partitions within `ttl_s + check_every_s`.
+
+The owner keys are read whole only when they may have changed in a way the plan cares about: the
+set of live replicas differs from the last full read, the last full read was not *settled* (a
+partition free or a replica beyond its fair share: someone is about to claim or release), this
+replica wrote or dropped something since, or `refresh_owners_every_s` passed. Once ownership is
+settled no replica writes an owner key until the live set changes, so a settled replica reads one
+small bucket per round instead of one key per partition (the lease thread's largest cost).
 
 A replica stops treating its partitions as its own `margin_s` before its heartbeat could have
 expired, counted from when the last successful heartbeat was *sent*; a heartbeat that fails
@@ -38,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from room.app.partitions import plan
+from room.app.partitions import fair_share, plan
 
 log = logging.getLogger("room.ownership")
 
@@ -65,7 +72,13 @@ class LeaseStore(Protocol):
         revision, or None if the key is not as expected (it expired, or another process has it)."""
         ...
 
-    async def view(self) -> LeaseView: ...
+    async def replicas(self) -> frozenset[str]:
+        """The replicas whose heartbeat is alive."""
+        ...
+
+    async def view(self) -> LeaseView:
+        """The live replicas and every owner key, in one read."""
+        ...
 
     async def claim(self, partition: int, replica_id: str, revision: int | None) -> int | None:
         """Name `replica_id` as the partition's owner: create the key (revision None) or update it
@@ -108,6 +121,7 @@ class Ownership:
         renew_every_s: float = 0.4,
         check_every_s: float = 0.1,
         margin_s: float = 0.25,
+        refresh_owners_every_s: float = 1.0,
     ) -> None:
         if renew_every_s * 2 >= ttl_s:
             raise ValueError("renew at least twice per lease TTL")
@@ -120,6 +134,9 @@ class Ownership:
         self.renew_every_s = renew_every_s
         self.check_every_s = check_every_s
         self.margin_s = margin_s
+        self.refresh_owners_every_s = refresh_owners_every_s
+        self._settled_view: LeaseView | None = None  # the last full read, while nothing is due to change
+        self._settled_read_at = float("-inf")
         self.owned: dict[int, int] = {}  # partition -> revision of its owner key
         # Partitions held when the heartbeat lapsed, with their key's revision: not ours to serve
         # until claimed again, but their lots stay loaded (see `_suspend_all`).
@@ -156,7 +173,9 @@ class Ownership:
             return
         if self._stopping or self._heartbeat_revision is None:
             return
-        view = await self._store.view()
+        view = await self._read_view()
+        owned_before = dict(self.owned)
+        suspended_before = dict(self.suspended)
         for partition in list(self.owned):
             key = view.owners.get(partition)
             if key is None or key.replica_id != self.replica_id:
@@ -183,6 +202,33 @@ class Ownership:
         for partition in list(self.suspended):  # not claimed back this round (beyond our share now)
             if partition not in self.owned:
                 self._forget_suspended(partition)
+        if self.owned != owned_before or self.suspended != suspended_before or decision.claim or decision.release:
+            self._settled_view = None  # our own writes (or failed claims) changed what the keys hold
+
+    async def _read_view(self) -> LeaseView:
+        """Heartbeats every round; the owner keys again only when they may have changed (module doc)."""
+        now = self._monotonic()
+        cached = self._settled_view
+        if cached is not None and now - self._settled_read_at < self.refresh_owners_every_s:
+            replicas = await self._store.replicas()
+            if replicas == cached.replicas:
+                return cached
+        view = await self._store.view()
+        self._settled_view = view if self._is_settled(view) else None
+        self._settled_read_at = now
+        return view
+
+    def _is_settled(self, view: LeaseView) -> bool:
+        """Every partition held by a live replica, none beyond its fair share: nobody will claim or
+        release until the live replicas change."""
+        share = fair_share(self.partitions, len(view.replicas))
+        held: dict[str, int] = {}
+        for partition in range(self.partitions):
+            key = view.owners.get(partition)
+            if key is None or key.replica_id not in view.replicas:
+                return False
+            held[key.replica_id] = held.get(key.replica_id, 0) + 1
+        return all(count <= share for count in held.values())
 
     async def _beat(self) -> None:
         sent_at = self._monotonic()
