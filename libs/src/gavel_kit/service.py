@@ -22,11 +22,11 @@ from prometheus_client import start_http_server
 from sqlalchemy import MetaData
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from gavel_kit import garbage, telemetry
 from gavel_kit import logging as gavel_logging
 from gavel_kit import loop as event_loops
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
-from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database, KitTables, OutboxRelay
 from gavel_kit.grpc.interceptors import Readiness
@@ -173,6 +173,7 @@ async def serve(definition: ServiceDefinition, settings: gavel_settings.Settings
         loop.add_signal_handler(sig, stop_requested.set)
     try:
         await runtime.start()
+        garbage.freeze_start_up()
         await stop_requested.wait()
     finally:
         await runtime.stop()
@@ -196,6 +197,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         return 0
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    garbage.configure(settings.gc_thresholds)
     event_loops.run(serve(definition, settings), settings.event_loop)
     return 0
 

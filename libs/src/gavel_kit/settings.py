@@ -56,6 +56,7 @@ class Settings:
     log_level: str
     shutdown_grace_s: float
     event_loop: str  # "uvloop" (default) or "asyncio"
+    gc_thresholds: tuple[int, int, int] | None  # None: CPython's own (gavel_kit.garbage says why not)
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
@@ -86,11 +87,23 @@ def _event_loop(value: str) -> str:
     return value
 
 
+def _gc_thresholds(text: str) -> tuple[int, int, int] | None:
+    """Three positive integers `g0,g1,g2`, or `default` for CPython's own (700,10,10)."""
+    text = text.strip()
+    if text.lower() == "default":
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ValueError(f"GAVEL_GC_THRESHOLDS must be three positive integers like 10000,10,100, not {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 def default_database_url(var_dir: Path, service: str) -> str:
     return f"sqlite+aiosqlite:///{var_dir / 'db' / f'{service}.sqlite'}"
 
 
 EVENT_LOOPS = ("uvloop", "asyncio")
+DEFAULT_GC_THRESHOLDS = "10000,10,100"
 
 
 def load(service: str, environ: Mapping[str, str] | None = None, *, process: str = "") -> Settings:
@@ -144,6 +157,7 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),
         shutdown_grace_s=float(env.get("GAVEL_SHUTDOWN_GRACE_S", "5")),
         event_loop=_event_loop(env.get("GAVEL_EVENT_LOOP", "uvloop")),
+        gc_thresholds=_gc_thresholds(env.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS)),
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,

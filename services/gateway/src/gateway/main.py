@@ -33,10 +33,10 @@ from gateway.adapters.users_sql import MIGRATIONS, VERSION_TABLE, SqlUserReposit
 from gateway.app.accounts import Accounts
 from gateway.app.passwords import PasswordHasher
 from gavel_core.errors import InvalidArgument
+from gavel_kit import garbage, telemetry
 from gavel_kit import logging as gavel_logging
 from gavel_kit import loop as event_loops
 from gavel_kit import settings as gavel_settings
-from gavel_kit import telemetry
 from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database
 from gavel_kit.grpc.client import channel as traced_channel
@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "starting", http=f"{settings.grpc_host}:{settings.grpc_port}", catalog=settings.service_addresses["catalog"]
     )
+    garbage.configure(settings.gc_thresholds)
     try:
         event_loops.run(serve(settings), settings.event_loop)
     finally:
