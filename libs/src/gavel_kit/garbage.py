@@ -24,12 +24,14 @@ So every service process:
 from __future__ import annotations
 
 import gc
+import os
 import time
 from typing import Any
 
 from prometheus_client import Histogram
 
 from gavel_kit.logging import get_logger
+from gavel_kit.settings import DEFAULT_GC_THRESHOLDS, parse_gc_thresholds
 
 log = get_logger("gavel.gc")
 
@@ -79,6 +81,14 @@ def configure(thresholds: tuple[int, int, int] | None) -> None:
         gc.set_threshold(*thresholds)
     if _CLOCK not in gc.callbacks:
         gc.callbacks.append(_CLOCK)
+
+
+def set_thresholds_from_environment() -> None:
+    """The services' thresholds (`GAVEL_GC_THRESHOLDS`) for processes without service settings:
+    the benchmark's clients and echo server, whose own pauses would otherwise count as the room's."""
+    thresholds = parse_gc_thresholds(os.environ.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS))
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
 
 
 def freeze_start_up() -> None:

@@ -87,7 +87,7 @@ def _event_loop(value: str) -> str:
     return value
 
 
-def _gc_thresholds(text: str) -> tuple[int, int, int] | None:
+def parse_gc_thresholds(text: str) -> tuple[int, int, int] | None:
     """Three positive integers `g0,g1,g2`, or `default` for CPython's own (700,10,10)."""
     text = text.strip()
     if text.lower() == "default":
@@ -157,7 +157,7 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),
         shutdown_grace_s=float(env.get("GAVEL_SHUTDOWN_GRACE_S", "5")),
         event_loop=_event_loop(env.get("GAVEL_EVENT_LOOP", "uvloop")),
-        gc_thresholds=_gc_thresholds(env.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS)),
+        gc_thresholds=parse_gc_thresholds(env.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS)),
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,

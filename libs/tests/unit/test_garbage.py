@@ -51,3 +51,13 @@ def test_the_thresholds_are_set_when_given_and_left_alone_when_not():
     assert gc.get_threshold() == (10_000, 10, 100)
     garbage.configure(None)
     assert gc.get_threshold() == (10_000, 10, 100)
+
+
+def test_processes_without_service_settings_take_the_services_thresholds(monkeypatch):
+    monkeypatch.delenv("GAVEL_GC_THRESHOLDS", raising=False)
+    garbage.set_thresholds_from_environment()
+    assert gc.get_threshold() == (10_000, 10, 100)
+
+    monkeypatch.setenv("GAVEL_GC_THRESHOLDS", "2000,5,5")
+    garbage.set_thresholds_from_environment()
+    assert gc.get_threshold() == (2000, 5, 5)

@@ -25,6 +25,7 @@ from gavel_bench.cluster import LOOPBACK, free_ports
 from gavel_bench.cpu import CpuMeter, Tracked
 from gavel_bench.histograms import Latency, merged
 from gavel_bench.processes import stop_child
+from gavel_kit import garbage
 from gavel_kit import loop as event_loops
 
 SERVICE = "gavel.bench.Echo"
@@ -63,6 +64,7 @@ async def _serve(port: int, ready: Any, stop: Any) -> None:
 
 
 def server_main(port: int, ready: Any, stop: Any) -> None:
+    garbage.set_thresholds_from_environment()  # like the services, so the ceiling is comparable
     event_loops.run(_serve(port, ready, stop))  # the services' loop, so the ceiling is comparable
 
 
@@ -106,6 +108,7 @@ def client_main(
     go: Any,
     results: Any,
 ) -> None:
+    garbage.set_thresholds_from_environment()
     try:
         results.put(("done", event_loops.run(_call_loop(address, concurrency, duration_s, payload, metadata, go))))
     except BaseException as error:

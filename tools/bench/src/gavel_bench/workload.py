@@ -49,6 +49,7 @@ from gavel.room.v1 import room_service_pb2_grpc as room_grpc
 from gavel_bench.fixture import CURRENCY, INCREMENT_MINOR, OPENING_BID_MINOR, PreparedLot
 from gavel_bench.histograms import Latency
 from gavel_bench.identities import Identities, bidders_of_lot
+from gavel_kit import garbage
 from gavel_kit import loop as event_loops
 from gavel_kit.grpc.errors import error_info_of
 
@@ -532,6 +533,7 @@ def _get(control: Any, timeout_s: float) -> Any:
 
 def worker_main(plan: WorkerPlan, control: Any, results: Any) -> None:
     """The client process's entry point (multiprocessing, spawn)."""
+    garbage.set_thresholds_from_environment()  # a client's own collector pauses would count as the room's
     try:
         event_loops.run(Worker(plan, results).run(control))
     except BaseException:
