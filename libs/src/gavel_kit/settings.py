@@ -94,7 +94,7 @@ def parse_gc_thresholds(text: str) -> tuple[int, int, int] | None:
         return None
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise ValueError(f"GAVEL_GC_THRESHOLDS must be three positive integers like 10000,10,100, not {text!r}")
+        raise ValueError(f"GAVEL_GC_THRESHOLDS must be three positive integers like 2000,10,100, not {text!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
@@ -103,7 +103,7 @@ def default_database_url(var_dir: Path, service: str) -> str:
 
 
 EVENT_LOOPS = ("uvloop", "asyncio")
-DEFAULT_GC_THRESHOLDS = "10000,10,100"
+DEFAULT_GC_THRESHOLDS = "2000,10,100"
 
 
 def load(service: str, environ: Mapping[str, str] | None = None, *, process: str = "") -> Settings:

@@ -47,17 +47,17 @@ def test_a_long_pause_is_logged_with_its_generation(monkeypatch):
 
 
 def test_the_thresholds_are_set_when_given_and_left_alone_when_not():
-    garbage.configure((10_000, 10, 100))
-    assert gc.get_threshold() == (10_000, 10, 100)
+    garbage.configure((2_000, 10, 100))
+    assert gc.get_threshold() == (2_000, 10, 100)
     garbage.configure(None)
-    assert gc.get_threshold() == (10_000, 10, 100)
+    assert gc.get_threshold() == (2_000, 10, 100)
 
 
 def test_processes_without_service_settings_take_the_services_thresholds(monkeypatch):
     monkeypatch.delenv("GAVEL_GC_THRESHOLDS", raising=False)
     garbage.set_thresholds_from_environment()
-    assert gc.get_threshold() == (10_000, 10, 100)
+    assert gc.get_threshold() == (2_000, 10, 100)
 
-    monkeypatch.setenv("GAVEL_GC_THRESHOLDS", "2000,5,5")
+    monkeypatch.setenv("GAVEL_GC_THRESHOLDS", "5000,5,5")
     garbage.set_thresholds_from_environment()
-    assert gc.get_threshold() == (2000, 5, 5)
+    assert gc.get_threshold() == (5000, 5, 5)

@@ -104,7 +104,7 @@ def test_services_run_on_uvloop_unless_told_otherwise():
 
 
 def test_services_collect_garbage_rarely_unless_told_otherwise():
-    assert settings.load("room", {}).gc_thresholds == (10_000, 10, 100)
+    assert settings.load("room", {}).gc_thresholds == (2_000, 10, 100)
     assert settings.load("room", {"GAVEL_GC_THRESHOLDS": " 700, 10,10 "}).gc_thresholds == (700, 10, 10)
     assert settings.load("room", {"GAVEL_GC_THRESHOLDS": "default"}).gc_thresholds is None
     for wrong in ("700,10", "700,0,10", "a,b,c"):
