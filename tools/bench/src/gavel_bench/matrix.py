@@ -406,7 +406,8 @@ open their watch streams and each stream's first message per lot proves it is li
 - **echo ceiling**: a raw grpc.aio unary echo (one server process, a generic handler returning the
   request bytes; no interceptors, auth or work) called by the same number of client processes with
   the same number of calls in flight, with a real PlaceBidRequest and bearer token, closed loop,
-  measured in the same run just before the window.
+  measured in the same run right after the window (its clients stopped, the cluster idle), so its
+  saturating load cannot spill into the window.
 - **JetStream appends alone**: `gavel bench appends`, no room: its own nats-server (the cluster's
   config) and a file stream like ROOM_EVENTS; ~300-byte appends to 1,000 subjects, each with the
   subject's expected last sequence as the room appends, at 1, 16, 64 and 256 in flight for 3 s each.

@@ -5,12 +5,14 @@
 2. Set-up, timed but outside the measured window: the lots are created, published and opened
    through the catalog and the room (gavel_bench.fixture); the client processes start and open
    their watch streams, each proven live by a first message per lot.
-3. The echo ceiling, with the same client processes count and concurrency (gavel_bench.echo).
-4. The measured window: every client process bids open-loop at its share of the rate and
+3. The measured window: every client process bids open-loop at its share of the rate and
    reports each second; this process prints a progress line per second and, for the failover
    run, kills and restarts a room replica on the period.
-5. After the window: the bids in flight finish (or run out of retry budget), the watchers get the
-   last batches, and the lots' event logs are read back to count lost and duplicated bids.
+4. After the window: the bids in flight finish (or run out of retry budget), the watchers get the
+   last batches, the client processes stop.
+5. The echo ceiling, with the same client processes count and concurrency (gavel_bench.echo),
+   while the cluster idles; then the lots' event logs are read back to count lost and duplicated
+   bids.
 
 Everything started here is stopped in `finally` (SIGINT, then SIGKILL), also on Ctrl-C.
 """
@@ -421,13 +423,6 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         setup_s["watchers"] = time.perf_counter() - began
         say(f"  {ready_streams} of {streams} watch streams live in {setup_s['watchers']:.1f} s")
 
-        say(f"• echo ceiling: raw grpc.aio unary echo, {processes} client processes x {options.concurrency} in flight")
-        payload, metadata = _echo_payload(prepared.lots, identities, run_id)
-        echo: EchoResult = measure_echo_ceiling(
-            processes, options.concurrency, options.echo_duration_s, payload, metadata
-        )
-        say(f"  {echo.rps:,.0f} calls/s (p50 {echo.latency_ms['p50']} ms, p99 {echo.latency_ms['p99']} ms)")
-
         say(
             f"• measured window: {window_s:.0f} s, target "
             + " → ".join(f"{rate:,.0f}" for rate in rates)
@@ -501,6 +496,14 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             if profile_path.exists():
                 room_profile = {"raw": str(profile_path), **summarize_profile(profile_path)}
 
+        # After the window, not before: the echo saturates the machine, and measured just before the
+        # window it starved the idle cluster (a room heartbeat lapsed in the window's first seconds).
+        say(f"• echo ceiling: raw grpc.aio unary echo, {processes} client processes x {options.concurrency} in flight")
+        payload, metadata = _echo_payload(prepared.lots, identities, run_id)
+        echo: EchoResult = measure_echo_ceiling(
+            processes, options.concurrency, options.echo_duration_s, payload, metadata
+        )
+        say(f"  {echo.rps:,.0f} calls/s (p50 {echo.latency_ms['p50']} ms, p99 {echo.latency_ms['p99']} ms)")
         say("• reading every lot's event log back (JetStream ROOM_EVENTS, one subject per lot)")
         acknowledged: dict[str, list[str]] = {}
         ack_times: dict[str, list[float]] = {}
