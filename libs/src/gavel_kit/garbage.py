@@ -78,8 +78,7 @@ _CLOCK = _PauseClock()
 
 def configure(thresholds: tuple[int, int, int] | None) -> None:
     """Set the thresholds (None: CPython's own) and measure every collection (idempotent)."""
-    if thresholds is not None:
-        gc.set_threshold(*thresholds)
+    _set_thresholds(thresholds)
     if _CLOCK not in gc.callbacks:
         gc.callbacks.append(_CLOCK)
 
@@ -87,7 +86,10 @@ def configure(thresholds: tuple[int, int, int] | None) -> None:
 def set_thresholds_from_environment() -> None:
     """The services' thresholds (`GAVEL_GC_THRESHOLDS`) for processes without service settings:
     the benchmark's clients and echo server, whose own pauses would otherwise count as the room's."""
-    thresholds = parse_gc_thresholds(os.environ.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS))
+    _set_thresholds(parse_gc_thresholds(os.environ.get("GAVEL_GC_THRESHOLDS", DEFAULT_GC_THRESHOLDS)))
+
+
+def _set_thresholds(thresholds: tuple[int, int, int] | None) -> None:
     if thresholds is not None:
         gc.set_threshold(*thresholds)
 

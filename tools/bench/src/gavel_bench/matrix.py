@@ -337,7 +337,7 @@ def targets(results: dict[str, dict[str, Any] | None]) -> str:
         lines.append("- One room process ≥ 5,000 durable bids/s and ≥ 0.7 x the echo ceiling: not measured.")
     else:
         ratio = full["bids_per_s"] / full["echo_ceiling_rps"] if full["echo_ceiling_rps"] else 0.0
-        ok = full["bids_per_s"] >= 5_000 and ratio >= 0.7 and full["bids_lost"] == 0
+        ok = full["bids_per_s"] >= floor.ONE_ROOM_TARGET and ratio >= floor.ECHO_SHARE_TARGET and full["bids_lost"] == 0
         lines.append(
             f"- One room process ≥ 5,000 durable bids/s and ≥ 0.7 x the echo ceiling: {_verdict(ok)} — "
             f"{full['bids_per_s']:,.0f} bids/s acknowledged at the fastest ramp step that kept up "
