@@ -29,6 +29,7 @@ from typing import Any
 
 from gavel.room.v1 import room_service_pb2_grpc
 from gavel_kit import service
+from gavel_kit.consumers import DurableConsumer
 from gavel_kit.logging import get_logger
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
 from room.adapters import orm
@@ -37,7 +38,6 @@ from room.adapters.consumers import (
     CATALOG_STREAM,
     LOT_SCHEDULED,
     LOT_STARTING,
-    DurableConsumer,
     EligibilityFollower,
     lot_starting_handler,
     lot_terms_handler,

@@ -26,10 +26,10 @@ from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
 from gavel_kit import settings as gavel_settings
+from gavel_kit.consumers import ensure_stream_exists
 from gavel_kit.db import Database
 from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.service import Runtime
-from room.adapters.consumers import ensure_stream_exists
 from room.adapters.orm import metadata
 from room.main import MIGRATIONS, definition
 

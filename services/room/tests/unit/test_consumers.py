@@ -9,7 +9,8 @@ import pytest
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel_core.errors import FailedPrecondition
-from room.adapters.consumers import DurableConsumer, lot_terms_handler
+from gavel_kit.consumers import DurableConsumer
+from room.adapters.consumers import lot_terms_handler
 
 
 class Message:

@@ -1,4 +1,4 @@
-"""What the room reads from JetStream besides its lots' logs.
+"""What the room reads from JetStream besides its lots' logs (the consumer machinery is gavel_kit.consumers).
 
 Durable consumers (shared by the replicas: each message is handled by one of them):
 - `room-lot-terms` on CATALOG, `gavel.catalog.lot_scheduled.>`: store the lot's terms (room_lots)
@@ -17,16 +17,13 @@ Per-replica followers (ordered consumers, no durable state: every replica needs 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
-import nats.errors
 from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import DeliverPolicy
 
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
@@ -34,6 +31,7 @@ from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel_core.auth import Principal, Role
 from gavel_core.errors import GavelError, NotFound
+from gavel_kit.consumers import Handle, ensure_stream_exists
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from room.adapters.codec import batch_from_message, is_live_format
@@ -55,128 +53,6 @@ PAYMENT_SPEC = StreamSpec(
 )
 BIDDER_EVENTS = "gavel.payment.bidder.>"
 ROOM_SERVICE = Principal(subject="svc:room", roles=frozenset({Role.SERVICE}), display_name="room")
-RETRY_DELAY_S = 1.0
-RESUBSCRIBE_DELAY_S = 2.0
-
-Handle = Callable[[Sequence[Msg]], Awaitable[Sequence[Msg]]]
-
-
-class DurableConsumer:
-    """A durable pull consumer: fetch a batch, handle it, ack what worked, redeliver the rest later.
-
-    `handle` returns the messages to try again (negatively acknowledged with a delay); an
-    exception retries the whole batch. A missing stream (the catalog not started yet) is waited for.
-
-    `ack_all` (for handlers that never ask for single retries, e.g. the projections) creates the
-    consumer with AckPolicy.ALL and acknowledges a handled batch with one ack of its last message
-    instead of one per message. `linger_s` waits that long after a batch smaller than `batch`
-    before fetching again, so a busy stream is handled in fewer, larger batches (fewer
-    transactions) at the cost of that much delay.
-    """
-
-    def __init__(
-        self,
-        js: JetStreamContext,
-        stream: str,
-        durable: str,
-        filter_subject: str,
-        handle: Handle,
-        *,
-        batch: int = 100,
-        ack_wait_s: float = 30,
-        ack_all: bool = False,
-        linger_s: float = 0.0,
-    ) -> None:
-        self._js = js
-        self.stream = stream
-        self.durable = durable
-        self._filter = filter_subject
-        self._handle = handle
-        self._batch = batch
-        self._ack_wait_s = ack_wait_s
-        self._ack_all = ack_all
-        self._linger_s = linger_s
-        self._acks_all = False  # what the consumer on the server does (it may predate ack_all)
-
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            ack_policy=AckPolicy.ALL if self._ack_all else AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            filter_subject=self._filter,
-            ack_wait=self._ack_wait_s,
-            max_ack_pending=10_000,
-        )
-        try:
-            info = await self._js.consumer_info(self.stream, self.durable)
-        except NotFoundError:
-            info = await self._js.add_consumer(self.stream, config)
-        self._acks_all = info.config.ack_policy == AckPolicy.ALL
-        return await self._js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                subscription = await self._subscribe()
-            except Exception as exc:
-                log.info("consumer waiting for its stream", consumer=self.durable, stream=self.stream, error=repr(exc))
-                await asyncio.sleep(RESUBSCRIBE_DELAY_S)
-                continue
-            try:
-                await self._consume(subscription)
-            except Exception:  # a bug in one batch's handling must not stop the consumer for good
-                log.exception("consumer failed; resubscribing", consumer=self.durable)
-            finally:  # also on cancellation: an abandoned pull subscription would stall the NATS drain
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
-            await asyncio.sleep(RESUBSCRIBE_DELAY_S)
-
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(self._batch, timeout=1.0)
-            except TimeoutError:  # nothing new within the poll interval
-                _raise_if_cancelled()
-                continue
-            except Exception as exc:
-                log.warning("consumer fetch failed; resubscribing", consumer=self.durable, error=repr(exc))
-                return
-            if not messages:  # nats-py may return an empty batch (e.g. only status messages arrived)
-                continue
-            try:
-                retry = set(map(id, await self._handle(messages)))
-            except Exception:
-                log.exception("consumer batch failed; redelivering", consumer=self.durable)
-                retry = set(map(id, messages))
-            await self._acknowledge(messages, retry)
-            if self._linger_s and len(messages) < self._batch:
-                await asyncio.sleep(self._linger_s)
-
-    async def _acknowledge(self, messages: Sequence[Msg], retry: set[int]) -> None:
-        if not messages:
-            return
-        try:
-            if self._acks_all:
-                if not retry:
-                    await messages[-1].ack()  # acknowledges every earlier message of the consumer too
-                    return
-                retry = set(map(id, messages))  # a later ack would settle the earlier retries: redo all
-            for message in messages:
-                if id(message) in retry:
-                    await message.nak(delay=RETRY_DELAY_S)
-                else:
-                    await message.ack()
-        except nats.errors.Error:
-            log.warning("could not acknowledge", consumer=self.durable)
-
-
-def _raise_if_cancelled() -> None:
-    """asyncio.wait_for (inside nats-py's fetch) can turn a cancellation into a TimeoutError; a loop
-    that retries on timeouts would then never stop. The task still knows it was asked to stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
 
 # -- handlers -------------------------------------------------------------------------------------------
 
@@ -278,19 +154,6 @@ def eligibility_event(subject: str, data: bytes) -> EligibilityEvent | None:
             return BidLimitSet(limit.bidder_id, limit.sale_id, limit.limit.amount_minor, limit.limit.currency)
         return BidLimitSet(limit.bidder_id, limit.sale_id, None)
     return None
-
-
-async def ensure_stream_exists(js: JetStreamContext, spec: StreamSpec) -> None:
-    """Create a stream another service owns if it is missing; never change its configuration."""
-    try:
-        await js.stream_info(spec.name)
-    except NotFoundError:
-        config: StreamConfig = spec.config()
-        try:
-            await js.add_stream(config)
-            log.info("stream created", stream=spec.name)
-        except Exception:  # created concurrently by its owner or another replica
-            await js.stream_info(spec.name)
 
 
 class EligibilityFollower:
