@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from gavel.notify.v1 import notify_service_pb2_grpc
 from gavel_kit.service import Runtime, ServiceDefinition
 from gavel_kit.service import main as run_service
 
 
 async def wire(runtime: Runtime) -> None:
-    # The process already runs with health, metrics, database and NATS, so the cluster has its final
-    # shape; until its issue builds the use cases, every RPC answers UNIMPLEMENTED (the generated base).
-    notify_service_pb2_grpc.add_NotifyServiceServicer_to_server(
-        notify_service_pb2_grpc.NotifyServiceServicer(), runtime.server
-    )
+    """The process already runs with health, metrics, database and NATS, so the cluster has its final
+    shape; until its issue builds the use cases no servicer is registered, so every RPC of the
+    service answers UNIMPLEMENTED (health and reflection still name it)."""
 
 
 DEFINITION = ServiceDefinition(name="notify", wire=wire)

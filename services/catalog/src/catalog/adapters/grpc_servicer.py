@@ -30,6 +30,7 @@ from gavel.catalog.v1 import catalog_service_pb2_grpc
 from gavel_core.auth import Principal
 from gavel_kit.auth import current_principal
 from gavel_kit.db import SqlUnitOfWork, run_idempotent
+from gavel_kit.lotwire import Collector
 
 SERVICE = "gavel.catalog.v1.CatalogService"
 
@@ -84,7 +85,7 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
     @staticmethod
     def _command(request: Any, to_command: Callable[[Any], C]) -> C:
         """The use case's command for a mutating request, its request_id checked with the rest."""
-        parse = mapping.Collector()
+        parse = Collector()
         parse(require_id, "request_id", request.request_id)
         command = parse(to_command, request)
         parse.done()

@@ -23,10 +23,10 @@ class CatalogClient:
         self._metadata = bearer(service_token)
         self._channel: grpc.aio.Channel | None = None
 
-    def _stub(self) -> cat_grpc.CatalogServiceStub:
+    def _stub(self) -> cat_grpc.CatalogServiceAsyncStub:
         if self._channel is None:
             self._channel = channel(self._address)
-        return cat_grpc.CatalogServiceStub(self._channel)
+        return cat_grpc.CatalogServiceAsyncStub(self._channel)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -92,6 +92,8 @@ class _EventCodec:
         self.event_type = event_type
         self.oneof = snake(event_type.__name__)
         descriptor = ev.RoomEvent.DESCRIPTOR.fields_by_name[self.oneof].message_type
+        if descriptor is None:
+            raise TypeError(f"gavel.events.v1.RoomEvent.{self.oneof} is not a message")
         self.fields: list[tuple[str, str, Encoder, Decoder]] = []
         for f in fields(event_type):
             if f.name in ("lot_id", "at_ms"):
@@ -209,7 +211,7 @@ def public_events(message: ev.LotEventBatch) -> list[ev.RoomEvent]:
             shown.append(event)
             continue
         codec = _BY_ONEOF.get(which or "")
-        if codec is None or codec.event_type.__name__ in INTERNAL_EVENTS:
+        if which is None or codec is None or codec.event_type.__name__ in INTERNAL_EVENTS:
             continue  # LotConfigured (terms and secrets), PenaltyAssessed, or an event this version does not know
         if codec.secret:
             event = ev.RoomEvent.FromString(event.SerializeToString())

@@ -175,7 +175,8 @@ class EligibilityFollower:
         deadline = loop.time() + catch_up_timeout_s
         while loop.time() < deadline:
             info = await subscription.consumer_info()
-            if info.num_pending == 0 and self._last_sequence >= (info.delivered.stream_seq or 0):
+            delivered = info.delivered.stream_seq if info.delivered is not None else 0
+            if info.num_pending == 0 and self._last_sequence >= (delivered or 0):
                 log.info("eligibility caught up", events=self.applied)
                 return
             await asyncio.sleep(0.02)

@@ -37,6 +37,7 @@ from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
 from room.app.room import Outcome, RoomService
 
 SERVICE = "gavel.room.v1.RoomService"
+Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_WATCHED_LOTS = 100
@@ -248,71 +249,69 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     # -- routed to the lot's owner ------------------------------------------------------------------------
 
-    async def PlaceBid(self, request: pb.PlaceBidRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def PlaceBid(self, request: pb.PlaceBidRequest, context: Context) -> Any:
         return await self._route("PlaceBid", request)
 
-    async def BuyNow(self, request: pb.BuyNowRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def BuyNow(self, request: pb.BuyNowRequest, context: Context) -> Any:
         return await self._route("BuyNow", request)
 
-    async def PickOption(self, request: pb.PickOptionRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def PickOption(self, request: pb.PickOptionRequest, context: Context) -> Any:
         return await self._route("PickOption", request)
 
-    async def ConfirmWin(self, request: pb.ConfirmWinRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def ConfirmWin(self, request: pb.ConfirmWinRequest, context: Context) -> Any:
         return await self._route("ConfirmWin", request)
 
-    async def DeclineWin(self, request: pb.DeclineWinRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def DeclineWin(self, request: pb.DeclineWinRequest, context: Context) -> Any:
         return await self._route("DeclineWin", request)
 
-    async def FloorBid(self, request: pb.FloorBidRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def FloorBid(self, request: pb.FloorBidRequest, context: Context) -> Any:
         return await self._route("FloorBid", request)
 
-    async def AcceptByVendor(self, request: pb.AcceptByVendorRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def AcceptByVendor(self, request: pb.AcceptByVendorRequest, context: Context) -> Any:
         return await self._route("AcceptByVendor", request)
 
-    async def DeclineByVendor(self, request: pb.DeclineByVendorRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def DeclineByVendor(self, request: pb.DeclineByVendorRequest, context: Context) -> Any:
         return await self._route("DeclineByVendor", request)
 
-    async def OpenLot(self, request: pb.OpenLotRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def OpenLot(self, request: pb.OpenLotRequest, context: Context) -> Any:
         return await self._route("OpenLot", request)
 
-    async def SetAsking(self, request: pb.SetAskingRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def SetAsking(self, request: pb.SetAskingRequest, context: Context) -> Any:
         return await self._route("SetAsking", request)
 
-    async def SetIncrement(self, request: pb.SetIncrementRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def SetIncrement(self, request: pb.SetIncrementRequest, context: Context) -> Any:
         return await self._route("SetIncrement", request)
 
-    async def GoingOnce(self, request: pb.GoingOnceRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def GoingOnce(self, request: pb.GoingOnceRequest, context: Context) -> Any:
         return await self._route("GoingOnce", request)
 
-    async def GoingTwice(self, request: pb.GoingTwiceRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def GoingTwice(self, request: pb.GoingTwiceRequest, context: Context) -> Any:
         return await self._route("GoingTwice", request)
 
-    async def Hammer(self, request: pb.HammerRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def Hammer(self, request: pb.HammerRequest, context: Context) -> Any:
         return await self._route("Hammer", request)
 
-    async def Pass(self, request: pb.PassRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def Pass(self, request: pb.PassRequest, context: Context) -> Any:
         return await self._route("Pass", request)
 
-    async def Reopen(self, request: pb.ReopenRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def Reopen(self, request: pb.ReopenRequest, context: Context) -> Any:
         return await self._route("Reopen", request)
 
-    async def UndoLastBid(self, request: pb.UndoLastBidRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def UndoLastBid(self, request: pb.UndoLastBidRequest, context: Context) -> Any:
         return await self._route("UndoLastBid", request)
 
-    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def Pause(self, request: pb.PauseRequest, context: Context) -> Any:
         return await self._route("Pause", request)
 
-    async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def Resume(self, request: pb.ResumeRequest, context: Context) -> Any:
         return await self._route("Resume", request)
 
-    async def GetLotState(self, request: pb.GetLotStateRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def GetLotState(self, request: pb.GetLotStateRequest, context: Context) -> Any:
         return await self._route("GetLotState", request)
 
     # -- served here ----------------------------------------------------------------------------------------
 
-    async def Watch(
-        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WatchResponse]:
+    async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchResponse]:
         cursors = list(request.lots)
         if not 1 <= len(cursors) <= MAX_WATCHED_LOTS:
             raise InvalidArgument([FieldViolation("lots", f"watch 1 to {MAX_WATCHED_LOTS} lots")])
@@ -345,9 +344,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             WATCH_STREAMS.dec()
             self._feeds.unwatch(watcher)
 
-    async def RegisterPaddle(
-        self, request: pb.RegisterPaddleRequest, context: grpc.aio.ServicerContext
-    ) -> pb.RegisterPaddleResponse:
+    async def RegisterPaddle(self, request: pb.RegisterPaddleRequest, context: Context) -> pb.RegisterPaddleResponse:
         caller = current_principal()
         violations = []
         if not request.request_id:
@@ -383,7 +380,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         )
         return pb.RegisterPaddleResponse.FromString(answer)
 
-    async def ListBids(self, request: pb.ListBidsRequest, context: grpc.aio.ServicerContext) -> pb.ListBidsResponse:
+    async def ListBids(self, request: pb.ListBidsRequest, context: Context) -> pb.ListBidsResponse:
         lot_id = valid_lot_id(request.lot_id)
         offset, size = _page(request.page)
         page = await self._reports.bids(lot_id, offset, size)
@@ -405,9 +402,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         ]
         return pb.ListBidsResponse(bids=bids, page=_page_info(page.next_offset, page.total))
 
-    async def GetLotResult(
-        self, request: pb.GetLotResultRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetLotResultResponse:
+    async def GetLotResult(self, request: pb.GetLotResultRequest, context: Context) -> pb.GetLotResultResponse:
         lot_id = valid_lot_id(request.lot_id)
         found = await self._reports.result(lot_id)
         if found is None:
@@ -429,7 +424,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         return pb.GetLotResultResponse(result=result)
 
     async def ListCrierActions(
-        self, request: pb.ListCrierActionsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListCrierActionsRequest, context: Context
     ) -> pb.ListCrierActionsResponse:
         lot_id = valid_lot_id(request.lot_id)
         offset, size = _page(request.page)
