@@ -28,9 +28,9 @@ from nats.js.api import DeliverPolicy
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.events.v1 import eligibility_events_pb2 as eev
-from gavel.events.v1 import room_events_pb2 as ev
 from gavel_core.auth import Principal, Role
 from gavel_core.errors import GavelError, NotFound
+from gavel_kit import roomlog
 from gavel_kit.consumers import Handle, ensure_stream_exists
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
@@ -124,11 +124,11 @@ def lot_starting_handler(route: RouteCall) -> Handle:
 
 def projections_handler(projector: Projector) -> Handle:
     async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
-        batches = []
-        for message in messages:
-            batches.append(
-                (message.metadata.sequence.stream, batch_from_message(ev.LotEventBatch.FromString(message.data)))
-            )
+        batches = [
+            (message.metadata.sequence.stream, batch_from_message(batch))
+            for message in messages
+            for batch in roomlog.lot_batches(message.data)
+        ]
         await projector.project(batches)
         return ()
 

@@ -29,6 +29,7 @@ from nats.js.errors import APIError
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel_core.errors import FieldViolation, InvalidArgument, Unavailable
 from gavel_kit import nats as gavel_nats
+from gavel_kit import roomlog
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from gavel_kit.streamread import read_subject
@@ -39,8 +40,8 @@ from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSeque
 
 log = get_logger("room.event_log")
 
-STREAM = "ROOM_EVENTS"
-LOT_SUBJECTS = "gavel.room.lot.>"
+STREAM = roomlog.STREAM
+LOT_SUBJECTS = roomlog.SUBJECTS
 STREAM_SPEC = StreamSpec(
     name=STREAM,
     subjects=[LOT_SUBJECTS],
