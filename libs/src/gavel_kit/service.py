@@ -37,6 +37,43 @@ log = gavel_logging.get_logger("gavel.service")
 Hook = Callable[["Runtime"], Awaitable[None]]
 
 
+class ReadinessConditions:
+    """Named conditions a process must meet to do its work (a reader caught up, a dependency
+    reachable, …). Health reports SERVING only while the process has started and every condition
+    is met; a component sets its own condition and the health status follows at once. A condition
+    starts unmet the moment it is first named, so a reader that has not caught up yet holds the
+    process back (fail closed)."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self._unmet: dict[str, str] = {}
+        self._known: set[str] = set()
+        self._on_change = on_change
+
+    def set(self, name: str, met: bool, detail: str = "") -> None:
+        was_met = name not in self._unmet  # a condition not named before held nothing back
+        self._known.add(name)
+        if met:
+            self._unmet.pop(name, None)
+        else:
+            self._unmet[name] = detail or "not met"
+        if met != was_met:
+            log.info("readiness condition", condition=name, met=met, detail=detail)
+            self._on_change()
+
+    def require(self, name: str, detail: str = "starting") -> None:
+        """Name a condition that is not met yet (a no-op if it is already known)."""
+        if name not in self._known:
+            self.set(name, False, detail)
+
+    @property
+    def all_met(self) -> bool:
+        return not self._unmet
+
+    def unmet(self) -> dict[str, str]:
+        """The conditions not met now, with why."""
+        return dict(self._unmet)
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     """What makes one service different from the others; everything else is shared."""
@@ -74,6 +111,10 @@ class Runtime:
         if definition.kit is not None:
             self.relay = OutboxRelay(self.db, definition.kit, self.publish)
         self.port = 0
+        self.conditions = ReadinessConditions(self._readiness_changed)
+        self._started = False
+        self._draining = False
+        self._health_update: asyncio.Task[None] | None = None
         self._ready_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -105,10 +146,25 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self._readiness.ready
+        """Started, every readiness condition met, and not draining."""
+        return self._started and self.conditions.all_met and not self._draining
+
+    def _readiness_changed(self) -> None:
+        if self.health is None or not self._started:
+            return
+        previous = self._health_update
+
+        async def update() -> None:
+            if previous is not None:
+                await previous
+            if self.health is not None and not self._draining:
+                await self.health.set_serving(self.ready)
+
+        self._health_update = asyncio.get_running_loop().create_task(update())
 
     async def start(self) -> None:
-        """Start serving: returns once SERVING (or raises if dependencies never come up)."""
+        """Start serving: returns once started (SERVING if every readiness condition is met), or raises
+        if dependencies never come up."""
         definition, settings = self.definition, self.settings
         names = list(definition.grpc_services) or [name for name in [settings.grpc_service_name] if name]
         self.health = await add_health_and_reflection(self.server, names, reflection_enabled=settings.reflection)
@@ -134,14 +190,16 @@ class Runtime:
         for hook in self._ready_hooks:
             await hook(self)
         self._readiness.ready = True
-        await self.health.set_serving(True)
-        log.info("serving", service=settings.process_name, port=self.port)
+        self._started = True
+        await self.health.set_serving(self.ready)
+        log.info("serving", service=settings.process_name, port=self.port, unmet=self.conditions.unmet())
 
     async def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         log.info("draining", service=self.definition.name)
+        self._draining = True
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         for hook in reversed(self._stop_hooks):

@@ -306,3 +306,22 @@ async def test_a_publish_failing_mid_run_keeps_the_published_part_and_the_rest_f
     assert await relay.drain_once() == 2
     assert await relay.drain_once() == 0
     assert sent == ["evt-1", "evt-2", "evt-3"]
+
+
+async def test_health_follows_the_readiness_conditions_of_the_process(runtime):
+    name = "gavel.tender.v1.TenderService"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def status() -> int:
+            return (await health.Check(health_pb2.HealthCheckRequest(service=name))).status
+
+        runtime.conditions.set("example-reader", False, "catching up")
+        assert not runtime.ready
+        await runtime._health_update
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert runtime.conditions.unmet() == {"example-reader": "catching up"}
+        runtime.conditions.set("example-reader", True)
+        await runtime._health_update
+        assert runtime.ready
+        assert await status() == health_pb2.HealthCheckResponse.SERVING

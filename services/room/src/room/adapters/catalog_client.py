@@ -26,7 +26,7 @@ class CatalogClient:
     def _stub(self) -> cat_grpc.CatalogServiceAsyncStub:
         if self._channel is None:
             self._channel = channel(self._address)
-        return cat_grpc.CatalogServiceAsyncStub(self._channel)
+        return cat_grpc.CatalogServiceStub(self._channel)
 
     async def close(self) -> None:
         if self._channel is not None:
