@@ -227,10 +227,19 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+# Who works the tests' default sale: its crier, its floor device and its sale admin.
+DEFAULT_STAFF = (
+    ("crier-1", res.STAFF_ROLE_CRIER),
+    ("device-7", res.STAFF_ROLE_CLERK),
+    ("admin-1", res.STAFF_ROLE_SALE_ADMIN),
+)
+
+
 async def _create_catalog_stream(url: str) -> None:
     nc = await nats.connect(url)
     try:
         await nc.jetstream().add_stream(CATALOG_SPEC.config())
+        await Events(nc).staff("sale-1", *DEFAULT_STAFF)
     finally:
         await nc.close()
 
@@ -242,9 +251,30 @@ class Events:
         self.nc = nc
         self.js = nc.jetstream()
 
-    async def schedule(self, lot: res.Lot) -> None:
-        event = cev.LotScheduled(event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, lot=lot)
-        await self.js.publish(f"gavel.catalog.lot_scheduled.{lot.id}", event.SerializeToString())
+    async def start(self, lot: res.Lot) -> None:
+        """The catalog published and started the lot (LotStarting carries the published lot)."""
+        event = cev.LotStarting(event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, format=lot.format, lot=lot)
+        await self.js.publish(f"gavel.catalog.lot_starting.{lot.id}", event.SerializeToString())
+
+    async def withdraw(self, lot: res.Lot, reason: str = "withdrawn", sale_cancelled: bool = False) -> None:
+        event = cev.LotWithdrawn(
+            event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, reason=reason, sale_cancelled=sale_cancelled, lot=lot
+        )
+        await self.js.publish(f"gavel.catalog.lot_withdrawn.{lot.id}", event.SerializeToString())
+
+    async def staff(self, sale: str, *people: tuple[str, int]) -> None:
+        """The sale's whole staff: (user id, res.STAFF_ROLE_*) pairs."""
+        event = cev.SaleStaffChanged(
+            event_id=new_id(),
+            sale_id=sale,
+            staff=[res.StaffAssignment(sale_id=sale, user_id=user, role=role) for user, role in people],
+        )
+        await self.js.publish(f"gavel.catalog.sale_staff_changed.{sale}", event.SerializeToString())
+
+    async def registration(self, sale: str, bidder: str, approved: bool = True) -> None:
+        status = res.REGISTRATION_STATUS_APPROVED if approved else res.REGISTRATION_STATUS_REJECTED
+        event = cev.RegistrationDecided(event_id=new_id(), sale_id=sale, bidder_id=bidder, status=status)
+        await self.js.publish(f"gavel.catalog.registration_decided.{sale}", event.SerializeToString())
 
     async def seat(self, lot: res.Lot, bidder: str) -> None:
         event = cev.SeatAssigned(

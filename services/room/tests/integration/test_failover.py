@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
-from room_cluster import Events, RoomCluster, english_lot, new_id, room_cluster, token, usd
+from room_cluster import Events, RoomCluster, english_lot, room_cluster, token, usd
 
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.integration
 
 LOTS = 18
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 LOT_DURATION_MS = 9_000  # long enough to bid through the failover, short enough to close in the test
 BIDDING_AFTER_KILL_S = 4.0
 RESUME_WITHIN_S = 2.0
@@ -82,11 +81,10 @@ class Bidding:
             await asyncio.sleep(rng.uniform(0.05, 0.15))
 
 
-async def ready(stub: pb_grpc.RoomServiceStub, lot_id: str) -> None:
+async def ready(stub: pb_grpc.RoomServiceStub, lot_id: str) -> pb.LotState:
     for _ in range(200):
         try:
-            await stub.GetLotState(pb.GetLotStateRequest(lot_id=lot_id))
-            return
+            return (await stub.GetLotState(pb.GetLotStateRequest(lot_id=lot_id))).state
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise
@@ -125,10 +123,9 @@ async def test_sigkill_of_a_replica_while_bids_flow(cluster: RoomCluster):
             await asyncio.sleep(0.1)
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
         for lot in lots:
-            await events.schedule(lot)
-        for lot in lots:
-            await ready(stubs["replica-0"], lot.id)
-            await stubs["replica-0"].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+            await events.start(lot)
+        for lot in lots:  # timed lots: the room opens them from their LotStarting
+            assert (await ready(stubs["replica-0"], lot.id)).phase == pb.LOT_PHASE_OPEN
         holders = await events.holders()
         owner_of = {lot.id: holders.get(partition_of(lot.id, 64)) for lot in lots}
         victim = max(("replica-1", "replica-2"), key=lambda name: list(owner_of.values()).count(name))

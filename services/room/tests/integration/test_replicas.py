@@ -25,7 +25,7 @@ from gavel_kit.grpc.errors import error_info_of
 from room.adapters.codec import lot_from_message
 from room.adapters.event_log import JetStreamEventLog, NatsAnnouncer
 from room.app.lots import CommandRequest, LotDeps, LotDirectory
-from room.app.model import Batch, LotConfigured, LotSummary
+from room.app.model import Batch, LotConfigured, LotSummary, PublishedLot
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
 from room.domain import OpenLot, PlaceBid
@@ -78,9 +78,13 @@ async def ready(stub: pb_grpc.RoomServiceStub, lot_id: str, timeout_s: float = 1
 
 
 async def open_lot(events: Events, stubs: list[pb_grpc.RoomServiceStub], lot: res.Lot) -> None:
-    await events.schedule(lot)
-    await ready(stubs[0], lot.id)
-    await stubs[1].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+    """The catalog starts the lot: the room runs it and opens it (a crier lot: its crier opens it)."""
+    await events.start(lot)
+    state = await ready(stubs[0], lot.id)
+    if lot.english.close == res.ENGLISH_CLOSE_CRIER:
+        await stubs[1].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+    else:
+        assert state.phase == pb.LOT_PHASE_OPEN
 
 
 def bid(lot_id: str, amount: int, request_id: str | None = None) -> pb.PlaceBidRequest:
@@ -132,7 +136,7 @@ async def test_the_projector_process_reports_the_bids_taken_by_either_replica(ev
             await asyncio.sleep(0.05)
         assert [(b.bidder_id, b.amount.amount_minor, b.price.amount_minor, b.leader_id) for b in bids] == expected
     actions = (await stubs[1].ListCrierActions(pb.ListCrierActionsRequest(lot_id=lot.id), metadata=CRIER)).actions
-    assert [(a.action, a.actor_id) for a in actions] == [("LotOpened", "crier-1")]
+    assert [(a.action, a.actor_id) for a in actions] == [("LotOpened", "catalog")]
 
 
 async def test_a_low_bid_is_refused_with_the_minimum_through_either_replica(events, stubs):
@@ -276,9 +280,9 @@ class _NoIndex:
 
 class _Terms:
     def __init__(self, lot: res.Lot) -> None:
-        self.found = lot_from_message(lot)
+        self.found = PublishedLot(*lot_from_message(lot), lot.SerializeToString())
 
-    async def lookup(self, lot_id: str):
+    async def started(self, lot_id: str):
         return self.found
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from gavel_core.formats import LotTerms
 from room.app.lots import LotDeps, LotDirectory
-from room.app.model import Batch, LotInfo, StoredBatch
+from room.app.model import Batch, LotInfo, PublishedLot, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
 from room.app.timers import WakeUps
 
@@ -121,8 +121,9 @@ class FakeTerms:
     ) -> None:
         self.lots[lot_id] = (LotInfo(lot_id, sale, seller, lot_id, 0, rooms), terms)
 
-    async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None:
-        return self.lots.get(lot_id)
+    async def started(self, lot_id: str) -> PublishedLot | None:
+        found = self.lots.get(lot_id)
+        return None if found is None else PublishedLot(*found)
 
 
 class Tasks:

@@ -11,7 +11,7 @@ from room_support import HOUR, crier, english
 
 from gavel_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from room.app.lots import CommandRequest, NotOwner
-from room.app.model import ClosingSoon, LotConfigured
+from room.app.model import ClosingSoon, LotConfigured, PublishedLot
 from room.domain import OpenLot, PlaceBid, Tick, state_hash
 from room.domain.events import BidAccepted, LotOpened, LotSold, LotUnsold
 
@@ -177,9 +177,12 @@ async def test_configure_writes_the_first_batch_once():
     w = world()
     w.terms.add(LOT, english())
     info, terms = w.terms.lots[LOT]
-    await w.lots.configure(info, terms)
-    await w.lots.configure(info, terms)
-    assert [b.command for b in w.log.batches(LOT)] == ["Configure"]
+    await w.lots.start(PublishedLot(info, terms))
+    await w.lots.start(PublishedLot(info, terms))
+    assert [(b.command, b.command_id) for b in w.log.batches(LOT)] == [
+        ("Configure", "configure"),
+        ("OpenLot", f"start:{LOT}"),
+    ]
 
 
 async def test_the_deadline_is_a_wake_up_and_its_tick_closes_the_lot():

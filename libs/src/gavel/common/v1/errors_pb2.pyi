@@ -89,6 +89,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The lot does not let the vendor accept now."""
     ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
+    ERROR_REASON_NOT_STAFF: _ErrorReason.ValueType  # 50
+    """Issue 11 (numbered from A's range so parallel appends do not collide).
+    A staff role (crier, clerk, sale admin) acting on a sale it is not assigned to (PERMISSION_DENIED).
+    """
+    ERROR_REASON_TERMS_FROZEN: _ErrorReason.ValueType  # 51
+    """A published lot's terms are frozen: withdraw it and add a new one."""
+    ERROR_REASON_LOT_LIVE: _ErrorReason.ValueType  # 52
+    """The lot is live: a sale admin stops it in the room (RoomService.Withdraw)."""
+    ERROR_REASON_NOT_ROOM: _ErrorReason.ValueType  # 53
+    """Only the service that ran the lot records its outcome (PERMISSION_DENIED)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -167,4 +177,14 @@ ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
 """The lot does not let the vendor accept now."""
 ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
+ERROR_REASON_NOT_STAFF: ErrorReason.ValueType  # 50
+"""Issue 11 (numbered from A's range so parallel appends do not collide).
+A staff role (crier, clerk, sale admin) acting on a sale it is not assigned to (PERMISSION_DENIED).
+"""
+ERROR_REASON_TERMS_FROZEN: ErrorReason.ValueType  # 51
+"""A published lot's terms are frozen: withdraw it and add a new one."""
+ERROR_REASON_LOT_LIVE: ErrorReason.ValueType  # 52
+"""The lot is live: a sale admin stops it in the room (RoomService.Withdraw)."""
+ERROR_REASON_NOT_ROOM: ErrorReason.ValueType  # 53
+"""Only the service that ran the lot records its outcome (PERMISSION_DENIED)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
