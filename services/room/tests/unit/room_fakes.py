@@ -44,6 +44,7 @@ class FakeLog:
         self.delay_s = 0.0
         self.lose_ack_once = False  # store the next append, then report it unconfirmed
         self.refuse_once = False  # report an unconfirmed append without storing it
+        self.fail_appends = 0  # this many appends fail unconfirmed without storing anything
 
     def last_sequence(self, lot_id: str) -> int:
         for stored in reversed(self.messages):
@@ -67,6 +68,9 @@ class FakeLog:
             if self.refuse_once:
                 self.refuse_once = False
                 raise AppendUnconfirmed("refused")
+            if self.fail_appends:
+                self.fail_appends -= 1
+                raise AppendUnconfirmed("the stream refused the append")
             if self.last_sequence(batch.lot_id) != expected_stream_sequence:
                 raise WrongLastSequence(f"wrong last sequence: {self.last_sequence(batch.lot_id)}")
             self.appends += 1
