@@ -14,7 +14,8 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
-from room_cluster import Events, RoomCluster, english_lot, new_id, room_cluster, token, usd
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from room_cluster import Events, RoomCluster, english_lot, log_lines, new_id, room_cluster, token, usd
 
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.room.v1 import room_service_pb2 as pb
@@ -181,6 +182,51 @@ async def test_a_bidder_banned_by_payment_is_refused_on_every_replica(events, st
     assert (refused.code(), info.reason if info else "") == (grpc.StatusCode.PERMISSION_DENIED, "BIDDER_BANNED")
     code, reason, _ = await refusal(stubs[0].PlaceBid(bid(lot.id, 90_000), metadata=carol))
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "BIDDER_BANNED")
+
+
+async def test_a_replica_behind_on_eligibility_refuses_bids_until_it_catches_up(cluster, events, stubs):
+    """An unreadable ban stops every replica's follower there (never skipped): bids are UNAVAILABLE
+    and health NOT_SERVING until the event is removed from the stream; then bidding resumes."""
+    lot = english_lot()
+    await open_lot(events, stubs, lot)
+    ack = await events.js.publish("gavel.payment.bidder.banned.dave", b"\xff\xff not a BidderBanned")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        try:
+            await stubs[0].PlaceBid(bid(lot.id, 2_000), metadata=ALICE)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                break
+        assert loop.time() < deadline, "a replica kept taking bids with an unreadable eligibility event"
+        await asyncio.sleep(0.05)
+    code, _, _ = await refusal(stubs[1].PlaceBid(bid(lot.id, 9_000), metadata=BOB))
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert not any(_serving(replica) for replica in cluster.replicas)
+    stopped = [line for line in log_lines(cluster.replicas[0]) if line.get("event", "").startswith("follower stopped")]
+    assert [line["stream_sequence"] for line in stopped][:1] == [ack.seq]
+
+    await events.js.delete_msg("PAYMENT_EVENTS", ack.seq)
+    deadline = loop.time() + 30
+    accepted = None
+    while accepted is None:
+        try:
+            accepted = await stubs[1].PlaceBid(bid(lot.id, 9_000), metadata=BOB)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+    assert accepted.leading
+    for replica in cluster.replicas:
+        cluster.wait_serving(replica, timeout_s=30)
+
+
+def _serving(replica) -> bool:
+    with grpc.insecure_channel(replica.address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="gavel.room.v1.RoomService"), timeout=2
+        )
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_a_bidder_bids_only_in_the_room_they_are_seated_in(events, stubs):
