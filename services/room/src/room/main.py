@@ -199,7 +199,7 @@ class RoomReplica:
             self.spawn,
             settings.forward_timeout_s,
         )
-        self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms)
+        self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms, tail_check_ms=settings.watch_tail_check_ms)
         self.servicer = RoomServicer(
             self.router, self.feeds, Reports(rt.db), self.paddles, rt.db, room.staff, self.catalog
         )

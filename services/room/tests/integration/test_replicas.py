@@ -18,14 +18,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from room_cluster import Events, RoomCluster, english_lot, log_lines, new_id, room_cluster, token, usd
 
 from gavel.catalog.v1 import resources_pb2 as res
+from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
 from gavel_core.errors import GavelError
 from gavel_kit.grpc.errors import error_info_of
 from room.adapters.codec import lot_from_message
-from room.adapters.event_log import JetStreamEventLog, NatsAnnouncer
-from room.app.lots import CommandRequest, LotDeps, LotDirectory
+from room.adapters.event_log import JetStreamEventLog, NatsAnnouncer, NatsLiveFeeds
+from room.app.feeds import Feeds, Watcher
+from room.app.lots import CommandRequest, LotDeps, LotDirectory, WithdrawLot
 from room.app.model import Batch, LotConfigured, LotSummary, PublishedLot
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
@@ -384,3 +386,62 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
             task.cancel()
         for nc in connections:
             await nc.close()
+
+
+class _DroppingAnnouncer:
+    """The owner's announcements, except those of batches that end a lot (lost without a trace)."""
+
+    def __init__(self, nc) -> None:
+        self._real = NatsAnnouncer(nc)
+
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+        if ev.LotEventBatch.FromString(encoded).after.phase in ("sold", "unsold"):
+            return
+        await self._real.announce(lot_id, stream_sequence, encoded)
+
+
+async def test_a_watcher_whose_last_announcement_was_dropped_still_receives_lot_sold(cluster):
+    """On the real NATS: an owner whose final announcement never leaves, a watcher's feed on
+    another connection; the feed's tail check reads the final batch from the log."""
+    lot = english_lot()
+    owner_nc, watcher_nc = await nats.connect(cluster.nats_url), await nats.connect(cluster.nats_url)
+    tasks: set[asyncio.Task] = set()
+
+    def spawn(coro):
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    feeds = Feeds(NatsLiveFeeds(watcher_nc), spawn, wall_clock_ms, tail_check_ms=300)
+    runner = spawn(feeds.run(every_s=0.1))
+    try:
+        deps = LotDeps(
+            log=JetStreamEventLog(owner_nc, owner_nc.jetstream()),
+            announcer=_DroppingAnnouncer(owner_nc),
+            active=_NoIndex(),
+            terms=_Terms(lot),
+            clock=wall_clock_ms,
+            wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
+            append_slots=asyncio.Semaphore(8),
+            spawn=spawn,
+        )
+        owner = await LotDirectory(deps, 64, lambda partition: True).loaded(lot.id)
+        watcher = Watcher()
+        feeds.watch(watcher, lot.id, 0)
+        await owner.execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))
+        await owner.execute(CommandRequest("b1", "PlaceBid", "alice", "b1", PlaceBid("b1", "alice", 5_000)))
+        stop = CommandRequest("w", "Withdraw", "admin", "w", WithdrawLot("admin", "ends the lot"))
+        await owner.execute(stop)
+        seen = []
+        while not seen or seen[-1].after.phase != "unsold":
+            _, item = await asyncio.wait_for(watcher.next(), timeout=10)
+            seen.append(item.payload)
+        assert [response.lot_sequence for response in seen] == [1, 2, 3, 4]
+    finally:
+        runner.cancel()
+        await feeds.close_all()
+        for task in list(tasks):
+            task.cancel()
+        await owner_nc.close()
+        await watcher_nc.close()

@@ -207,6 +207,7 @@ class FakeFeedSource:
         self.log: list[FeedItem] = []
         self.deliver: dict[str, Callable[[FeedItem], None]] = {}
         self.reads = 0
+        self.tail_checks = 0
         self.loss_listeners: list[Callable[[str | None], None]] = []
 
     class _Subscription:
@@ -222,6 +223,13 @@ class FakeFeedSource:
         await asyncio.sleep(0)
         return [item for item in self.log if item.stream_sequence > after_stream_sequence]
 
+    async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
+        self.tail_checks += 1
+        found: dict[str, int] = {}
+        for item in self.log:
+            found["lot-1"] = item.stream_sequence  # the tests' feeds watch one lot's log
+        return {lot_id: seq for lot_id, seq in found.items() if lot_id in lot_ids}
+
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         self.loss_listeners.append(listener)
 
@@ -230,7 +238,7 @@ class FakeFeedSource:
         for listener in self.loss_listeners:
             listener(lot_id)
 
-    def store(self, lot_sequence: int) -> FeedItem:
-        item = FeedItem(lot_sequence, lot_sequence * 10, f"batch-{lot_sequence}")
+    def store(self, lot_sequence: int, final: bool = False) -> FeedItem:
+        item = FeedItem(lot_sequence, lot_sequence * 10, f"batch-{lot_sequence}", final)
         self.log.append(item)
         return item

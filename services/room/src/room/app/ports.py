@@ -108,6 +108,7 @@ class FeedItem:
     lot_sequence: int
     stream_sequence: int
     payload: object
+    final: bool = False  # the batch ended the lot (nothing follows it)
 
 
 class LiveFeedSource(Protocol):
@@ -117,6 +118,11 @@ class LiveFeedSource(Protocol):
     async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> Subscription: ...
 
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]: ...
+
+    async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
+        """The stream sequence of each lot's last stored batch (lots with none are left out), in as
+        few requests as the log allows: the periodic check that no last announcement was lost."""
+        ...
 
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         """Call `listener(lot_id)` when a lot's announcements may have been dropped, or
