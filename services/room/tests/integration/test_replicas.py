@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import grpc
 import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.api import DiscardPolicy
 from room_cluster import Events, RoomCluster, english_lot, log_lines, new_id, room_cluster, token, usd
 
 from gavel.catalog.v1 import resources_pb2 as res
@@ -221,6 +223,36 @@ async def test_a_replica_behind_on_eligibility_refuses_bids_until_it_catches_up(
     assert accepted.leading
     for replica in cluster.replicas:
         cluster.wait_serving(replica, timeout_s=30)
+
+
+async def test_a_tick_that_cannot_be_appended_fires_later(cluster, events, stubs):
+    """The lot's deadline passes while the log refuses appends (the stream is full): the tick
+    fails, is logged, and is tried again with backoff; once the log takes appends again it fires."""
+    lot = english_lot(duration_ms=2_000)
+    await open_lot(events, stubs, lot)
+    await stubs[0].PlaceBid(bid(lot.id, 5_000), metadata=ALICE)
+    info = await events.js.stream_info("ROOM_EVENTS")
+    full = dataclasses.replace(info.config, max_msgs=info.state.messages, discard=DiscardPolicy.NEW)
+    await events.js.update_stream(full)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not any(
+            "due wake-up failed" in line.get("event", "") for replica in cluster.replicas for line in log_lines(replica)
+        ):
+            assert loop.time() < deadline, "the tick never ran into the full log"
+            await asyncio.sleep(0.1)
+        assert (await ready(stubs[1], lot.id)).phase == pb.LOT_PHASE_OPEN  # not closed: nothing was stored
+    finally:
+        await events.js.update_stream(info.config)
+    state = await ready(stubs[1], lot.id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while state.phase != pb.LOT_PHASE_SOLD:
+        assert loop.time() < deadline, f"the failed tick never fired: {state}"
+        await asyncio.sleep(0.1)
+        state = await ready(stubs[1], lot.id)
+    assert (state.buyer_id, state.hammer_price.amount_minor) == ("alice", 1_000)
 
 
 def _serving(replica) -> bool:
