@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from room.adapters.catalog_client import CatalogClient
 from room.adapters.codec import lot_from_message, lot_state_message, timestamp
 from room.adapters.event_log import valid_lot_id
 from room.adapters.forwarding import CallRouter, Route
+from room.adapters.lookups import Negatives
 from room.adapters.metrics import WATCH_STREAMS
 from room.adapters.repositories import PaddleRecord, Paddles, Reports
 from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
@@ -268,6 +270,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self._db = db
         self._staff = staff
         self._catalog = catalog
+        self._not_waitable = Negatives(lambda: time.time_ns() // 1_000_000)
 
     async def _route(self, method: str, request: Any) -> Any:
         lot_id = valid_lot_id(request.lot_id)
@@ -357,8 +360,11 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             await self._router.call("GetLotState", lot_id, pb.GetLotStateRequest(lot_id=lot_id), current_principal())
             return
         except NotFound:
-            if self._catalog is None or not await self._catalog.published_not_started(lot_id):
-                raise NotFound("lot", lot_id) from None
+            if self._catalog is None or self._not_waitable.fresh((lot_id,)):
+                raise
+            if not await self._catalog.published_not_started(lot_id):
+                self._not_waitable.remember((lot_id,))
+                raise
 
     # -- served here ----------------------------------------------------------------------------------------
 

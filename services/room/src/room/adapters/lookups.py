@@ -19,7 +19,9 @@ NEGATIVE_TTL_MS = 2_000
 MAX_REMEMBERED = 100_000
 
 
-class _Negatives:
+class Negatives:
+    """Keys answered "no" within the last NEGATIVE_TTL_MS (bounded: cleared at MAX_REMEMBERED)."""
+
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._at: dict[tuple[str, ...], int] = {}
@@ -34,7 +36,7 @@ class _Negatives:
         self._at[key] = self._clock()
 
 
-async def _ask(negatives: _Negatives, key: tuple[str, ...], ask: Callable[[], Awaitable[bool | None]] | None) -> bool:
+async def _ask(negatives: Negatives, key: tuple[str, ...], ask: Callable[[], Awaitable[bool | None]] | None) -> bool:
     if ask is None or negatives.fresh(key):
         return False
     if await ask():
@@ -47,7 +49,7 @@ class Registrations:
     def __init__(self, book: RegistrationBook, catalog: CatalogClient | None, clock: Clock) -> None:
         self._book = book
         self._catalog = catalog
-        self._negatives = _Negatives(clock)
+        self._negatives = Negatives(clock)
 
     async def approved(self, sale_id: str, bidder_id: str) -> bool:
         if self._book.approved(sale_id, bidder_id):
@@ -61,7 +63,7 @@ class Staff:
     def __init__(self, book: StaffBook, catalog: CatalogClient | None, clock: Clock) -> None:
         self._book = book
         self._catalog = catalog
-        self._negatives = _Negatives(clock)
+        self._negatives = Negatives(clock)
 
     async def holds(self, sale_id: str, subject: str, role: str) -> bool:
         if self._book.holds(sale_id, subject, role):
@@ -78,7 +80,7 @@ class StartedLots:
 
     def __init__(self, catalog: CatalogClient | None, clock: Clock) -> None:
         self._catalog = catalog
-        self._negatives = _Negatives(clock)
+        self._negatives = Negatives(clock)
 
     async def started(self, lot_id: str) -> PublishedLot | None:
         if self._catalog is None or self._negatives.fresh((lot_id,)):
