@@ -366,6 +366,21 @@ class _Terms:
         return self.found
 
 
+def _owner(nc, lot: res.Lot, announcer, spawn) -> LotDirectory:
+    """A replica's lot directory on its own connection that believes it owns every partition."""
+    deps = LotDeps(
+        log=JetStreamEventLog(nc, nc.jetstream()),
+        announcer=announcer,
+        active=_NoIndex(),
+        terms=_Terms(lot),
+        clock=wall_clock_ms,
+        wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
+        append_slots=asyncio.Semaphore(8),
+        spawn=spawn,
+    )
+    return LotDirectory(deps, 64, lambda partition: True)
+
+
 async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, events):
     """Both replicas believe they own the lot (a lease changed hands under one of them): every
     command lands exactly once, in one sequence, and each answer matches the log."""
@@ -380,19 +395,7 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
         return task
 
     try:
-        owners = []
-        for nc in connections:
-            deps = LotDeps(
-                log=JetStreamEventLog(nc, nc.jetstream()),
-                announcer=NatsAnnouncer(nc),
-                active=_NoIndex(),
-                terms=_Terms(lot),
-                clock=wall_clock_ms,
-                wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
-                append_slots=asyncio.Semaphore(8),
-                spawn=spawn,
-            )
-            owners.append(LotDirectory(deps, 64, lambda partition: True))
+        owners = [_owner(nc, lot, NatsAnnouncer(nc), spawn) for nc in connections]
         actors = [await owner.loaded(lot.id) for owner in owners]
         await actors[0].execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))
 
@@ -448,17 +451,7 @@ async def test_a_watcher_whose_last_announcement_was_dropped_still_receives_lot_
     feeds = Feeds(NatsLiveFeeds(watcher_nc), spawn, wall_clock_ms, tail_check_ms=300)
     runner = spawn(feeds.run(every_s=0.1))
     try:
-        deps = LotDeps(
-            log=JetStreamEventLog(owner_nc, owner_nc.jetstream()),
-            announcer=_DroppingAnnouncer(owner_nc),
-            active=_NoIndex(),
-            terms=_Terms(lot),
-            clock=wall_clock_ms,
-            wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
-            append_slots=asyncio.Semaphore(8),
-            spawn=spawn,
-        )
-        owner = await LotDirectory(deps, 64, lambda partition: True).loaded(lot.id)
+        owner = await _owner(owner_nc, lot, _DroppingAnnouncer(owner_nc), spawn).loaded(lot.id)
         watcher = Watcher()
         feeds.watch(watcher, lot.id, 0)
         await owner.execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))

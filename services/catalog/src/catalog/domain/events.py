@@ -8,7 +8,7 @@ also the `Nats-Msg-Id`, so a re-publish after a crash is deduplicated by JetStre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import ClassVar
 
@@ -89,7 +89,8 @@ class PublishedLot:
     registration_required: bool = True
 
     @classmethod
-    def of(cls, lot: Lot, sale: Sale) -> PublishedLot:
+    def of(cls, lot: Lot, sale: Sale | None) -> PublishedLot:
+        """`sale` None: a sale whose registration rule is not known here (taken as required)."""
         return cls(
             lot_id=lot.id,
             group_id=lot.group_id,
@@ -102,7 +103,7 @@ class PublishedLot:
             duration_slots=lot.duration_slots,
             estimated_start=lot.estimated_start,
             terms=lot.terms,
-            registration_required=sale.registration.required,
+            registration_required=sale.registration.required if sale is not None else True,
         )
 
 
@@ -127,39 +128,14 @@ class LotScheduled(CatalogEvent):
 
     @classmethod
     def of(cls, lot: Lot, event_id: str, now: datetime, sale: Sale | None = None) -> LotScheduled:
+        published = PublishedLot.of(lot, sale)
         return cls(
-            event_id=event_id,
-            occurred_at=now,
-            lot_id=lot.id,
-            group_id=lot.group_id,
-            sale_id=lot.sale_id,
-            product_id=lot.product_id,
-            seller_id=lot.seller_id,
-            room_index=lot.room_index,
-            room_count=lot.room_count,
-            position=lot.position,
-            duration_slots=lot.duration_slots,
-            estimated_start=lot.estimated_start,
-            terms=lot.terms,
-            registration_required=sale.registration.required if sale is not None else True,
+            event_id=event_id, occurred_at=now, **{f.name: getattr(published, f.name) for f in fields(published)}
         )
 
     @property
     def published(self) -> PublishedLot:
-        return PublishedLot(
-            lot_id=self.lot_id,
-            group_id=self.group_id,
-            sale_id=self.sale_id,
-            product_id=self.product_id,
-            seller_id=self.seller_id,
-            room_index=self.room_index,
-            room_count=self.room_count,
-            position=self.position,
-            duration_slots=self.duration_slots,
-            estimated_start=self.estimated_start,
-            terms=self.terms,
-            registration_required=self.registration_required,
-        )
+        return PublishedLot(**{f.name: getattr(self, f.name) for f in fields(PublishedLot)})
 
     @property
     def subject_id(self) -> str:
