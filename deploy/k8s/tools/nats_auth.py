@@ -74,7 +74,9 @@ def _stream_api(stream: str, access: str) -> list[str]:
 
 
 def permissions(user: User) -> tuple[list[str], list[str]]:
-    publish = ["$JS.API.INFO", *user.publish]
+    # STREAM.NAMES: a subscribe without a stream name looks the stream up by subject (the room's
+    # ordered consumer of bans does); it lists names only.
+    publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", *user.publish]
     for stream, access in user.streams.items():
         publish += _stream_api(stream, access)
     for bucket in user.kv:
