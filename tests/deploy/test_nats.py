@@ -82,7 +82,7 @@ def test_three_servers_route_to_each_other_and_fsync_every_write(rendered):
 def test_every_nats_user_has_a_password_and_every_service_its_user(rendered):
     users = {user.name for user in _generator().USERS}
     keys = set(_passwords(rendered["dev"]))
-    assert keys == {_generator().env_name(user) for user in (*users, "sys")}
+    assert keys == {_generator().env_name(user) for user in (*users, "ops", "sys")}
     clients = set()
     for workload in workloads(rendered["dev"]):
         for container in containers(workload, init=False):
@@ -107,7 +107,7 @@ def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "include ./auth.conf\n"
     )
     env = {**os.environ, **{_generator().env_name(u.name): PASSWORD for u in _generator().USERS}}
-    env[_generator().env_name("sys")] = PASSWORD
+    env[_generator().env_name("sys")] = env[_generator().env_name("ops")] = PASSWORD
     log = (data / "nats.log").open("wb")
     process = subprocess.Popen([natsserver.binary(), "-c", str(data / "nats.conf")], stdout=log, stderr=log, env=env)
     try:

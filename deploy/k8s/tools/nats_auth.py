@@ -126,6 +126,9 @@ def render() -> str:
             lines.append("          allow_responses: true")
         lines += ["        }", "      }"]
     lines += [
+        "      # Operators: stream backups and restores, `nats stream report`, runbooks (docs/operations.md).",
+        "      # Unrestricted within the account; its password lives only in the secret manager.",
+        f'      {{ user: "ops", password: ${env_name("ops")} }}',
         "    ]",
         "  }",
         "  SYS {",
