@@ -35,8 +35,7 @@ RUN python -m venv /opt/gavel \
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG SERVICE
-LABEL org.opencontainers.image.title="gavel-${SERVICE}" \
-      org.opencontainers.image.source="deploy/k8s/README.md"
+LABEL org.opencontainers.image.title="gavel-${SERVICE}"
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
 RUN groupadd --system --gid 10001 gavel \
  && useradd --system --uid 10001 --gid gavel --home-dir /var/lib/gavel --no-create-home --shell /usr/sbin/nologin gavel \
@@ -54,7 +53,8 @@ ENV PATH=/opt/gavel/bin:${PATH} \
 USER 10001:10001
 WORKDIR /var/lib/gavel
 # Docker's own health check asks the process's gRPC health for "" (HTTP /healthz for the gateway):
-# alive, not necessarily ready. Kubernetes uses its native gRPC/HTTP probes instead.
+# alive, not necessarily ready. Kubernetes uses its native gRPC/HTTP probes instead. The
+# room-projector, run from the room image, needs `--health-cmd "gavel-healthcheck --process room-projector"`.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["gavel-healthcheck"]
 ENTRYPOINT ["gavel-service"]
 CMD ["serve"]
