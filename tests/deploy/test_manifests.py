@@ -165,7 +165,7 @@ REAL_PATHS = (
 
 def test_the_network_allows_exactly_the_real_paths_between_workloads(rendered):
     database = {(svc, "postgres", 5432) for svc in (*SERVICES, "gateway")}
-    sandboxes = {("payment", "payment-sandbox", 8090), ("notify", "mail-sandbox", 1025)}
+    sandboxes = {("payment", "payment-sandbox", 8090), ("notify", "mail-sandbox", 2525)}
     sandboxes.add(("notify", "sms-sandbox", 8026))
     assert _allowed(rendered["dev"]) == REAL_PATHS | database | sandboxes
     assert _allowed(rendered["prod"]) == REAL_PATHS

@@ -1,5 +1,5 @@
 """The Kubernetes NATS config forms a real 3-server JetStream cluster, and with the prod overlay's
-GAVEL_STREAM_REPLICAS=3 the room's stream and KV buckets are replicated on all three: an
+GAVEL_NATS_REPLICAS=3 the room's stream and KV buckets are replicated on all three: an
 acknowledged append survives losing a server. Three nats-servers on loopback stand in for the pods."""
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ async def room_nc(cluster: Any) -> AsyncIterator[Client]:
 
 async def test_the_rooms_stream_and_buckets_get_three_replicas_and_survive_a_lost_server(cluster, room_nc):
     processes, _, config = cluster
-    replicas = gavel_settings.load("room", config | {"GAVEL_JWT_SECRET": "x" * 40}).stream_replicas
+    replicas = gavel_settings.load("room", config | {"GAVEL_JWT_SECRET": "x" * 40}).nats_replicas
     assert replicas == 3
     js = room_nc.jetstream()
     # What the room's runtime and adapters create at start, with the setting they read.

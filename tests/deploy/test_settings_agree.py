@@ -34,8 +34,15 @@ def _dockerfile_env() -> dict[str, str]:
     return env
 
 
+def _shared_lookups(text: str) -> set[str]:
+    """The NAMEs settings.py reads with its get("NAME"): GAVEL_<SVC>_NAME, else GAVEL_NAME."""
+    return set(re.findall(r"(?<![.\w])get\(\"([A-Z_]+)\"", text))
+
+
 def _read_names(path: Path) -> set[str]:
-    return set(re.findall(r"\"(GAVEL_[A-Z_]+)\"", path.read_text()))
+    """GAVEL_* names settings.py reads: its literals, and the shared form of its get() lookups."""
+    text = path.read_text()
+    return set(re.findall(r"\"(GAVEL_[A-Z_]+)\"", text)) | {f"GAVEL_{name}" for name in _shared_lookups(text)}
 
 
 def _options_read(service: str) -> set[str]:
@@ -47,7 +54,10 @@ def _options_read(service: str) -> set[str]:
 
 
 KIT_VARIABLES = _read_names(ROOT / "libs" / "src" / "gavel_kit" / "settings.py")
-PER_SERVICE = ("GRPC_PORT", "METRICS_PORT", "HTTP_PORT", "GRPC_HOST", "DATABASE_URL", "ADDR")
+# GAVEL_<SVC>_<NAME> forms settings.py reads for every service.
+PER_SERVICE = {"GRPC_PORT", "METRICS_PORT", "HTTP_PORT", "GRPC_HOST", "ADDR"} | _shared_lookups(
+    (ROOT / "libs" / "src" / "gavel_kit" / "settings.py").read_text()
+)
 
 
 def _config_maps(objects: list[Obj]) -> dict[str, dict[str, str]]:
@@ -202,7 +212,7 @@ def test_prod_replicates_streams_three_times_and_traces_to_the_collector(rendere
         for overlay in OVERLAYS
     }
     prod = config["prod"] | {"GAVEL_JWT_SECRET": "x" * 40}  # from the Secret, required in production
-    assert gavel_settings.load("room", prod).stream_replicas == 3
+    assert gavel_settings.load("room", prod).nats_replicas == 3
     assert config["prod"]["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
-    assert gavel_settings.load("room", config["dev"]).stream_replicas == 1
+    assert gavel_settings.load("room", config["dev"]).nats_replicas == 1
     assert config["dev"]["OTEL_TRACES_EXPORTER"] == "none"

@@ -185,7 +185,7 @@ class Runtime:
             await self.db.migrate(definition.migrations, definition.version_table)
         await gavel_nats.connect(settings.nats_url, f"gavel-{settings.process_name}", self.nc)
         await gavel_nats.ensure_streams(
-            self.js, [replace(spec, replicas=settings.stream_replicas) for spec in definition.streams]
+            self.js, [replace(spec, replicas=settings.nats_replicas) for spec in definition.streams]
         )
         if self.relay is not None:
             self.spawn(self.relay.run(), "outbox-relay")

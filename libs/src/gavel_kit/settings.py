@@ -60,7 +60,7 @@ class Settings:
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
-    stream_replicas: int = 1  # JetStream replicas of every stream and KV bucket a service creates
+    nats_replicas: int = 1  # JetStream replicas of every stream and bucket Gavel creates (3 in production)
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -97,13 +97,6 @@ def parse_gc_thresholds(text: str) -> tuple[int, int, int] | None:
     if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
         raise ValueError(f"GAVEL_GC_THRESHOLDS must be three positive integers like 2000,10,100, not {text!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
-
-
-def parse_stream_replicas(text: str) -> int:
-    """1 (one server, the embedded default) up to 5, JetStream's maximum; production runs 3."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 5:
-        raise ValueError(f"GAVEL_STREAM_REPLICAS must be an integer from 1 to 5, not {text!r}")
-    return int(text)
 
 
 def default_database_url(var_dir: Path, service: str) -> str:
@@ -169,5 +162,12 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,
-        stream_replicas=parse_stream_replicas(env.get("GAVEL_STREAM_REPLICAS") or "1"),
+        nats_replicas=_replicas(env.get("GAVEL_NATS_REPLICAS", "1")),
     )
+
+
+def _replicas(text: str) -> int:
+    value = int(text.strip() or "1")
+    if not 1 <= value <= 5:
+        raise ValueError(f"GAVEL_NATS_REPLICAS must be between 1 and 5, not {value}")
+    return value
