@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import importlib.util
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -19,6 +15,7 @@ import pytest
 from deploy_render import ROOT, containers, workloads
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
+from secured_nats import SecuredNats, generator, secured_nats
 
 from gavel_kit import natsserver
 from gavel_kit.nats import StreamSpec, ensure_streams
@@ -26,17 +23,6 @@ from gavel_kit.streamread import read_subject
 
 Obj = dict[str, Any]
 AUTH = ROOT / "deploy" / "k8s" / "base" / "nats" / "auth.conf"
-
-
-@functools.cache
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("nats_auth", ROOT / "deploy" / "k8s" / "tools" / "nats_auth.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _config_map(objects: list[Obj]) -> dict[str, str]:
@@ -51,7 +37,7 @@ def _passwords(objects: list[Obj]) -> dict[str, str]:
 
 
 def test_auth_conf_is_what_the_generator_writes():
-    assert AUTH.read_text() == _generator().render(), "run: python deploy/k8s/tools/nats_auth.py > " + str(AUTH)
+    assert AUTH.read_text() == generator().render(), "run: python deploy/k8s/tools/nats_auth.py > " + str(AUTH)
 
 
 def test_the_rendered_config_is_valid_for_nats_server(rendered, tmp_path):
@@ -80,9 +66,9 @@ def test_three_servers_route_to_each_other_and_fsync_every_write(rendered):
 
 
 def test_every_nats_user_has_a_password_and_every_service_its_user(rendered):
-    users = {user.name for user in _generator().USERS}
+    users = {user.name for user in generator().USERS}
     keys = set(_passwords(rendered["dev"]))
-    assert keys == {_generator().env_name(user) for user in (*users, "ops", "sys")}
+    assert keys == {generator().env_name(user) for user in (*users, "ops", "sys")}
     clients = set()
     for workload in workloads(rendered["dev"]):
         for container in containers(workload, init=False):
@@ -94,43 +80,11 @@ def test_every_nats_user_has_a_password_and_every_service_its_user(rendered):
 
 # --- the permissions, against a real nats-server running auth.conf ---------------------------------
 
-PASSWORD = "test-password"
-
 
 @pytest.fixture(scope="module")
-def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One nats-server (JetStream, fsync always) with the generated accounts and users."""
-    data = tmp_path_factory.mktemp("nats-auth")
-    (data / "auth.conf").write_text(AUTH.read_text())
-    (data / "nats.conf").write_text(
-        f'listen: 127.0.0.1:-1\njetstream {{\n  store_dir: "{data / "js"}"\n  sync_interval: always\n}}\n'
-        "include ./auth.conf\n"
-    )
-    env = {**os.environ, **{_generator().env_name(u.name): PASSWORD for u in _generator().USERS}}
-    env[_generator().env_name("sys")] = env[_generator().env_name("ops")] = PASSWORD
-    log = (data / "nats.log").open("wb")
-    process = subprocess.Popen([natsserver.binary(), "-c", str(data / "nats.conf")], stdout=log, stderr=log, env=env)
-    try:
-        port = _wait_for_port(data / "nats.log", process)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
-def _wait_for_port(log: Path, process: subprocess.Popen[bytes]) -> int:
-    import re
-    import time
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        match = re.search(r"Listening for client connections on [\d.]+:(\d+)", log.read_text())
-        if match and "Server is ready" in log.read_text():
-            return int(match.group(1))
-        time.sleep(0.05)
-    raise TimeoutError(log.read_text())
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredNats]:
+    with secured_nats(tmp_path_factory.mktemp("nats-auth")) as server:
+        yield server
 
 
 class Violations:
@@ -152,12 +106,12 @@ class Violations:
 
 
 @pytest.fixture
-async def connect(secured_nats: str) -> AsyncIterator[Any]:
+async def connect(secured: SecuredNats) -> AsyncIterator[Any]:
     opened: list[Client] = []
 
     async def open_as(user: str, violations: Violations | None = None) -> Client:
         nc = await nats.connect(
-            f"nats://{user}:{PASSWORD}@{secured_nats}",
+            secured.url(user),
             error_cb=(violations or Violations()).record,
             allow_reconnect=False,
         )
