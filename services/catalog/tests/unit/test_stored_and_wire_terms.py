@@ -56,18 +56,6 @@ TERMS = {
         DutchParams(10_000, 2_000, 2_000, DutchStepMode.RANDOM, steps=(2_500, 2_500, 5_000)),
         seed=1,
     ),
-    "rounds": LotTerms(
-        "EUR",
-        Format.ENGLISH,
-        EnglishParams(
-            1_000,
-            IncrementTable(((0, 100),)),
-            close=EnglishClose.ROUNDS,
-            rounds=3,
-            round_duration_ms=20_000,
-            rounds_beat_by_increment=True,
-        ),
-    ),
     "lucky": LotTerms(
         "USD", Format.LUCKY, LuckyParams(("red", "green", "blue"), 5_000, 60_000, LuckyWinningRule.SEEDED), seed=3
     ),
