@@ -11,9 +11,9 @@ from room_support import DRAW_SECRET, Lot, lucky, names, reason
 
 from gavel_core.errors import InvalidArgument
 from gavel_core.formats import LuckyWinningRule
-from room.domain import PickOption, engine_for
+from room.domain import OpenLot, PickOption, Tick, engine_for
 from room.domain.draws import commitment, drawn_option, preimage, verify
-from room.domain.events import LotSold, LotUnsold, LuckyDrawRevealed, LuckyWindowOpened, OptionPicked
+from room.domain.events import LotOpened, LotSold, LotUnsold, LuckyDrawRevealed, LuckyWindowOpened, OptionPicked
 from room.domain.model import LuckyState
 
 OPTIONS = ("red", "green", "blue")
@@ -134,12 +134,20 @@ def test_a_seller_chosen_or_seed_derived_option_is_refused(
     assert [violation.field for violation in caught.value.violations] == [field]
 
 
-def test_a_lot_recorded_under_the_retired_fixed_rule_still_replays_as_recorded() -> None:
-    lot = Lot(lucky(rule=LuckyWinningRule.FIXED, winning_option=2), draw_secret=b"", recorded=True)
-    lot.open(0)
-    assert lot.events[-1] == LuckyWindowOpened("lot-1", 0, 1, 2, 10_000, "")
-    assert names(lot.do(PickOption("p1", "bob", 2), 5)) == ["OptionPicked", "LotSold"]  # nothing was committed
-    assert lot.replayed() == lot.state
+def test_a_lot_recorded_under_the_retired_fixed_rule_replays_and_finishes_as_recorded() -> None:
+    terms = lucky(rule=LuckyWinningRule.FIXED, winning_option=2)
+    engine = engine_for(terms, recorded=True)
+    recorded = [LotOpened("lot-1", 0, "system", "lucky", 2_000, 10_000), LuckyWindowOpened("lot-1", 0, 1, 2, 10_000)]
+    state = engine.replay("lot-1", recorded)
+    assert engine.decide(state, Tick(), 10_000) == [LuckyWindowOpened("lot-1", 10_000, 2, 2, 20_000, "")]
+    events = engine.decide(state, PickOption("p1", "bob", 2), 5)
+    assert names(events) == ["OptionPicked", "LotSold"]  # nothing was committed, nothing is revealed
+
+
+def test_a_lot_configured_under_a_retired_rule_that_has_not_opened_never_opens() -> None:
+    lot = Lot(lucky(rule=LuckyWinningRule.SEEDED), draw_secret=b"", recorded=True)
+    error = lot.refused(OpenLot(), 0)
+    assert reason(error) == "WINNING_RULE_RETIRED"
 
 
 def test_an_option_out_of_range_is_an_invalid_argument() -> None:

@@ -8,7 +8,9 @@ and the lot's close reveals what each commitment hid (`LuckyDrawRevealed`).
 
 DRAWN (the specification's S541: the condition is set once, before the first window) draws one
 option for the lot; DRAWN_PER_WINDOW draws afresh for every window. The retired rules FIXED (the
-seller's index) and SEEDED (from the seed) run only for lots whose log was recorded with them.
+seller's index) and SEEDED (from the seed) are only replayed from logs recorded with them, and
+finish if they were already open; such a lot that has not opened yet never opens
+(`WINNING_RULE_RETIRED`).
 
 Each bidder gets one pick per window. If a window runs out without a winner, or the winner defaults
 on confirmation (penalised only if they were the lot's first provisional winner, and excluded from
@@ -116,6 +118,13 @@ class LuckyEngine(Engine[LuckyState]):
         return [*events, *self._reveals(state, closed.at_ms, last_window)]
 
     def _open(self, state: LuckyState, command: OpenLot, now: int) -> list[Event]:
+        if self.retired:  # configured before the room drew the option: it may finish, never start
+            raise FailedPrecondition(
+                "WINNING_RULE_RETIRED",
+                f"the lot's winning option is {self.params.winning_rule.value} (retired: not drawn by the room);"
+                " configure the lot again",
+                {"winning_rule": self.params.winning_rule.value},
+            )
         first = self._window(state, now, 1)
         return [
             LotOpened(state.lot_id, now, command.by, self.terms.format.value, self.params.price, first.deadline_ms),
