@@ -34,6 +34,12 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
+# Local stand-ins for outside providers (notify's mail and SMS, docs/notify.md): name → (`python -m`
+# arguments, port it listens on once up). notify's defaults point at them; `gavel outbox` reads them.
+SANDBOXES = {
+    "smtp-sandbox": (["notify.sandbox.smtp", "--port", "2525"], 2525),
+    "sms-sandbox": (["notify.sandbox.sms", "--port", "8026"], 8026),
+}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -101,6 +107,12 @@ def _grpc_serving(address: str, service: str) -> bool:
         return False
 
 
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 — loopback URL we built
@@ -158,6 +170,7 @@ class Cluster:
             self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=self.nats_port)
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
+        self.start_sandboxes(env)
         print("• running migrations")
         for name in (*GRPC_SERVICES, "gateway"):
             result = subprocess.run(  # noqa: S603
@@ -178,6 +191,19 @@ class Cluster:
         else:
             self.credentials = {}
         self.print_banner(settings)
+
+    def start_sandboxes(self, env: Mapping[str, str]) -> None:
+        print("• starting sandboxes: " + ", ".join(SANDBOXES))
+        for name, (args, port) in SANDBOXES.items():
+            if not _port_free(self.host, port):
+                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
+            self.children.append(_start(name, [sys.executable, "-m", *args, "--host", self.host], env, self.log_dir))
+        deadline = time.monotonic() + self.timeout_s
+        for name, (_, port) in SANDBOXES.items():
+            while not _listening(self.host, port):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"gavel up: {name} did not listen on {port} (see {self.log_dir})")
+                time.sleep(0.1)
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         pending = set(settings)
@@ -222,6 +248,8 @@ class Cluster:
                 f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
+        outbox = f"http://{self.host}:{SANDBOXES['sms-sandbox'][1]}/"
+        lines.append(f"  outbox           {outbox} or `gavel outbox` (what notify sent: mail and SMS)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")
