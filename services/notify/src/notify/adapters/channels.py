@@ -48,10 +48,10 @@ def build_email(config: SmtpConfig, message: Outgoing) -> EmailMessage:
     email["List-Unsubscribe"] = f"<{message.links.unsubscribe}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email["Auto-Submitted"] = "auto-generated"
-    for name, value in message.headers.items():
-        email[name] = value
     email.set_content(message.rendered.text)
     email.add_alternative(message.rendered.html, subtype="html")
+    for name, value in message.headers.items():  # after the body: set_content drops Content-* headers
+        email[name] = value
     return email
 
 

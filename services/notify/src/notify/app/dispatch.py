@@ -229,7 +229,7 @@ class Dispatcher:
         tries = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry.attempts_per_run),
-            wait=wait_exponential_jitter(initial=self._retry.first_wait_s, max=self._retry.max_wait_s),
+            wait=wait_exponential_jitter(multiplier=self._retry.first_wait_s, max=self._retry.max_wait_s),
             retry=retry_if_exception(lambda exc: isinstance(exc, SendFailed) and not exc.permanent),
             reraise=True,
         )

@@ -23,6 +23,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ _PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 class SmsBook:
     """Every message the sandbox took, by id and by idempotency key, kept in a JSONL file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_add: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
+        self._on_add = on_add
         self._lock = threading.Lock()
         self.records: list[dict[str, Any]] = sms_records(path)
         self._by_key = {r["idempotency_key"]: r for r in self.records if r.get("idempotency_key")}
@@ -76,7 +78,9 @@ class SmsBook:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            return record, True
+        if self._on_add is not None:
+            self._on_add(record)
+        return record, True
 
     def get(self, message_id: str) -> dict[str, Any] | None:
         record = self._by_id.get(message_id)

@@ -47,9 +47,9 @@ class MailSink:
         self._arrived = asyncio.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler = _Keep(directory, self._notify)
-        self._controller = Controller(self._handler, hostname=host, port=port or _free_port(host))
         self.host = host
-        self.port = self._controller.port
+        self.port = port or _free_port(host)
+        self._controller: Controller | None = None
 
     def _notify(self, path: Path) -> None:
         if self._loop is not None:  # handle_DATA runs on the controller's thread
@@ -64,11 +64,16 @@ class MailSink:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
+        self._controller = Controller(
+            self._handler, hostname=self.host, port=self.port
+        )  # one per start: stop closes its loop
         self._controller.start()
         return self
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def mails(self) -> list[StoredMail]:
         return [read_mail(path) for path in sorted(self.directory.glob("*.eml"))] if self.directory.is_dir() else []
