@@ -137,7 +137,10 @@ class JinjaRenderer:
             | params
         )
         context["lot_label"] = lot_label(params)
-        context["lots"] = [dict(lot) | {"lot_label": lot_label(lot)} for lot in params.get("lots", [])]
+        context["lots"] = [
+            {"price": None, "minimum": None} | dict(lot) | {"lot_label": lot_label(lot)}
+            for lot in params.get("lots", [])
+        ]
         blocks = self._blocks(self.template(locale, kind), context)
         paragraphs = [p.strip() for p in blocks["body"].split("\n\n") if p.strip()]
         items = [line.strip() for line in blocks["items"].splitlines() if line.strip()]
@@ -155,7 +158,7 @@ class JinjaRenderer:
         html = self._html.get_template(f"{locale}/layout.html.jinja").render(layout)
         sms_text = ""
         segments = 0
-        if channel is Channel.SMS:
+        if channel is Channel.SMS and blocks["sms"]:
             link = str(params.get("lot_url", ""))
             sms_text = sms.compose(blocks["sms"].translate(_SMS_PLAIN), link)
             segments = sms.segment(sms_text).count

@@ -49,7 +49,7 @@ def verify_unsubscribe(key: bytes, token: str) -> Unsubscribe:
         raise invalid
     body, _, mac = token.partition(".")
     try:
-        if not hmac.compare_digest(_unb64(mac), _mac(key, body)):
+        if not hmac.compare_digest(mac, _b64(_mac(key, body))):  # the text, not the bytes: one spelling only
             raise invalid
         version, user_id, kind, channel = _unb64(body).decode().split("\x1f")
         what = Unsubscribe(user_id, kind, Channel(channel))
