@@ -188,17 +188,22 @@ class RunningNotify:
     ) -> list[pb.Delivery]:
         """Wait (on dispatcher rounds and consumed batches) until the deliveries satisfy `predicate`."""
         loop = self.components.loop
+        last: list[pb.Delivery] = []
 
         async def until() -> list[pb.Delivery]:
             while True:
-                found = await self.deliveries(user_id)
+                found = last[:] = await self.deliveries(user_id)
                 if predicate(found):
                     return found
                 async with loop.round_done:
                     seen = loop.rounds
                     await asyncio.wait_for(loop.round_done.wait_for(lambda seen=seen: loop.rounds > seen), within_s)
 
-        return await asyncio.wait_for(until(), within_s)
+        try:
+            return await asyncio.wait_for(until(), within_s)
+        except TimeoutError:
+            seen = [(d.kind, pb.Channel.Name(d.channel), pb.DeliveryStatus.Name(d.status), d.reason) for d in last]
+            raise AssertionError(f"deliveries never matched; last seen: {seen}") from None
 
 
 StartNotify = Callable[..., Awaitable[RunningNotify]]

@@ -73,8 +73,10 @@ def test_an_outbid_for_a_closed_lot_is_stale_and_a_reminder_for_a_started_lot_to
 def test_a_notice_past_its_deadline_or_from_an_old_event_is_stale():
     late = delivery("provisional_win", params={"deadline": (NOW - timedelta(seconds=1)).isoformat()})
     assert decide(late, reachable(), None, QUIET, NOW, Limits()) == Drop("stale")
-    replayed = delivery(occurred_at=NOW - timedelta(hours=2))  # outbid notices keep for an hour
+    replayed = delivery(occurred_at=NOW - timedelta(hours=2))  # recorded 2 h after: outbid notices keep for 1 h
     assert decide(replayed, reachable(), None, QUIET, NOW, Limits()) == Drop("stale")
+    held = delivery(created_at=NOW - timedelta(hours=8), occurred_at=NOW - timedelta(hours=8))  # quiet all night
+    assert decide(held, reachable(), None, QUIET, NOW, Limits()) == Send("+33612345678")
 
 
 def test_quiet_hours_hold_until_they_end_but_not_for_a_code_the_user_asked_for():

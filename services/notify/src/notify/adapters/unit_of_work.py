@@ -49,9 +49,9 @@ def _prefs_row(p: Preferences) -> dict[str, Any]:
         "locale": p.locale,
         "time_zone": p.time_zone,
         "email": p.email.address,
-        "email_verified_at": p.email.verified_at,
+        "email_verified_at": utc(p.email.verified_at),
         "phone": p.phone.address,
-        "phone_verified_at": p.phone.verified_at,
+        "phone_verified_at": utc(p.phone.verified_at),
         "choices": _dump({kind: {c.value: on for c, on in chans.items()} for kind, chans in p.choices.items()}),
         "quiet_hours": _dump(
             {c.value: [h.start.strftime("%H:%M"), h.end.strftime("%H:%M")] for c, h in p.quiet_hours.items()}
@@ -61,7 +61,7 @@ def _prefs_row(p: Preferences) -> dict[str, Any]:
         "digest_hour": p.digest_hour,
         "channel_off": _dump(sorted(c.value for c in p.channel_off)),
         "has_digests": bool(p.digests),
-        "updated_at": p.updated_at,
+        "updated_at": utc(p.updated_at),
     }
 
 
@@ -106,10 +106,10 @@ def _delivery_row(d: Delivery) -> dict[str, Any]:
         "address": d.address,
         "attempts": d.attempts,
         "last_error": d.last_error[:1000],
-        "created_at": d.created_at,
-        "due_at": d.due_at,
-        "occurred_at": d.occurred_at,
-        "sent_at": d.sent_at,
+        "created_at": utc(d.created_at),
+        "due_at": utc(d.due_at),
+        "occurred_at": utc(d.occurred_at),
+        "sent_at": utc(d.sent_at),
         "provider_id": d.provider_id,
         "segments": d.segments,
         "folded_into": d.folded_into,
@@ -243,7 +243,7 @@ class SqlNotifyUnitOfWork(SqlUnitOfWork):
                 "channel": v.channel.value,
                 "address": v.address,
                 "code_digest": v.code_digest,
-                "expires_at": v.expires_at,
+                "expires_at": utc(v.expires_at),
                 "attempts": v.attempts,
             },
         )
@@ -271,9 +271,9 @@ class SqlNotifyUnitOfWork(SqlUnitOfWork):
                 "room_index": lot.room_index,
                 "currency": lot.currency,
                 "increments": _dump([list(tier) for tier in lot.increments]),
-                "estimated_start": lot.estimated_start,
-                "started_at": lot.started_at,
-                "closed_at": lot.closed_at,
+                "estimated_start": utc(lot.estimated_start),
+                "started_at": utc(lot.started_at),
+                "closed_at": utc(lot.closed_at),
             },
         )
 
@@ -306,7 +306,7 @@ class SqlNotifyUnitOfWork(SqlUnitOfWork):
                 "user_id": r.user_id,
                 "group_id": r.group_id,
                 "sale_id": r.sale_id,
-                "estimated_start": r.estimated_start,
+                "estimated_start": utc(r.estimated_start),
                 "active": r.active,
             },
         )
@@ -348,18 +348,22 @@ class SqlNotifyUnitOfWork(SqlUnitOfWork):
             update(t).where(t.c.id == delivery.id).values(**values, lease_owner="", lease_until=None)
         )
 
-    async def claim_due(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[str]:
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[tuple[str, str, Channel]]:
         t = orm.deliveries
         free = or_(t.c.lease_until.is_(None), t.c.lease_until < now)
         due = and_(t.c.status.in_([s.value for s in OPEN]), t.c.due_at <= now, free)
-        candidates = await self.session.execute(select(t.c.id).where(due).order_by(t.c.due_at).limit(limit))
-        claimed: list[str] = []
-        for (identifier,) in candidates.all():
+        candidates = await self.session.execute(
+            select(t.c.id, t.c.user_id, t.c.channel).where(due).order_by(t.c.due_at, t.c.created_at).limit(limit)
+        )
+        claimed: list[tuple[str, str, Channel]] = []
+        for identifier, user_id, channel in candidates.all():
             result = await self.session.execute(
                 update(t).where(t.c.id == identifier, due).values(lease_owner=owner, lease_until=lease_until)
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                claimed.append(identifier)
+                claimed.append((identifier, user_id, Channel(channel)))
         return claimed
 
     async def release(self, delivery_id: str, owner: str) -> None:
@@ -448,7 +452,7 @@ class SqlNotifyUnitOfWork(SqlUnitOfWork):
                 "channel": delivery.channel.value,
                 "error": error[:1000],
                 "attempts": delivery.attempts,
-                "dead_at": now,
+                "dead_at": utc(now),
                 "retried_at": None,
             },
         )

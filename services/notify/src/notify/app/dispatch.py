@@ -132,10 +132,20 @@ class Dispatcher:
         """Handle what is due now; return how many deliveries were handled."""
         now = self._clock()
         async with self._uow() as uow:
-            ids = await uow.claim_due(now, self._owner, now + self._lease, limit)
+            claimed = await uow.claim_due(now, self._owner, now + self._lease, limit)
             await uow.commit()
-        await asyncio.gather(*(self._guarded(delivery_id) for delivery_id in ids))
-        return len(ids)
+        # One user's deliveries on one channel go one after another, so each sees what the one before
+        # it sent (the per-user limits); different users' go in parallel.
+        queues: dict[tuple[str, Channel], list[str]] = {}
+        for identifier, user_id, channel in claimed:
+            queues.setdefault((user_id, channel), []).append(identifier)
+
+        async def in_turn(identifiers: list[str]) -> None:
+            for identifier in identifiers:
+                await self._guarded(identifier)
+
+        await asyncio.gather(*(in_turn(identifiers) for identifiers in queues.values()))
+        return len(claimed)
 
     async def next_due(self) -> datetime | None:
         async with self._uow() as uow:

@@ -108,7 +108,7 @@ Decision = Drop | Hold | Fold | Send
 
 def is_stale(delivery: Delivery, lot: LotFacts | None, now: datetime) -> bool:
     kind = spec(delivery.kind)
-    if now - delivery.occurred_at > kind.max_age:
+    if delivery.created_at - delivery.occurred_at > kind.max_age:  # recorded long after: a replayed history
         return True
     if kind.staleness is Staleness.LOT_CLOSED:
         return lot is not None and lot.closed_at is not None

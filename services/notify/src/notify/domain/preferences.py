@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,8 +55,7 @@ class QuietHours:
         if not inside:
             return None
         day = local.date() if now < self.end else local.date() + timedelta(days=1)
-        naive = datetime.combine(day, self.end)
-        return naive.replace(tzinfo=local.tzinfo)
+        return datetime.combine(day, self.end).replace(tzinfo=local.tzinfo).astimezone(UTC)
 
 
 @dataclass(slots=True)
