@@ -29,7 +29,14 @@ from notify.adapters.orm import metadata
 from notify.adapters.schedule import CatalogSchedule
 from notify.adapters.templates import JinjaRenderer
 from notify.adapters.unit_of_work import SqlNotifyUnitOfWork
-from notify.adapters.workers import DispatchLoop, EventConsumers, digest_loop, receipt_loop, record_outcome
+from notify.adapters.workers import (
+    DispatchLoop,
+    EventConsumers,
+    digest_loop,
+    log_delivery_error,
+    receipt_loop,
+    record_outcome,
+)
 from notify.app.dispatch import Dispatcher, RetryPolicy, TokenBucket
 from notify.app.links import LinkBuilder
 from notify.domain.deliveries import Limits
@@ -127,6 +134,7 @@ def make_wire(clock: Callable[[], datetime], on_wired: Callable[[NotifyComponent
             retry=retry_policy(settings),
             buckets=buckets,
             on_outcome=record_outcome,
+            log_error=log_delivery_error,
         )
         loop = DispatchLoop(dispatcher, clock, poll_s=float(settings.option("POLL_S", "1")))
         consumers = EventConsumers(rt.js, unit_of_work, clock, loop.wake)

@@ -253,25 +253,29 @@ async def start_notify(
     The durable consumers live on the session's nats-server, so a restart resumes where they left."""
     started: list[RunningNotify] = []
 
-    async def start(**options: str) -> RunningNotify:
-        env = {
-            "GAVEL_VAR_DIR": str(tmp_path),
-            "GAVEL_NATS_URL": nats_url,
-            "GAVEL_NOTIFY_GRPC_PORT": "0",
-            "GAVEL_NOTIFY_METRICS_PORT": "0",
-            "GAVEL_NOTIFY_DATABASE_URL": database_url,
-            "GAVEL_NOTIFY_SMTP_PORT": str(mail_sink.port),
-            "GAVEL_NOTIFY_SMS_URL": sms_sandbox.url,
-            "GAVEL_NOTIFY_SMS_KEY": "test-key",
-            "GAVEL_NOTIFY_DIGEST_INTERVAL_S": "0",
-            "GAVEL_NOTIFY_RECEIPT_INTERVAL_S": "0.2",
-            "GAVEL_NOTIFY_RETRY_FIRST_WAIT_S": "0.01",
-            "GAVEL_NOTIFY_RETRY_MAX_WAIT_S": "0.05",
-            "GAVEL_NOTIFY_RUN_BACKOFF_S": "0.1",
-            "GAVEL_NOTIFY_POLL_S": "0.2",
-            "GAVEL_NOTIFY_SMTP_TIMEOUT_S": "2",
-            "GAVEL_LOG_LEVEL": "WARNING",
-        } | {f"GAVEL_NOTIFY_{key.upper()}": value for key, value in options.items()}
+    async def start(env_extra: dict[str, str] | None = None, **options: str) -> RunningNotify:
+        env = (
+            {
+                "GAVEL_VAR_DIR": str(tmp_path),
+                "GAVEL_NATS_URL": nats_url,
+                "GAVEL_NOTIFY_GRPC_PORT": "0",
+                "GAVEL_NOTIFY_METRICS_PORT": "0",
+                "GAVEL_NOTIFY_DATABASE_URL": database_url,
+                "GAVEL_NOTIFY_SMTP_PORT": str(mail_sink.port),
+                "GAVEL_NOTIFY_SMS_URL": sms_sandbox.url,
+                "GAVEL_NOTIFY_SMS_KEY": "test-key",
+                "GAVEL_NOTIFY_DIGEST_INTERVAL_S": "0",
+                "GAVEL_NOTIFY_RECEIPT_INTERVAL_S": "0.2",
+                "GAVEL_NOTIFY_RETRY_FIRST_WAIT_S": "0.01",
+                "GAVEL_NOTIFY_RETRY_MAX_WAIT_S": "0.05",
+                "GAVEL_NOTIFY_RUN_BACKOFF_S": "0.1",
+                "GAVEL_NOTIFY_POLL_S": "0.2",
+                "GAVEL_NOTIFY_SMTP_TIMEOUT_S": "2",
+                "GAVEL_LOG_LEVEL": "WARNING",
+            }
+            | {f"GAVEL_NOTIFY_{key.upper()}": value for key, value in options.items()}
+            | (env_extra or {})
+        )
         wired: list[NotifyComponents] = []
         rt = Runtime(definition(clock=clock, on_wired=wired.append), gavel_settings.load("notify", env))
         await rt.start()

@@ -33,6 +33,10 @@ def record_outcome(channel: object, kind: str, outcome: str) -> None:
     OUTCOMES.labels(getattr(channel, "value", str(channel)), kind, outcome).inc()
 
 
+def log_delivery_error(delivery_id: str, error: str) -> None:
+    log.warning("delivery postponed after an error", delivery_id=delivery_id, error=error)
+
+
 class EventConsumers:
     """A DurableConsumer per source; a batch's facts are committed before its messages are acked."""
 

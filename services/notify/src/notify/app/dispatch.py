@@ -112,6 +112,7 @@ class Dispatcher:
         concurrency: int = 8,
         on_outcome: Callable[[Channel, str, str], None] | None = None,
         jitter: Callable[[], float] = random.random,
+        log_error: Callable[[str, str], None] = lambda delivery_id, error: None,
     ) -> None:
         self._uow = uow_factory
         self._senders = senders
@@ -127,6 +128,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._on_outcome = on_outcome or (lambda channel, kind, outcome: None)
         self._jitter = jitter
+        self._log_error = log_error
 
     async def run_once(self, limit: int = 50) -> int:
         """Handle what is due now; return how many deliveries were handled."""
@@ -155,11 +157,14 @@ class Dispatcher:
         async with self._slots:
             try:
                 await self.handle(delivery_id)
-            except Exception:
-                async with self._uow() as uow:  # let another round (or replica) try it after the lease
-                    await uow.release(delivery_id, self._owner)
-                    await uow.commit()
-                raise
+            except Exception as exc:  # e.g. the catalog's schedule unreachable for a digest: try again later
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+
+                def postpone(d: Delivery) -> None:
+                    d.last_error, d.due_at = error, self._clock() + self._retry.run_backoff
+
+                await self._finish(delivery_id, postpone)
+                self._log_error(delivery_id, error)
 
     async def handle(self, delivery_id: str) -> None:
         now = self._clock()
