@@ -79,14 +79,20 @@ def _seed_notify(settings: Mapping[str, Settings], users: Mapping[str, tuple[str
                 phone=notify.ContactPoint(address=phone, verified=bool(phone)),
                 digests=[notify.DIGEST_PERIOD_DAILY],
             )
+            token = _login(settings["gateway"], email, password)
             stub.SetPreferences(
                 notify.SetPreferencesRequest(
-                    request_id=f"demo-notify-{role}",
-                    user_id=_subject(_login(settings["gateway"], email, password)),
-                    preferences=preferences,
+                    request_id=f"demo-notify-{role}", user_id=_subject(token), preferences=preferences
                 ),
                 metadata=admin,
             )
+            # A first message per channel, so the outbox shows the pipe works from the start.
+            media = [notify.CHANNEL_EMAIL, notify.CHANNEL_SMS] if phone else [notify.CHANNEL_EMAIL]
+            for medium in media:
+                stub.SendTestMessage(
+                    notify.SendTestMessageRequest(request_id=f"demo-test-{role}-{medium}", channel=medium),
+                    metadata=bearer(token),
+                )
 
 
 def _usd(amount_minor: int) -> Money:

@@ -198,7 +198,11 @@ class Dispatcher:
             params["rows"] = rows
         if delivery.lot_id:
             params.setdefault("lot_url", self._links.lot_url(delivery.lot_id))
-        links = self._links.links(delivery.user_id, delivery.kind, delivery.channel)
+        kind = spec(delivery.kind)
+        # "Unsubscribe from these": a summary's kind is the one it folds; codes and tests are not a
+        # kind anyone subscribes to, so their link turns the channel off.
+        link_kind = kind.summary_of or (delivery.kind if kind.user_choice else "*")
+        links = self._links.links(delivery.user_id, link_kind, delivery.channel)
         rendered = self._renderer.render(
             delivery.kind, preferences.locale, preferences.time_zone, params, links, delivery.channel
         )
