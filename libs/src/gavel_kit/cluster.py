@@ -35,10 +35,11 @@ GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
 # Local stand-ins for outside providers (notify's mail and SMS, docs/notify.md): name → (`python -m`
-# arguments, port it listens on once up). notify's defaults point at them; `gavel outbox` reads them.
+# module, the variable naming its port, the default port). notify is pointed at them; `gavel outbox`
+# and the SMS sandbox's page show what they received.
 SANDBOXES = {
-    "smtp-sandbox": (["notify.sandbox.smtp", "--port", "2525"], 2525),
-    "sms-sandbox": (["notify.sandbox.sms", "--port", "8026"], 8026),
+    "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
+    "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
 }
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
@@ -135,6 +136,7 @@ class Cluster:
         self.seed = not args.no_seed
         self.timeout_s = args.timeout
         self.nats_port = int(os.environ.get("GAVEL_EMBEDDED_NATS_PORT") or EMBEDDED_NATS_PORT)
+        self.outbox_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -192,14 +194,19 @@ class Cluster:
             self.credentials = {}
         self.print_banner(settings)
 
-    def start_sandboxes(self, env: Mapping[str, str]) -> None:
+    def start_sandboxes(self, env: dict[str, str]) -> None:
         print("• starting sandboxes: " + ", ".join(SANDBOXES))
-        for name, (args, port) in SANDBOXES.items():
-            if not _port_free(self.host, port):
-                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
-            self.children.append(_start(name, [sys.executable, "-m", *args, "--host", self.host], env, self.log_dir))
+        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
+        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
+        self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
+        for name, (module, _, _) in SANDBOXES.items():
+            if not _port_free(self.host, ports[name]):
+                raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
+            argv = [sys.executable, "-m", module, "--host", self.host, "--port", str(ports[name])]
+            self.children.append(_start(name, argv, env, self.log_dir))
         deadline = time.monotonic() + self.timeout_s
-        for name, (_, port) in SANDBOXES.items():
+        for name, port in ports.items():
             while not _listening(self.host, port):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"gavel up: {name} did not listen on {port} (see {self.log_dir})")
@@ -248,8 +255,7 @@ class Cluster:
                 f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
-        outbox = f"http://{self.host}:{SANDBOXES['sms-sandbox'][1]}/"
-        lines.append(f"  outbox           {outbox} or `gavel outbox` (what notify sent: mail and SMS)")
+        lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")
