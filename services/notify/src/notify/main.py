@@ -72,6 +72,7 @@ def smtp_config(settings: Settings) -> SmtpConfig:
         password=settings.option("SMTP_PASSWORD", ""),
         sender=settings.option("SMTP_FROM", "Gavel <notify@gavel.local>"),
         timeout_s=float(settings.option("SMTP_TIMEOUT_S", "10")),
+        ca_file=settings.option("SMTP_CA_FILE", ""),
     )
 
 

@@ -4,6 +4,9 @@ in the user's language, once — also when the event comes again and across a re
 from __future__ import annotations
 
 import re
+import shutil
+import ssl
+import subprocess
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
@@ -14,6 +17,7 @@ from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import catalog_events_pb2 as cat
 from gavel.events.v1 import room_events_pb2 as room
 from gavel.notify.v1 import notify_service_pb2 as pb
+from notify.sandbox.smtp import MailSink
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +174,51 @@ async def test_an_smtp_outage_is_retried_then_dead_lettered_while_the_service_ke
     [mail] = await mail_sink.wait_for(1)
     assert mail.subject == "Gavel test message"
     assert (await notify.admin.ListDeadLetters(pb.ListDeadLettersRequest())).dead_letters == []
+
+
+@pytest.fixture
+def certificate(tmp_path):  # type: ignore[no-untyped-def]
+    """A self-signed certificate for 127.0.0.1 (cert, key), made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make the test server's certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_mail_goes_over_starttls_to_a_server_that_requires_it(start_notify, tmp_path, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    secure = MailSink(tmp_path / "secure-mail", tls=context).start()
+    try:
+        notify = await start_notify(smtp_port=str(secure.port), smtp_security="starttls", smtp_ca_file=str(cert))
+        user = notify.new_id("tls-")
+        await notify.reachable(user, email="tls@example.test")
+        await notify.user(user).SendTestMessage(pb.SendTestMessageRequest(request_id="t", channel=pb.CHANNEL_EMAIL))
+        [mail] = await secure.wait_for(1)
+        assert mail.subject == "Gavel test message"
+    finally:
+        secure.stop()

@@ -31,6 +31,7 @@ class SmtpConfig:
     sender: str = "Gavel <notify@gavel.local>"
     timeout_s: float = 10.0
     message_id_domain: str = "gavel.local"
+    ca_file: str = ""  # a CA bundle to verify the server's certificate with (a private CA); "" = the system's
 
     def __post_init__(self) -> None:
         if self.security not in ("none", "starttls", "tls"):
@@ -73,6 +74,7 @@ class SmtpSender:
                 password=config.password or None,
                 use_tls=config.security == "tls",
                 start_tls=config.security == "starttls",
+                cert_bundle=config.ca_file or None,
                 timeout=config.timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import signal
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,11 @@ class _Keep:
 class MailSink:
     """An aiosmtpd server on `host:port` (0: any free port) keeping mails in `directory`."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.directory = directory
+        self._tls = tls  # offer STARTTLS with this context, and require it
         self._arrived = asyncio.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler = _Keep(directory, self._notify)
@@ -64,9 +68,9 @@ class MailSink:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self._controller = Controller(
-            self._handler, hostname=self.host, port=self.port
-        )  # one per start: stop closes its loop
+        options: dict[str, Any] = {"tls_context": self._tls, "require_starttls": True} if self._tls else {}
+        # A controller per start: stopping one closes its event loop.
+        self._controller = Controller(self._handler, hostname=self.host, port=self.port, **options)
         self._controller.start()
         return self
 
