@@ -34,6 +34,13 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
+# Local stand-ins for outside providers (notify's mail and SMS, docs/notify.md): name → (`python -m`
+# module, the variable naming its port, the default port). notify is pointed at them; `gavel outbox`
+# and the SMS sandbox's page show what they received.
+SANDBOXES = {
+    "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
+    "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
+}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -101,6 +108,12 @@ def _grpc_serving(address: str, service: str) -> bool:
         return False
 
 
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 — loopback URL we built
@@ -123,6 +136,7 @@ class Cluster:
         self.seed = not args.no_seed
         self.timeout_s = args.timeout
         self.nats_port = int(os.environ.get("GAVEL_EMBEDDED_NATS_PORT") or EMBEDDED_NATS_PORT)
+        self.outbox_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -158,6 +172,7 @@ class Cluster:
             self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=self.nats_port)
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
+        self.start_sandboxes(env)
         print("• running migrations")
         for name in (*GRPC_SERVICES, "gateway"):
             result = subprocess.run(  # noqa: S603
@@ -178,6 +193,24 @@ class Cluster:
         else:
             self.credentials = {}
         self.print_banner(settings)
+
+    def start_sandboxes(self, env: dict[str, str]) -> None:
+        print("• starting sandboxes: " + ", ".join(SANDBOXES))
+        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
+        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
+        self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
+        for name, (module, _, _) in SANDBOXES.items():
+            if not _port_free(self.host, ports[name]):
+                raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
+            argv = [sys.executable, "-m", module, "--host", self.host, "--port", str(ports[name])]
+            self.children.append(_start(name, argv, env, self.log_dir))
+        deadline = time.monotonic() + self.timeout_s
+        for name, port in ports.items():
+            while not _listening(self.host, port):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"gavel up: {name} did not listen on {port} (see {self.log_dir})")
+                time.sleep(0.1)
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         pending = set(settings)
@@ -222,6 +255,7 @@ class Cluster:
                 f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
+        lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")
