@@ -60,6 +60,7 @@ class Settings:
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
+    nats_replicas: int = 1  # JetStream replicas of every stream and bucket Gavel creates (3 in production)
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -161,4 +162,12 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,
+        nats_replicas=_replicas(env.get("GAVEL_NATS_REPLICAS", "1")),
     )
+
+
+def _replicas(text: str) -> int:
+    value = int(text.strip() or "1")
+    if not 1 <= value <= 5:
+        raise ValueError(f"GAVEL_NATS_REPLICAS must be between 1 and 5, not {value}")
+    return value

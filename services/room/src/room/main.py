@@ -149,7 +149,7 @@ class RoomReplica:
         self.settings = settings
         self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
-        self.active = KvActiveLots(rt.nc, rt.js)
+        self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
@@ -186,6 +186,7 @@ class RoomReplica:
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
             event_loop=rt.settings.event_loop,
+            replicas=rt.settings.nats_replicas,
         )
         track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
         track(LOADED_LOTS, lambda: len(self.lots))
