@@ -66,6 +66,8 @@ EVICT_EVERY_S = 60
 EVICT_IDLE_MS = 10 * 60_000
 DRAIN_ON_HANDOVER_S = 0.5
 PROJECTIONS_LINGER_S = 0.1  # reports may trail the bids by this much; fewer, larger transactions
+# Readiness: the replica renews its heartbeat and holds its share (room.app.ownership, "status").
+PARTITIONS_CONDITION = "partitions"
 
 
 def wall_clock_ms() -> int:
@@ -98,6 +100,9 @@ class _Partitions:
     def lost(self, partition: int) -> None:
         self._rt.spawn(self._router.stop_serving(partition), f"stop-partition-{partition}")
         self._lots.drop_partition(partition)
+
+    def resumed(self, partition: int) -> None:
+        self._lots.rearm(partition)
 
 
 def catalog_client(rt: Runtime, settings: RoomSettings) -> CatalogClient | None:
@@ -142,7 +147,7 @@ class RoomReplica:
         self.settings = settings
         self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
-        self.active = KvActiveLots(rt.nc, rt.js)
+        self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
@@ -156,6 +161,7 @@ class RoomReplica:
             spawn=self.spawn,
             closing_soon_ms=settings.closing_soon_ms,
             max_pending=settings.max_pending,
+            owns=self.owns,
         )
         self.lots = LotDirectory(deps, settings.partitions, self.owns)
         self.paddles = Paddles(rt.db, wall_clock_ms)
@@ -178,7 +184,11 @@ class RoomReplica:
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
             event_loop=rt.settings.event_loop,
+            replicas=rt.settings.nats_replicas,
+            on_status=lambda ok, detail: rt.conditions.set(PARTITIONS_CONDITION, ok, detail),
+            on_failure=rt.fail,
         )
+        rt.conditions.require(PARTITIONS_CONDITION, "claiming partitions")
         track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
         track(LOADED_LOTS, lambda: len(self.lots))
         track(WATCHED_LOTS, lambda: len(self.feeds.feeds))

@@ -212,7 +212,7 @@ def room_cluster(root: Path, replicas: int, *, projector: bool = False) -> Itera
     try:
         _run(_create_catalog_stream(server.url))
         if projector:  # the first process migrates the shared database before the others open it
-            cluster.wait_serving(cluster.start("projector", "project"), service="")
+            cluster.wait_serving(cluster.start("projector", "project"), service="room-projector")
         started = [cluster.start(f"replica-{i}") for i in range(replicas)]
         for replica in started:
             cluster.wait_serving(replica)

@@ -180,6 +180,7 @@ def world(
         append_slots=asyncio.Semaphore(max_in_flight),
         spawn=tasks,
         closing_soon_ms=closing_soon_ms,
+        owns=owns,
     )
     directory = LotDirectory(deps, 8, owns)
     return World(
