@@ -14,7 +14,7 @@
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
 GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
 GAVEL_ROOM_MAX_IN_FLIGHT (256 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
-GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
+GAVEL_ROOM_FORWARD_TIMEOUT_S (5), GAVEL_ROOM_WATCHER_LIMIT (10000 batches a watcher may lag),
 GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog),
 GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 """
@@ -175,7 +175,9 @@ class RoomReplica:
             settings.forward_timeout_s,
         )
         self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms)
-        self.servicer = RoomServicer(self.router, self.feeds, Reports(rt.db), self.paddles, rt.db)
+        self.servicer = RoomServicer(
+            self.router, self.feeds, Reports(rt.db), self.paddles, rt.db, watcher_limit=settings.watcher_limit
+        )
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
             settings.replica_id,

@@ -181,8 +181,8 @@ class LotFeed:
                 continue
             for item in older:
                 watcher.offer(self.lot_id, item)  # takes only the next one after its cursor
-            if watcher not in self.watchers or self._offer_kept(watcher):
-                return
+            if watcher not in self.watchers or watcher.overflowed or self._offer_kept(watcher):
+                return  # (an overflowed watcher is cut off with what it was given: it resumes again)
         watcher.end()  # the client resumes (elsewhere) from what it got
 
     def remove(self, watcher: Watcher) -> None:
