@@ -123,16 +123,17 @@ class RoomCluster:
     projector: Replica | None = None
     shared_database: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    servers: list[natsserver.NatsServer] = field(default_factory=list)  # a NATS cluster: every node
 
     @property
     def nats_url(self) -> str:
-        return self.nats.url
+        return ",".join(server.url for server in self.servers) if self.servers else self.nats.url
 
     def environment(self, name: str, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             GAVEL_VAR_DIR=str(self.root / name),
-            GAVEL_NATS_URL=self.nats.url,
+            GAVEL_NATS_URL=self.nats_url,
             GAVEL_ROOM_GRPC_PORT=str(port),
             GAVEL_ROOM_METRICS_PORT="0",
             GAVEL_ROOM_PROJECTOR_GRPC_PORT=str(port),
@@ -210,7 +211,8 @@ class RoomCluster:
             except subprocess.TimeoutExpired:
                 replica.process.kill()
                 replica.process.wait(5)
-        self.nats.stop()
+        for server in self.servers or [self.nats]:
+            server.stop()
 
     def stub(self, replica: Replica) -> tuple[grpc.aio.Channel, pb_grpc.RoomServiceStub]:
         channel = grpc.aio.insecure_channel(replica.address)
@@ -233,6 +235,52 @@ def room_cluster(
         yield cluster
     finally:
         cluster.stop()
+
+
+def start_nats_cluster(root: Path, nodes: int = 3, timeout_s: float = 30) -> list[natsserver.NatsServer]:
+    """`nodes` nats-servers routed into one JetStream cluster (fsync always), each with its own store."""
+    client_ports = [free_port() for _ in range(nodes)]
+    route_ports = [free_port() for _ in range(nodes)]
+    routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
+    servers = []
+    for index in range(nodes):
+        data = root / f"nats-{index}"
+        data.mkdir(parents=True, exist_ok=True)
+        config = data / "nats-server.conf"
+        config.write_text(
+            f"""server_name: node-{index}
+listen: 127.0.0.1:{client_ports[index]}
+jetstream {{
+  store_dir: "{data / "jetstream"}"
+  sync_interval: always
+}}
+cluster {{
+  name: gavel-test
+  listen: 127.0.0.1:{route_ports[index]}
+  routes: [{routes}]
+}}
+"""
+        )
+        log_path = data / "nats-server.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [natsserver.binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        servers.append(
+            natsserver.NatsServer(
+                process, f"nats://127.0.0.1:{client_ports[index]}", client_ports[index], data / "jetstream", log_path
+            )
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all("Server is ready" in s.log_path.read_text(errors="replace") for s in servers) and any(
+            "JetStream cluster new metadata leader" in s.log_path.read_text(errors="replace") for s in servers
+        ):
+            return servers
+        time.sleep(0.1)
+    for server in servers:
+        server.kill()
+    raise TimeoutError("the NATS cluster did not form")
 
 
 def _run(coro: Any) -> Any:
