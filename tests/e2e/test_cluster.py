@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import nats
@@ -118,6 +122,23 @@ def test_every_metrics_port_and_the_gateway_serve(cluster):
 def test_the_demo_sale_is_seeded_and_listed_through_the_gateway(cluster):
     sales = http_json(cluster.http("/api/v1/sales?query=demo"))["sales"]
     assert [s["title"] for s in sales] == ["Gavel demo evening sale"]
+
+
+def test_the_demo_users_first_messages_reach_the_outbox_page_and_gavel_outbox(cluster):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # notify sends them moments after seeding
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/v1/messages", timeout=5) as response:
+            if json.load(response)["messages"]:
+                break
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/", timeout=5) as response:
+        page = response.read().decode()
+    assert "Gavel test message" in page  # the bidder's mail and SMS
+    assert "Message de test Gavel" in page  # the seller's, in French
+    gavel = Path(sys.executable).parent / "gavel"
+    listing = subprocess.run([str(gavel), "outbox"], env=cluster.env, capture_output=True, text=True, check=True)
+    assert "bidder@gavel.demo" in listing.stdout
+    assert "sms   +15555550101" in listing.stdout
 
 
 def test_a_seller_logs_in_publishes_a_sale_and_the_event_reaches_nats(cluster):

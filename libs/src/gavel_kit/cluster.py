@@ -48,6 +48,13 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
+# Local stand-ins for outside providers (notify's mail and SMS, docs/notify.md): name → (`python -m`
+# module, the variable naming its port, the default port). notify is pointed at them; `gavel outbox`
+# and the SMS sandbox's page show what they received.
+SANDBOXES = {
+    "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
+    "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
+}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -387,6 +394,8 @@ class Cluster:
         self.supervisor = Supervisor([], self.var_dir / "run" / "gavel-up.json")
         self.credentials: dict[str, tuple[str, str]] = {}
         self.stop_requested = False
+        self.outbox_url = ""
+        self.sandbox_ports: dict[str, int] = {}
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -411,7 +420,15 @@ class Cluster:
         def python(*args: str) -> list[str]:
             return [sys.executable, "-m", *args]
 
-        specs = [
+        specs = [  # the sandboxes first: notify is pointed at them
+            ProcessSpec(
+                name,
+                python(module, "--host", self.host, "--port", str(self.sandbox_ports[name])),
+                port_ready(self.host, self.sandbox_ports[name]),
+            )
+            for name, (module, _, _) in SANDBOXES.items()
+        ]
+        specs += [
             ProcessSpec(
                 name,
                 python(f"{name}.main", "serve"),
@@ -458,6 +475,7 @@ class Cluster:
                 raise SystemExit(f"gavel up: nats-server did not start ({self.nats.last_exit})")
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
+        self.prepare_sandboxes(env)
         print("• running migrations")
         for name in (*GRPC_SERVICES, "gateway"):
             result = subprocess.run(  # noqa: S603
@@ -477,6 +495,17 @@ class Cluster:
             print("• seeding demo users and a demo sale")
             self.credentials = demo.seed(env, settings)
         self.print_banner(settings)
+
+    def prepare_sandboxes(self, env: dict[str, str]) -> None:
+        """Pick the sandboxes' ports and point notify at them."""
+        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
+        for name, port in ports.items():
+            if not _port_free(self.host, port):
+                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
+        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
+        self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
+        self.sandbox_ports = ports
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         """Until every child is ready (children that exit meanwhile are restarted); a child that
@@ -523,6 +552,7 @@ class Cluster:
                 f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
+        lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")

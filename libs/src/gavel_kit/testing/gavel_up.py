@@ -25,14 +25,18 @@ class RunningCluster:
         self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
         self.http_port = free_port()
         self.nats_port = free_port()
+        self.smtp_port, self.sms_port = free_port(), free_port()
         self.env = dict(os.environ)
         self.env.update(
             GAVEL_VAR_DIR=str(var_dir),
             GAVEL_EMBEDDED_NATS_PORT=str(self.nats_port),
             GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
+            GAVEL_NOTIFY_SMTP_PORT=str(self.smtp_port),
+            GAVEL_NOTIFY_SMS_SANDBOX_PORT=str(self.sms_port),
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
             prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
             self.env[prefix + "GRPC_PORT"] = str(grpc_port)
@@ -96,4 +100,5 @@ class RunningCluster:
         return self.process.returncode
 
     def all_ports(self) -> list[int]:
-        return [p for pair in self.ports.values() for p in pair] + [self.http_port, self.nats_port]
+        extra = [self.http_port, self.nats_port, self.smtp_port, self.sms_port]
+        return [p for pair in self.ports.values() for p in pair] + extra

@@ -22,6 +22,7 @@ GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 from collections.abc import Coroutine
@@ -57,6 +58,7 @@ from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
 from room.app.room import RoomService
 from room.app.timers import WakeUps
+from room.domain.draws import SECRET_BYTES
 
 log = get_logger("room.main")
 
@@ -72,6 +74,11 @@ PARTITIONS_CONDITION = "partitions"
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def draw_secret() -> bytes:
+    """A lucky lot's secret: the winning option comes from it, so it must be unpredictable."""
+    return secrets.token_bytes(SECRET_BYTES)
 
 
 class _Partitions:
@@ -159,6 +166,7 @@ class RoomReplica:
             wakeups=self.wakeups,
             append_slots=asyncio.Semaphore(settings.max_in_flight),
             spawn=self.spawn,
+            draw_secret=draw_secret,
             closing_soon_ms=settings.closing_soon_ms,
             max_pending=settings.max_pending,
             owns=self.owns,
