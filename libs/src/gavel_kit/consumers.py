@@ -201,6 +201,7 @@ class StreamFollower:
         self.applied = 0
         self._subscription: Any = None
         self._handled = 0
+        self._again = False
         self._resubscribe: asyncio.Event | None = None
 
     async def run(self) -> None:
@@ -221,7 +222,17 @@ class StreamFollower:
             await self._unsubscribe()
             self._resubscribe.clear()
             start = self.stopped_at or (self.last_sequence + 1 if self.last_sequence else None)
-            await asyncio.sleep(self._retry_s)
+            if self._again:  # a reconnect: follow again at once from the event after the last one
+                self._again = False
+            else:
+                await asyncio.sleep(self._retry_s)
+
+    async def follow_again(self) -> None:
+        """After a reconnect (a restarted server has forgotten ordered consumers): resubscribe from
+        the event after the last one applied. Register it with `gavel_kit.nats.resources(nc).add`."""
+        if self._resubscribe is not None and self.stopped_at is None:
+            self._again = True
+            self._resubscribe.set()
 
     async def _subscribe(self, start: int | None) -> None:
         self.stopped_at = None

@@ -34,7 +34,7 @@ from room.app.model import Batch, LotConfigured, LotSummary, PublishedLot
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
 from room.domain import OpenLot, PlaceBid
-from room.main import wall_clock_ms
+from room.main import draw_secret, wall_clock_ms
 
 pytestmark = pytest.mark.integration
 
@@ -377,6 +377,7 @@ def _owner(nc, lot: res.Lot, announcer, spawn) -> LotDirectory:
         wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
         append_slots=asyncio.Semaphore(8),
         spawn=spawn,
+        draw_secret=draw_secret,
     )
     return LotDirectory(deps, 64, lambda partition: True)
 

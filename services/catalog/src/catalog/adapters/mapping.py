@@ -36,6 +36,7 @@ from catalog.domain.events import (
     CatalogEvent,
     LotOutcomeRecorded,
     LotScheduled,
+    LotsRetimed,
     LotStarting,
     LotWithdrawn,
     PublishedLot,
@@ -526,7 +527,8 @@ def seat_message(seat: Seat) -> res.Seat:
 def published_lot_message(published: PublishedLot) -> res.Lot:
     """The lot as published, secrets included (for services and the internal stream only): what
     LotScheduled, LotStarting, LotWithdrawn and GetLot's `published` carry, the same bytes each
-    time (nothing here changes after publish), and what the room's LotConfigured keeps."""
+    time (nothing here changes after publish; the estimated start, which a late start moves, is
+    LotScheduled's own field), and what the room's LotConfigured keeps."""
     message = res.Lot(
         id=published.lot_id,
         group_id=published.group_id,
@@ -541,9 +543,7 @@ def published_lot_message(published: PublishedLot) -> res.Lot:
         has_reserve=has_reserve(published.terms),
         registration_required=published.registration_required,
     )
-    write_terms(message, published.terms)
-    if published.estimated_start is not None:
-        message.estimated_start.CopyFrom(timestamp(published.estimated_start))
+    write_terms(message, published.terms)  # not the estimated start: a late start moves later lots
     return message
 
 
@@ -606,6 +606,21 @@ def event_message(event: CatalogEvent) -> Message:
     if isinstance(event, SaleStaffChanged):
         return ev.SaleStaffChanged(
             **head, sale_id=event.sale_id, staff=[staff_message(assignment) for assignment in event.staff]
+        )
+    if isinstance(event, LotsRetimed):
+        return ev.LotsRetimed(
+            **head,
+            sale_id=event.sale_id,
+            started_lot_id=event.started_lot_id,
+            groups=[
+                ev.RetimedGroup(
+                    group_id=group.group_id,
+                    lot_ids=list(group.lot_ids),
+                    previous_start=timestamp(group.previous_start),
+                    estimated_start=timestamp(group.estimated_start),
+                )
+                for group in event.groups
+            ],
         )
     if isinstance(event, LotOutcomeRecorded):
         return ev.LotOutcomeRecorded(

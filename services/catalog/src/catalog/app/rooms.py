@@ -8,8 +8,10 @@ from datetime import datetime
 from catalog.app.common import load_group, load_lot, load_sale, require_sale_staff, seat_bidder
 from catalog.app.ports import CatalogUnitOfWork, IdGenerator
 from catalog.domain.access import OPERATORS
-from catalog.domain.events import LotOutcomeRecorded, LotStarting, PublishedLot
+from catalog.domain.events import LotOutcomeRecorded, LotsRetimed, LotStarting, PublishedLot
 from catalog.domain.lots import LotResult, LotView, view_lot
+from catalog.domain.retiming import retime_after
+from catalog.domain.sales import SaleKind
 from catalog.domain.seating import Seat, entry_blocker
 from catalog.domain.staff import StaffRole
 from catalog.domain.states import State
@@ -88,6 +90,8 @@ async def start_lot(
     - The lot is scheduled (INVALID_STATE otherwise); its sale becomes live with its first lot.
     - Emits LotStarting with the lot as published: the room runs and opens the lot from it,
       notify reminds the reservers.
+    - A live-session lot starting late moves the later groups back (LotsRetimed, for notify's
+      reminders; catalog.domain.retiming).
     """
     principal.require(*OPERATORS)
     require_id("lot_id", lot_id)
@@ -110,6 +114,14 @@ async def start_lot(
             lot=PublishedLot.of(lot, sale),
         )
     )
+    if sale.kind is SaleKind.LIVE_SESSION:
+        moved = retime_after(lot, now, await uow.lots.list_by_sale(sale.id), now)
+        if moved:
+            await uow.collect(
+                LotsRetimed(
+                    event_id=ids.new_id(), occurred_at=now, sale_id=sale.id, started_lot_id=lot.id, groups=tuple(moved)
+                )
+            )
     return view_lot(principal, lot)
 
 

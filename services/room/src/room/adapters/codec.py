@@ -130,6 +130,7 @@ def encode_event(event: RoomEvent, currency: str, into: ev.RoomEvent) -> None:
             into.lot_configured.lot.ParseFromString(event.source)
         else:
             into.lot_configured.lot.CopyFrom(lot_message(event.info, event.terms))
+        into.lot_configured.draw_secret = event.draw_secret
     elif isinstance(event, Withdrawn):
         into.at.CopyFrom(timestamp(event.at_ms))
         into.withdrawn.by = event.by
@@ -144,9 +145,11 @@ def encode_event(event: RoomEvent, currency: str, into: ev.RoomEvent) -> None:
 def decode_event(lot_id: str, wire: ev.RoomEvent) -> RoomEvent:
     which = wire.WhichOneof("event")
     if which == "lot_configured":
-        lot = wire.lot_configured.lot
-        info, terms = lot_from_message(lot)
-        return LotConfigured(lot_id, millis(wire.at), info, terms, lot.SerializeToString())
+        configured = wire.lot_configured
+        info, terms = lot_from_message(configured.lot)
+        return LotConfigured(
+            lot_id, millis(wire.at), info, terms, configured.draw_secret, configured.lot.SerializeToString()
+        )
     if which == "withdrawn":
         return Withdrawn(lot_id, millis(wire.at), wire.withdrawn.by, wire.withdrawn.reason)
     if which == "closing_soon":

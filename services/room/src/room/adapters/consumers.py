@@ -14,7 +14,8 @@ Durable consumers (shared by the replicas: each message is handled by one of the
 Per-replica followers (gavel_kit.consumers.StreamFollower: ordered consumers from the start of the
 stream, no durable state — every replica needs every event; fail closed: until caught up the
 replica is not ready and refuses bid-like commands; an unreadable event stops the follower there
-with an alert instead of being skipped):
+with an alert instead of being skipped; after every reconnect each follows again from the event
+after the last one applied — a restarted NATS server has forgotten ordered consumers):
 - `eligibility`: the payment service's bans and bid limits, `gavel.payment.bidder.>` on PAYMENT_EVENTS;
 - `registrations`: `gavel.catalog.registration_decided.>` on CATALOG;
 - `staff`: `gavel.catalog.sale_staff_changed.>` on CATALOG (last per subject: each carries the whole staff).

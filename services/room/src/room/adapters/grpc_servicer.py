@@ -262,7 +262,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         db: Database,
         staff: StaffRules,
         catalog: CatalogClient | None = None,
+        watcher_limit: int = WATCHER_QUEUE_LIMIT,
     ) -> None:
+        self._watcher_limit = watcher_limit
         self._router = router
         self._feeds = feeds
         self._reports = reports
@@ -384,7 +386,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
                 raise outcome
             if isinstance(outcome, BaseException):
                 raise Unavailable("the room could not tell whether these lots exist; retry") from outcome
-        watcher = Watcher(WATCHER_QUEUE_LIMIT)
+        watcher = Watcher(self._watcher_limit)
         for cursor in cursors:
             self._feeds.watch(watcher, cursor.lot_id, cursor.after_sequence)
         WATCH_STREAMS.inc()

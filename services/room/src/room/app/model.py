@@ -46,12 +46,14 @@ class PublishedLot:
 
 @dataclass(frozen=True, slots=True)
 class LotConfigured:
-    """The lot's first event: its identity and terms (secrets included)."""
+    """The lot's first event: its identity and terms (secrets included), and for a lucky lot the
+    room's own `draw_secret` (random bytes the winning option comes from; never published)."""
 
     lot_id: str
     at_ms: int
     info: LotInfo
     terms: LotTerms
+    draw_secret: bytes = b""
     # The catalog's published lot as it sent it, kept byte for byte in the log (not part of equality:
     # a lot replayed from its log equals the one configured).
     source: bytes = field(default=b"", compare=False)
