@@ -109,7 +109,14 @@ class Runtime:
         self.health: HealthReporter | None = None
         self.relay: OutboxRelay | None = None
         if definition.kit is not None:
-            self.relay = OutboxRelay(self.db, definition.kit, self.publish)
+            self.relay = OutboxRelay(
+                self.db,
+                definition.kit,
+                self.publish,
+                js=self.js,
+                retention_s=settings.outbox_retention_s,
+                idempotency_retention_s=settings.idempotency_retention_s,
+            )
         self.port = 0
         self.conditions = ReadinessConditions(self._readiness_changed)
         self._started = False
@@ -186,6 +193,7 @@ class Runtime:
         await gavel_nats.connect(settings.nats_url, f"gavel-{settings.process_name}", self.nc)
         await gavel_nats.ensure_streams(self.js, definition.streams)
         if self.relay is not None:
+            self.relay.max_payload = self.nc.max_payload
             self.spawn(self.relay.run(), "outbox-relay")
         for hook in self._ready_hooks:
             await hook(self)

@@ -60,6 +60,8 @@ class Settings:
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
+    outbox_retention_s: float = 24 * 3600  # published outbox rows are kept this long (>> the dedupe window)
+    idempotency_retention_s: float = 7 * 24 * 3600  # stored answers to request ids are kept this long
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -161,4 +163,6 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,
+        outbox_retention_s=float(get("OUTBOX_RETENTION_S", str(24 * 3600))),
+        idempotency_retention_s=float(get("IDEMPOTENCY_RETENTION_S", str(7 * 24 * 3600))),
     )
