@@ -56,11 +56,15 @@ async def rows(db: Database, table: Table) -> int:
 async def test_an_event_larger_than_the_bus_carries_is_refused_before_the_change_commits(database):
     relay = OutboxRelay(database, tables, publish=None)  # type: ignore[arg-type]
     relay.max_payload = 4096
-    with pytest.raises(ResourceExhausted):
+
+    async def change() -> None:
         async with SqlUnitOfWork(database, tables, relay) as uow:
             await uow.session.execute(insert(notes).values(id="n1"))
             await uow.emit("gavel.outboxtest.big.1", b"x" * 5000, msg_id="big", event_type="Big")
             await uow.commit()
+
+    with pytest.raises(ResourceExhausted):
+        await change()
     assert await rows(database, notes) == 0
     assert await rows(database, tables.outbox) == 0
 
@@ -74,11 +78,12 @@ async def test_an_event_on_a_malformed_subject_is_refused(database, subject):
 
 async def test_two_relays_on_one_database_publish_every_row_once_and_in_order(database):
     sent: list[str] = []
-    lock = asyncio.Lock()
+    all_sent = asyncio.Event()
 
     async def publish(subject: str, payload: bytes, *, msg_id: str, event_type: str | None) -> None:
-        async with lock:
-            sent.append(msg_id)
+        sent.append(msg_id)
+        if len(sent) == 100:
+            all_sent.set()
         await asyncio.sleep(0)  # let the other relay try to run meanwhile
 
     first = OutboxRelay(database, tables, publish, poll_s=0.01, batch=7)
@@ -88,9 +93,7 @@ async def test_two_relays_on_one_database_publish_every_row_once_and_in_order(da
         await emit_events(database, 10, first=round_ * 10)
         first.wake()
         second.wake()
-    async with asyncio.timeout(30):
-        while len(sent) < 100:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_sent.wait(), 30)
     first.stop()
     second.stop()
     await asyncio.gather(*runners)
@@ -101,6 +104,16 @@ async def test_two_pipelined_relays_store_each_event_once_in_outbox_order(databa
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await js.add_stream(StreamSpec(name="OUTBOXTEST", subjects=["gavel.outboxtest.>"]).config())
+    arrived = asyncio.Event()
+    count = 0
+
+    async def seen(msg: object) -> None:
+        nonlocal count
+        count += 1
+        if count >= 200:
+            arrived.set()
+
+    await nc.subscribe("gavel.outboxtest.>", cb=seen)
     try:
         relays = [
             OutboxRelay(database, tables, functools.partial(gavel_nats.publish, js), js=js, poll_s=0.01, batch=16)
@@ -111,9 +124,7 @@ async def test_two_pipelined_relays_store_each_event_once_in_outbox_order(databa
             await emit_events(database, 40, first=round_ * 40)
             for relay in relays:
                 relay.wake()
-        async with asyncio.timeout(30):
-            while (await js.stream_info("OUTBOXTEST")).state.messages < 200:
-                await asyncio.sleep(0.02)
+        await asyncio.wait_for(arrived.wait(), 30)
         for relay in relays:
             relay.stop()
         await asyncio.gather(*runners)
