@@ -34,6 +34,9 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
+# Sandboxes standing in for outside providers: name -> (module run with -m, port variable, default port).
+# Each answers GET /healthz when up; they start before the services that call them.
+SANDBOXES = {"payment-sandbox": ("payment.sandbox", "GAVEL_SANDBOX_PORT", 8095)}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -166,6 +169,7 @@ class Cluster:
             if result.returncode != 0:
                 sys.stderr.write(result.stderr.decode(errors="replace")[-4000:])
                 raise SystemExit(f"gavel up: migrations of {name} failed")
+        self.start_sandboxes(env)
         print("• starting services: " + ", ".join((*GRPC_SERVICES, *WORKERS, "gateway")))
         for name in (*GRPC_SERVICES, "gateway"):
             self.children.append(_start(name, [sys.executable, "-m", f"{name}.main", "serve"], env, self.log_dir))
@@ -178,6 +182,20 @@ class Cluster:
         else:
             self.credentials = {}
         self.print_banner(settings)
+
+    def start_sandboxes(self, env: Mapping[str, str]) -> None:
+        for name, (module, port_variable, default_port) in SANDBOXES.items():
+            port = int(env.get(port_variable) or default_port)
+            if not _port_free(self.host, port):
+                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
+            print(f"• starting {name} on {self.host}:{port}")
+            child = _start(name, [sys.executable, "-m", module], env, self.log_dir)
+            self.children.append(child)
+            deadline = time.monotonic() + self.timeout_s
+            while not _http_ok(f"http://{self.host}:{port}/healthz"):
+                if child.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"gavel up: {name} did not come up; last log lines:\n" + _tail(child.log_path))
+                time.sleep(0.1)
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         pending = set(settings)
