@@ -297,3 +297,52 @@ class PenaltyReversed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PenaltyReversed: _TypeAlias = PenaltyReversed  # noqa: Y015
+
+@_typing.final
+class RefundCompleted(_message.Message):
+    """Money went back to a bidder's card: a released deposit or refunded bid tickets.
+    Subject: gavel.payment.refund.completed.<bidder_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    refund_id: _builtins.str
+    bidder_id: _builtins.str
+    payment_id: _builtins.str
+    """The card payment refunded (a deposit's or a ticket pack's)."""
+    purpose: _builtins.str
+    """deposit_release or ticket_refund."""
+    target_id: _builtins.str
+    """The sale (deposit) or ticket batch."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        refund_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        purpose: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payment_id", b"payment_id", "purpose", b"purpose", "refund_id", b"refund_id", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundCompleted: _TypeAlias = RefundCompleted  # noqa: Y015

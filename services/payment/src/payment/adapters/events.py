@@ -109,4 +109,15 @@ def event_message(event: ev.PaymentEvent) -> Message:
             return elig.BidLimitSet(
                 event_id=event.event_id, occurred_at=at, bidder_id=event.bidder_id, sale_id=event.sale_id, limit=limit
             )
+        case ev.RefundCompleted():
+            return pay.RefundCompleted(
+                event_id=event.event_id,
+                occurred_at=at,
+                refund_id=event.refund_id,
+                bidder_id=event.bidder_id,
+                payment_id=event.payment_id,
+                amount=money(event.amount_minor, event.currency),
+                purpose=event.purpose,
+                target_id=event.target_id,
+            )
     raise TypeError(f"no message for {type(event).__name__}")

@@ -24,7 +24,7 @@ from payment.app.invoicing import balance_due, record_payment
 from payment.app.ports import PaymentProvider, PaymentUnitOfWork, ProviderResult, ProviderStatus, ProviderUnavailable
 from payment.app.tickets import grant_tickets
 from payment.domain import accounts
-from payment.domain.events import PaymentFailed
+from payment.domain.events import PaymentFailed, RefundCompleted
 from payment.domain.ledger import transfer
 from payment.domain.payments import (
     Charge,
@@ -399,6 +399,19 @@ class Payments:
                     if record is not None:
                         record.refunded += refund.amount
                         await uow.store.save_deposit(record)
+                await uow.collect(
+                    RefundCompleted(
+                        event_id=self._env.ids.new_id(),
+                        occurred_at=now,
+                        refund_id=refund.id,
+                        bidder_id=refund.bidder_id,
+                        payment_id=refund.charge_id,
+                        currency=refund.currency,
+                        amount_minor=refund.amount,
+                        purpose=refund.purpose,
+                        target_id=refund.target_id,
+                    )
+                )
             elif result.status is not ProviderStatus.PROCESSING:
                 refund.status = RefundStatus.FAILED  # the money stays in the bidder's cash account
                 refund.failure_reason = result.reason or result.status.value

@@ -135,6 +135,21 @@ class BidLimitSet(Event):
         return f"{SUBJECT_PREFIX}.bidder.bid_limit_set.{self.bidder_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class RefundCompleted(Event):
+    refund_id: str
+    bidder_id: str
+    payment_id: str
+    currency: str
+    amount_minor: int
+    purpose: str
+    target_id: str
+
+    @property
+    def subject(self) -> str:
+        return f"{SUBJECT_PREFIX}.refund.completed.{self.bidder_id}"
+
+
 PaymentEvent = (
     InvoiceIssued
     | PaymentCaptured
@@ -145,4 +160,5 @@ PaymentEvent = (
     | BidderBanned
     | BidderUnbanned
     | BidLimitSet
+    | RefundCompleted
 )
