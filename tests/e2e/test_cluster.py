@@ -56,6 +56,8 @@ class RunningCluster:
             OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
             OTEL_EXPORTER_OTLP_INSECURE="true",
             OTEL_BSP_SCHEDULE_DELAY="200",
+            GAVEL_SANDBOX_PORT=str(free_port()),
+            GAVEL_PAYMENT_WEBHOOK_PORT=str(free_port()),
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
