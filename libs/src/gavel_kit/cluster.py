@@ -34,9 +34,10 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
-# Sandboxes standing in for outside providers: name -> (module run with -m, port variable, default port).
-# Each answers GET /healthz when up; they start before the services that call them.
-SANDBOXES = {"payment-sandbox": ("payment.sandbox", "GAVEL_SANDBOX_PORT", 8095)}
+# Sandboxes standing in for outside providers: name -> (module run with -m, port variable, default port,
+# the variable that tells the services its URL). Each answers GET /healthz when up; they start
+# before the services that call them.
+SANDBOXES = {"payment-sandbox": ("payment.sandbox", "GAVEL_SANDBOX_PORT", 8095, "GAVEL_PAYMENT_PROVIDER_URL")}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -183,9 +184,10 @@ class Cluster:
             self.credentials = {}
         self.print_banner(settings)
 
-    def start_sandboxes(self, env: Mapping[str, str]) -> None:
-        for name, (module, port_variable, default_port) in SANDBOXES.items():
+    def start_sandboxes(self, env: dict[str, str]) -> None:
+        for name, (module, port_variable, default_port, url_variable) in SANDBOXES.items():
             port = int(env.get(port_variable) or default_port)
+            env.setdefault(url_variable, f"http://{self.host}:{port}")
             if not _port_free(self.host, port):
                 raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
             print(f"• starting {name} on {self.host}:{port}")
