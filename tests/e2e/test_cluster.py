@@ -48,19 +48,23 @@ class RunningCluster:
         self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
         self.http_port = free_port()
         self.nats_port = free_port()
+        self.smtp_port, self.sms_port = free_port(), free_port()
         self.env = dict(os.environ)
         self.env.update(
             GAVEL_VAR_DIR=str(var_dir),
             GAVEL_EMBEDDED_NATS_PORT=str(self.nats_port),
             GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
+            GAVEL_NOTIFY_SMTP_PORT=str(self.smtp_port),
+            GAVEL_NOTIFY_SMS_SANDBOX_PORT=str(self.sms_port),
             OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
             OTEL_EXPORTER_OTLP_INSECURE="true",
             OTEL_BSP_SCHEDULE_DELAY="200",
-            GAVEL_SANDBOX_PORT=str(free_port()),
+            GAVEL_PAYMENT_SANDBOX_PORT=str(free_port()),
             GAVEL_PAYMENT_WEBHOOK_PORT=str(free_port()),
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
             prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
             self.env[prefix + "GRPC_PORT"] = str(grpc_port)
@@ -108,7 +112,12 @@ class RunningCluster:
         return self.process.returncode
 
     def all_ports(self) -> list[int]:
-        return [p for pair in self.ports.values() for p in pair] + [self.http_port, self.nats_port]
+        return [p for pair in self.ports.values() for p in pair] + [
+            self.http_port,
+            self.nats_port,
+            self.smtp_port,
+            self.sms_port,
+        ]
 
 
 def port_open(port: int) -> bool:
@@ -191,6 +200,23 @@ def test_every_metrics_port_and_the_gateway_serve(cluster):
 def test_the_demo_sale_is_seeded_and_listed_through_the_gateway(cluster):
     sales = http_json(cluster.http("/api/v1/sales?query=demo"))["sales"]
     assert [s["title"] for s in sales] == ["Gavel demo evening sale"]
+
+
+def test_the_demo_users_first_messages_reach_the_outbox_page_and_gavel_outbox(cluster):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # notify sends them moments after seeding
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/v1/messages", timeout=5) as response:
+            if json.load(response)["messages"]:
+                break
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/", timeout=5) as response:
+        page = response.read().decode()
+    assert "Gavel test message" in page  # the bidder's mail and SMS
+    assert "Message de test Gavel" in page  # the seller's, in French
+    gavel = Path(sys.executable).parent / "gavel"
+    listing = subprocess.run([str(gavel), "outbox"], env=cluster.env, capture_output=True, text=True, check=True)
+    assert "bidder@gavel.demo" in listing.stdout
+    assert "sms   +15555550101" in listing.stdout
 
 
 def test_a_seller_logs_in_publishes_a_sale_and_the_event_reaches_nats(cluster):

@@ -59,8 +59,10 @@ class Cluster:
             "GAVEL_VAR_DIR": str(var_dir),
             "GAVEL_EMBEDDED_NATS_PORT": str(self.nats_port),
             "GAVEL_GATEWAY_HTTP_PORT": str(free_port()),
-            "GAVEL_SANDBOX_PORT": str(free_port()),
+            "GAVEL_PAYMENT_SANDBOX_PORT": str(free_port()),
             "GAVEL_PAYMENT_WEBHOOK_PORT": str(free_port()),
+            "GAVEL_NOTIFY_SMTP_PORT": str(free_port()),
+            "GAVEL_NOTIFY_SMS_SANDBOX_PORT": str(free_port()),
             "GAVEL_PAYMENT_STRIKES_TO_BAN": "1",
             "GAVEL_PAYMENT_RECONCILE_S": "1",
         }

@@ -34,10 +34,15 @@ from gavel_kit import settings as gavel_settings
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
 # Worker processes: name → (service whose settings it shares, `python -m <service>.main` command).
 WORKERS = {"room-projector": ("room", "project")}
-# Sandboxes standing in for outside providers: name -> (module run with -m, port variable, default port,
-# the variable that tells the services its URL). Each answers GET /healthz when up; they start
-# before the services that call them.
-SANDBOXES = {"payment-sandbox": ("payment.sandbox", "GAVEL_SANDBOX_PORT", 8095, "GAVEL_PAYMENT_PROVIDER_URL")}
+# Local stand-ins for outside providers (notify's mail and SMS, docs/notify.md): name → (`python -m`
+# module, the variable naming its port, the default port). notify is pointed at them; `gavel outbox`
+# and the SMS sandbox's page show what they received.
+SANDBOXES = {
+    "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
+    "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
+    # the card provider payment talks to (docs/payment.md "The sandbox provider")
+    "payment-sandbox": ("payment.sandbox", "GAVEL_PAYMENT_SANDBOX_PORT", 8095),
+}
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
 
@@ -105,6 +110,12 @@ def _grpc_serving(address: str, service: str) -> bool:
         return False
 
 
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 — loopback URL we built
@@ -127,6 +138,7 @@ class Cluster:
         self.seed = not args.no_seed
         self.timeout_s = args.timeout
         self.nats_port = int(os.environ.get("GAVEL_EMBEDDED_NATS_PORT") or EMBEDDED_NATS_PORT)
+        self.outbox_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -162,6 +174,7 @@ class Cluster:
             self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=self.nats_port)
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
+        self.start_sandboxes(env)
         print("• running migrations")
         for name in (*GRPC_SERVICES, "gateway"):
             result = subprocess.run(  # noqa: S603
@@ -170,7 +183,6 @@ class Cluster:
             if result.returncode != 0:
                 sys.stderr.write(result.stderr.decode(errors="replace")[-4000:])
                 raise SystemExit(f"gavel up: migrations of {name} failed")
-        self.start_sandboxes(env)
         print("• starting services: " + ", ".join((*GRPC_SERVICES, *WORKERS, "gateway")))
         for name in (*GRPC_SERVICES, "gateway"):
             self.children.append(_start(name, [sys.executable, "-m", f"{name}.main", "serve"], env, self.log_dir))
@@ -185,18 +197,22 @@ class Cluster:
         self.print_banner(settings)
 
     def start_sandboxes(self, env: dict[str, str]) -> None:
-        for name, (module, port_variable, default_port, url_variable) in SANDBOXES.items():
-            port = int(env.get(port_variable) or default_port)
-            env.setdefault(url_variable, f"http://{self.host}:{port}")
-            if not _port_free(self.host, port):
-                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
-            print(f"• starting {name} on {self.host}:{port}")
-            child = _start(name, [sys.executable, "-m", module], env, self.log_dir)
-            self.children.append(child)
-            deadline = time.monotonic() + self.timeout_s
-            while not _http_ok(f"http://{self.host}:{port}/healthz"):
-                if child.process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gavel up: {name} did not come up; last log lines:\n" + _tail(child.log_path))
+        print("• starting sandboxes: " + ", ".join(SANDBOXES))
+        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
+        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
+        self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
+        env.setdefault("GAVEL_PAYMENT_PROVIDER_URL", f"http://{self.host}:{ports['payment-sandbox']}")
+        for name, (module, _, _) in SANDBOXES.items():
+            if not _port_free(self.host, ports[name]):
+                raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
+            argv = [sys.executable, "-m", module, "--host", self.host, "--port", str(ports[name])]
+            self.children.append(_start(name, argv, env, self.log_dir))
+        deadline = time.monotonic() + self.timeout_s
+        for name, port in ports.items():
+            while not _listening(self.host, port):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"gavel up: {name} did not listen on {port} (see {self.log_dir})")
                 time.sleep(0.1)
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
@@ -242,6 +258,7 @@ class Cluster:
                 f"  {name:<16} metrics http://{s.metrics_host}:{s.metrics_port}/metrics (health {s.grpc_port})"
             )
         lines.append(f"  NATS             {self.nats_url}")
+        lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")

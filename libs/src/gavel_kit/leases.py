@@ -45,6 +45,7 @@ class ExpiringKeys:
         *,
         storage: StorageType = StorageType.MEMORY,
         description: str = "",
+        replicas: int = 1,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -52,6 +53,7 @@ class ExpiringKeys:
         self.ttl_s = ttl_s
         self._storage = storage
         self._description = description
+        self._replicas = replicas
         self._kv: KeyValue | None = None
 
     @property
@@ -70,6 +72,7 @@ class ExpiringKeys:
                     history=1,
                     storage=self._storage,
                     direct=True,
+                    replicas=self._replicas,
                 )
                 self._kv = await self._js.create_key_value(config)
         return self._kv

@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nats.aio.client import Client
@@ -191,7 +191,9 @@ class Runtime:
         if definition.migrations:
             await self.db.migrate(definition.migrations, definition.version_table)
         await gavel_nats.connect(settings.nats_url, f"gavel-{settings.process_name}", self.nc)
-        await gavel_nats.ensure_streams(self.js, definition.streams)
+        await gavel_nats.ensure_streams(
+            self.js, [replace(spec, replicas=settings.nats_replicas) for spec in definition.streams]
+        )
         if self.relay is not None:
             self.relay.max_payload = self.nc.max_payload
             self.spawn(self.relay.run(), "outbox-relay")

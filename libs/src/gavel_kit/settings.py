@@ -62,6 +62,7 @@ class Settings:
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
     outbox_retention_s: float = 24 * 3600  # published outbox rows are kept this long (>> the dedupe window)
     idempotency_retention_s: float = 7 * 24 * 3600  # stored answers to request ids are kept this long
+    nats_replicas: int = 1  # JetStream replicas of every stream and bucket Gavel creates (3 in production)
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -165,4 +166,12 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         process=process,
         outbox_retention_s=float(get("OUTBOX_RETENTION_S", str(24 * 3600))),
         idempotency_retention_s=float(get("IDEMPOTENCY_RETENTION_S", str(7 * 24 * 3600))),
+        nats_replicas=_replicas(env.get("GAVEL_NATS_REPLICAS", "1")),
     )
+
+
+def _replicas(text: str) -> int:
+    value = int(text.strip() or "1")
+    if not 1 <= value <= 5:
+        raise ValueError(f"GAVEL_NATS_REPLICAS must be between 1 and 5, not {value}")
+    return value

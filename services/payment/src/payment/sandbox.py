@@ -1,10 +1,10 @@
 """The sandbox card provider: `python -m payment.sandbox` (started by `gavel up`).
 
-A stand-in for a real payment provider, on its own port (GAVEL_SANDBOX_PORT, default 8095), with
+A stand-in for a real payment provider, on its own port (GAVEL_PAYMENT_SANDBOX_PORT, default 8095), with
 the API `payment.adapters.provider_http` speaks: authorisations (with capture, void, refunds)
 made with an Idempotency-Key (a repeated key returns what the first call did), a lookup by that
 key, a 3-D Secure style confirmation page, and webhooks signed like a real provider's
-(`payment.adapters.signatures`) posted to GAVEL_SANDBOX_WEBHOOK_URL. State is in memory: a
+(`payment.adapters.signatures`) posted to GAVEL_PAYMENT_SANDBOX_WEBHOOK_URL. State is in memory: a
 restarted sandbox has forgotten every payment (it is a sandbox).
 
 Test cards (the payment method is the card number):
@@ -15,12 +15,13 @@ Test cards (the payment method is the card number):
 | 4000000000000002 | declined (`declined`) |
 | 4000000000009995 | declined (`insufficient_funds`) |
 | 4000000000003220 | needs confirmation on the sandbox's page (3-D Secure style): confirm or refuse there |
-| 4000000000000259 | slow: answers after GAVEL_SANDBOX_SLOW_S (default 10) seconds, then authorised |
+| 4000000000000259 | slow: answers after GAVEL_PAYMENT_SANDBOX_SLOW_S (default 10) seconds, then authorised |
 | anything else | declined (`invalid_card`) |
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -291,16 +292,16 @@ def from_env(environ: dict[str, str] | None = None) -> tuple[Sandbox, str, int]:
     env = os.environ if environ is None else environ
     var_dir = Path(env.get("GAVEL_VAR_DIR") or Path.cwd() / "var").resolve()
     host = env.get("GAVEL_HOST", "127.0.0.1")
-    port = int(env.get("GAVEL_SANDBOX_PORT", "8095"))
+    port = int(env.get("GAVEL_PAYMENT_SANDBOX_PORT", "8095"))
     webhook_port = env.get("GAVEL_PAYMENT_WEBHOOK_PORT", "8054")
     sandbox = Sandbox(
         api_key=keys.read_or_create(var_dir, keys.API_KEY_FILE, env.get("GAVEL_PAYMENT_PROVIDER_KEY", "")),
         webhook_secret=keys.read_or_create(
             var_dir, keys.WEBHOOK_SIGNING_FILE, env.get("GAVEL_PAYMENT_WEBHOOK_SECRET", "")
         ),
-        webhook_url=env.get("GAVEL_SANDBOX_WEBHOOK_URL") or f"http://{host}:{webhook_port}/webhooks/provider",
-        public_url=env.get("GAVEL_SANDBOX_PUBLIC_URL") or f"http://{host}:{port}",
-        slow_s=float(env.get("GAVEL_SANDBOX_SLOW_S", "10")),
+        webhook_url=env.get("GAVEL_PAYMENT_SANDBOX_WEBHOOK_URL") or f"http://{host}:{webhook_port}/webhooks/provider",
+        public_url=env.get("GAVEL_PAYMENT_SANDBOX_PUBLIC_URL") or f"http://{host}:{port}",
+        slow_s=float(env.get("GAVEL_PAYMENT_SANDBOX_SLOW_S", "10")),
     )
     return sandbox, host, port
 

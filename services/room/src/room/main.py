@@ -22,6 +22,7 @@ GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 from collections.abc import Coroutine
@@ -57,6 +58,7 @@ from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
 from room.app.room import RoomService
 from room.app.timers import WakeUps
+from room.domain.draws import SECRET_BYTES
 
 log = get_logger("room.main")
 
@@ -70,6 +72,11 @@ PROJECTIONS_LINGER_S = 0.1  # reports may trail the bids by this much; fewer, la
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def draw_secret() -> bytes:
+    """A lucky lot's secret: the winning option comes from it, so it must be unpredictable."""
+    return secrets.token_bytes(SECRET_BYTES)
 
 
 class _Partitions:
@@ -142,7 +149,7 @@ class RoomReplica:
         self.settings = settings
         self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
-        self.active = KvActiveLots(rt.nc, rt.js)
+        self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
@@ -154,6 +161,7 @@ class RoomReplica:
             wakeups=self.wakeups,
             append_slots=asyncio.Semaphore(settings.max_in_flight),
             spawn=self.spawn,
+            draw_secret=draw_secret,
             closing_soon_ms=settings.closing_soon_ms,
             max_pending=settings.max_pending,
         )
@@ -178,6 +186,7 @@ class RoomReplica:
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
             event_loop=rt.settings.event_loop,
+            replicas=rt.settings.nats_replicas,
         )
         track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
         track(LOADED_LOTS, lambda: len(self.lots))

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from room_fakes import Clock, FakeLog, FakeTerms, world
-from room_support import HOUR, crier, english
+from room_support import HOUR, crier, english, lucky
 
 from gavel_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from room.app.lots import CommandRequest, NotOwner
@@ -273,3 +273,19 @@ async def test_an_overloaded_replica_refuses_new_commands_at_once():
     refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
     assert len(refused) == 2
     assert w.lots._deps.pending == 0
+
+
+async def test_a_lucky_lot_gets_a_secret_of_the_rooms_in_its_first_batch_and_rebuilds_with_the_same_draw():
+    w = world()
+    w.terms.add(LOT, lucky())
+    w.terms.add("lot-e", english())
+    actor = await w.lots.loaded(LOT)
+    await actor.execute(open_request())
+    [configured] = w.log.batches(LOT)[0].events
+    assert isinstance(configured, LotConfigured)
+    assert len(configured.draw_secret) == 32
+    await w.lots.loaded("lot-e")
+    assert w.log.batches("lot-e")[0].events[0].draw_secret == b""  # only lucky lots draw
+    rebuilt = await world(log=w.log, terms=w.terms).lots.loaded(LOT)  # another replica, from the log
+    assert rebuilt.state == actor.state
+    assert rebuilt.state.winning_option == actor.state.winning_option  # type: ignore[union-attr]

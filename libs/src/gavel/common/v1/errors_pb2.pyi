@@ -89,6 +89,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The lot does not let the vendor accept now."""
     ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
+    ERROR_REASON_WINNING_RULE_RETIRED: _ErrorReason.ValueType  # 250
+    """Issue 20 (numbered from E's range so parallel appends do not collide).
+    A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+    has not opened: it never opens; configure it again.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -167,4 +172,9 @@ ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
 """The lot does not let the vendor accept now."""
 ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
+ERROR_REASON_WINNING_RULE_RETIRED: ErrorReason.ValueType  # 250
+"""Issue 20 (numbered from E's range so parallel appends do not collide).
+A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+has not opened: it never opens; configure it again.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

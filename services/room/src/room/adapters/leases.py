@@ -41,9 +41,11 @@ FIRST_ROUND_ATTEMPTS = 20
 
 
 class KvLeaseStore:
-    def __init__(self, nc: Client, js: JetStreamContext, ttl_s: float) -> None:
-        self.heartbeats = ExpiringKeys(nc, js, REPLICAS_BUCKET, ttl_s, description="room replica heartbeats")
-        self.owners = ExpiringKeys(nc, js, OWNERS_BUCKET, 0, description="room partition owners")
+    def __init__(self, nc: Client, js: JetStreamContext, ttl_s: float, replicas: int = 1) -> None:
+        self.heartbeats = ExpiringKeys(
+            nc, js, REPLICAS_BUCKET, ttl_s, description="room replica heartbeats", replicas=replicas
+        )
+        self.owners = ExpiringKeys(nc, js, OWNERS_BUCKET, 0, description="room partition owners", replicas=replicas)
 
     async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
         if revision is None:
@@ -85,7 +87,7 @@ class PartitionCountMismatch(RuntimeError):
 
 
 class KvActiveLots:
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, replicas: int = 1) -> None:
         self.keys = ExpiringKeys(
             nc,
             js,
@@ -93,6 +95,7 @@ class KvActiveLots:
             ACTIVE_TTL_S,
             storage=StorageType.FILE,
             description="room lots that opened and have not ended, by partition",
+            replicas=replicas,
         )
 
     async def check_partition_count(self, partitions: int) -> None:
@@ -154,8 +157,10 @@ class LeaseKeeper:
         ttl_s: float,
         renew_every_s: float,
         event_loop: str = "uvloop",
+        replicas: int = 1,
     ) -> None:
         self._nats_url = nats_url
+        self._replicas = replicas
         self._event_loop = event_loop
         self._replica_id = replica_id
         self._partitions = partitions
@@ -202,7 +207,7 @@ class LeaseKeeper:
             ownership = Ownership(
                 self._replica_id,
                 self._partitions,
-                KvLeaseStore(nc, nc.jetstream(), self._ttl_s),
+                KvLeaseStore(nc, nc.jetstream(), self._ttl_s, self._replicas),
                 _OnLoop(self._listener, service_loop),
                 time.monotonic,
                 ttl_s=self._ttl_s,

@@ -29,7 +29,16 @@ from gavel_core.errors import FailedPrecondition, GavelError, NotFound, Resource
 from gavel_core.formats import LotTerms
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, Receipt, RoomEvent, StoredBatch
 from room.app.partitions import partition_of
-from room.app.ports import ActiveLots, Announcer, AppendUnconfirmed, Clock, EventLog, TermsSource, WrongLastSequence
+from room.app.ports import (
+    ActiveLots,
+    Announcer,
+    AppendUnconfirmed,
+    Clock,
+    EventLog,
+    SecretSource,
+    TermsSource,
+    WrongLastSequence,
+)
 from room.app.timers import WakeUps
 from room.app.views import TERMINAL_PHASES, summary
 from room.domain import (
@@ -79,6 +88,7 @@ class LotDeps:
     wakeups: WakeUps
     append_slots: asyncio.Semaphore
     spawn: Callable[[Coroutine[Any, Any, Any]], object]
+    draw_secret: SecretSource  # a lucky lot's secret, drawn once when the lot is configured
     closing_soon_ms: int = 60_000
     max_pending: int = 2_000  # commands waiting in all lots' queues before new ones are refused
     pending: int = 0
@@ -239,8 +249,9 @@ class LotActor:
         info, terms = found
         engine = engine_for(terms)  # refuses terms no engine runs (tenders: FORMAT_NOT_LIVE)
         now = self._deps.clock()
-        configured = LotConfigured(self.lot_id, now, info, terms)
-        initial = summary(engine.initial_state(self.lot_id))
+        secret = self._deps.draw_secret() if engine.needs_draw_secret else b""
+        configured = LotConfigured(self.lot_id, now, info, terms, secret)
+        initial = summary(engine.initial_state(self.lot_id, secret))
         batch = Batch(self.lot_id, 1, "configure", "Configure", "room", "", now, (configured,), initial, terms.currency)
         try:
             async with self._deps.append_slots:
@@ -263,8 +274,8 @@ class LotActor:
     def _apply(self, event: RoomEvent) -> None:
         if isinstance(event, LotConfigured):
             self.info = event.info
-            self.engine = engine_for(event.terms)
-            self.state = self.engine.initial_state(self.lot_id)
+            self.engine = engine_for(event.terms, recorded=True)
+            self.state = self.engine.initial_state(self.lot_id, event.draw_secret)
             return
         if isinstance(event, ClosingSoon):
             self.closing_soon_announced = True
