@@ -21,7 +21,6 @@ Test cards (the payment method is the card number):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
