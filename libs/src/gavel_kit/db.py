@@ -373,6 +373,13 @@ def check_event(subject: str, payload: bytes, *, msg_id: str, event_type: str, m
         )
 
 
+async def emit_message(uow: SqlUnitOfWork, subject: str, message: Any, event_id: str) -> None:
+    """Queue a protobuf event: its deterministic bytes, `Nats-Msg-Id` = the event id, its full type name."""
+    await uow.emit(
+        subject, message.SerializeToString(deterministic=True), msg_id=event_id, event_type=message.DESCRIPTOR.full_name
+    )
+
+
 async def run_idempotent(
     uow_factory: Callable[[], SqlUnitOfWork],
     *,

@@ -22,7 +22,6 @@ import nats
 import pytest
 import uvicorn
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from gavel.catalog.v1 import resources_pb2 as res
@@ -32,9 +31,9 @@ from gavel.payment.v1 import payment_service_pb2 as pb
 from gavel.payment.v1 import payment_service_pb2_grpc
 from gavel_core.auth import Role
 from gavel_kit import settings as gavel_settings
-from gavel_kit.grpc.client import bearer
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime
+from gavel_kit.testing.clients import Caller, EventTap
 from gavel_kit.testing.plugin import free_port
 from payment import sandbox as sandbox_module
 from payment.main import definition
@@ -56,51 +55,6 @@ def request_id() -> str:
 
 def eur(amount: int) -> Money:
     return Money(amount_minor=amount, currency="EUR")
-
-
-class Caller:
-    def __init__(self, stub: payment_service_pb2_grpc.PaymentServiceStub, subject: str, token: str) -> None:
-        self.subject = subject
-        self._stub = stub
-        self._metadata = bearer(token)
-
-    def __getattr__(self, rpc: str) -> Callable[[Any], Awaitable[Any]]:
-        method = getattr(self._stub, rpc)
-
-        async def call(request: Any) -> Any:
-            return await method(request, metadata=self._metadata, timeout=20)
-
-        return call
-
-
-class EventTap:
-    def __init__(self) -> None:
-        self.messages: list[Msg] = []
-        self._arrived = asyncio.Condition()
-        self._nc: Any = None
-
-    async def open(self, url: str) -> None:
-        self._nc = await nats.connect(url)
-
-        async def received(msg: Msg) -> None:
-            async with self._arrived:
-                self.messages.append(msg)
-                self._arrived.notify_all()
-
-        await self._nc.subscribe("gavel.payment.>", cb=received)
-
-    async def close(self) -> None:
-        await self._nc.close()
-
-    def of(self, kind: str, key: str = "") -> list[Msg]:
-        prefix = f"gavel.payment.{kind}."
-        return [m for m in self.messages if m.subject.startswith(prefix) and (not key or m.subject.endswith("." + key))]
-
-    async def wait_for(self, kind: str, key: str = "", count: int = 1, within_s: float = 15) -> list[Msg]:
-        """The first `count` messages on gavel.payment.<kind>.… (e.g. "invoice.issued"), waiting for them."""
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.of(kind, key)) >= count), within_s)
-        return self.of(kind, key)[:count]
 
 
 class _Server(uvicorn.Server):
@@ -221,8 +175,8 @@ class RunningPayment:
                 for invoice in listed.invoices:
                     if invoice.lot_id == lot_id:
                         return invoice
-                async with self.events._arrived:
-                    await self.events._arrived.wait()
+                async with self.events.arrived:
+                    await self.events.arrived.wait()
 
         return await asyncio.wait_for(find(), within_s)
 
@@ -285,7 +239,7 @@ async def start_payment(nats_url: str, database_url: str, tmp_path: Path) -> Asy
         }
         rt = Runtime(definition(), gavel_settings.load("payment", env))
         await rt.start()
-        events = EventTap()
+        events = EventTap("gavel.payment")
         await events.open(nats_url)
         running = RunningPayment(
             rt, grpc.aio.insecure_channel(f"127.0.0.1:{rt.port}"), events, js, box, f"http://127.0.0.1:{sandbox_port}"

@@ -216,3 +216,41 @@ async def test_an_invoice_past_its_due_date_is_overdue_with_a_non_payment_penalt
     penalties = await payment.admin.ListPenalties(pb.ListPenaltiesRequest(bidder_id="bidder-7"))
     assert [(p.reason, p.amount.amount_minor) for p in penalties.penalties] == [("non_payment", 500)]
     assert penalties.strikes == 1
+
+
+async def test_a_reordered_webhook_older_than_what_is_known_changes_nothing(start_payment):
+    import json
+    import time
+
+    from gavel_core.auth import Role
+    from payment.adapters import signatures
+
+    payment = await start_payment()
+    _, _, invoice = await sold_lot(payment)
+    buyer = payment.bidder(1)
+    started = await pay(payment, buyer, invoice.id, THREE_DS)
+    gateway = payment.user("svc:gateway", Role.SERVICE)
+
+    def webhook(event_id: str, status: str, version: int, reason: str = "") -> pb.HandleProviderWebhookRequest:
+        data = {
+            "id": "auth_x",
+            "idempotency_key": started.payment.id,
+            "status": status,
+            "version": version,
+            "reason": reason,
+        }
+        body = json.dumps({"id": event_id, "type": "authorization.updated", "data": data}).encode()
+        return pb.HandleProviderWebhookRequest(
+            body=body, signature=signatures.sign("test-webhook-secret", body, int(time.time()))
+        )
+
+    confirmed = await payment.sandbox_post(started.payment.action_url.removeprefix(payment.sandbox_url) + "/confirm")
+    assert confirmed.status_code == 200
+    await payment.events.wait_for("invoice.paid", invoice.id)
+    late = await gateway.HandleProviderWebhook(webhook("evt-late", "declined", 1, "authentication_failed"))
+    assert not late.applied  # an older version arriving after the capture
+    again = await gateway.HandleProviderWebhook(webhook("evt-late", "declined", 99, "authentication_failed"))
+    assert not again.applied  # the same event id: already handled
+    final = await buyer.GetPayment(pb.GetPaymentRequest(payment_id=started.payment.id))
+    assert final.payment.status == pb.PAYMENT_STATUS_CAPTURED
+    assert payment.events.of("invoice.payment_failed", invoice.id) == []

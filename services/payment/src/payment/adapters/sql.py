@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gavel_core.errors import Aborted, FailedPrecondition
-from gavel_kit.db import Database, OutboxRelay, SqlUnitOfWork
+from gavel_kit.db import Database, OutboxRelay, SqlUnitOfWork, emit_message
 from payment.adapters import orm
 from payment.adapters.events import event_message
 from payment.domain.discipline import Penalty, PenaltyReason
@@ -911,10 +911,4 @@ class SqlPaymentUnitOfWork(SqlUnitOfWork):
             raise
 
     async def collect(self, event: PaymentEvent) -> None:
-        message = event_message(event)
-        await self.emit(
-            event.subject,
-            message.SerializeToString(deterministic=True),
-            msg_id=event.event_id,
-            event_type=message.DESCRIPTOR.full_name,
-        )
+        await emit_message(self, event.subject, event_message(event), event.event_id)
