@@ -139,6 +139,7 @@ class Cluster:
         self.timeout_s = args.timeout
         self.nats_port = int(os.environ.get("GAVEL_EMBEDDED_NATS_PORT") or EMBEDDED_NATS_PORT)
         self.outbox_url = ""
+        self.provider_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -202,7 +203,9 @@ class Cluster:
         env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
         env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
         self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
-        env.setdefault("GAVEL_PAYMENT_PROVIDER_URL", f"http://{self.host}:{ports['payment-sandbox']}")
+        self.provider_url = env.setdefault(
+            "GAVEL_PAYMENT_PROVIDER_URL", f"http://{self.host}:{ports['payment-sandbox']}"
+        )
         for name, (module, _, _) in SANDBOXES.items():
             if not _port_free(self.host, ports[name]):
                 raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
@@ -259,6 +262,7 @@ class Cluster:
             )
         lines.append(f"  NATS             {self.nats_url}")
         lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
+        lines.append(f"  card sandbox     {self.provider_url} (test cards: docs/payment.md)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")
