@@ -133,3 +133,26 @@ async def last_per_subject(
     if pending:
         raise RuntimeError(f"more than {batch} subjects match {subjects} in {stream}")
     return messages
+
+
+async def first_after(
+    nc: Client, stream: str, subject: str, after_sequence: int, *, timeout_s: float = 5.0
+) -> StoredMessage | None:
+    """The first message of `subject` (a filter: wildcards allowed) after a stream sequence, if any."""
+    messages, _ = await _batches(
+        nc, stream, {"seq": after_sequence + 1, "next_by_subj": subject, "batch": 1}, timeout_s
+    )
+    return messages[0] if messages else None
+
+
+async def message_at(nc: Client, stream: str, sequence: int, *, timeout_s: float = 5.0) -> StoredMessage | None:
+    """The message at a stream sequence (None: none there, e.g. deleted)."""
+    messages, _ = await _batches(nc, stream, {"seq": sequence, "batch": 1}, timeout_s)
+    return messages[0] if messages and messages[0].sequence == sequence else None
+
+
+async def last_message(nc: Client, stream: str, subject: str, *, timeout_s: float = 5.0) -> StoredMessage | None:
+    """The last message of `subject`, if it has any (a batched `multi_last`: a plain `last_by_subj`
+    answers without the end-of-batch status the collector waits for)."""
+    messages, _ = await _batches(nc, stream, {"multi_last": [subject], "batch": 1}, timeout_s)
+    return messages[0] if messages else None
