@@ -174,7 +174,7 @@ async def test_a_duplicate_retry_is_answered_from_its_receipt_on_any_writer_afte
 
 async def test_a_crash_mid_group_loses_no_acknowledged_command_and_retries_learn_what_was_stored(nc, layout, nats_url):
     crashing_nc = await nats.connect(nats_url)
-    store = JetStreamLogStore(crashing_nc, layout)
+    store = JetStreamLogStore(crashing_nc, layout, ack_wait_s=0.5)  # a dead connection answers nothing
     crashed = await started(store, retry_backoff_s=0.01, retry_for_s=0.2)
     acknowledged = await asyncio.gather(*(bid(crashed, f"lot-{i}", f"bid-{i}", 10) for i in range(50)))
     sent = store.stats.appends
