@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +34,7 @@ import nats
 from gavel_bench.cpu import CpuMeter, Tracked
 from gavel_bench.histograms import Latency
 from gavel_bench.machine import code_revision, machine_info
-from gavel_kit import natsserver
+from gavel_bench.ownserver import own_nats_server
 from gavel_kit.keyedlog import KeyedLog, LogConfig
 from gavel_kit.keyedlog.history import partition_entries
 from gavel_kit.keyedlog.jetstream import JetStreamLogStore, LogLayout, ensure_log_streams
@@ -251,12 +248,7 @@ def run(
 ) -> dict[str, Any]:
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
-    var_root.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-keyedlog-", dir=var_root)).resolve()
-    say(f"• starting nats-server (JetStream, sync_interval: always), store under {data_dir}")
-    server = natsserver.start(data_dir, server_name="gavel-bench-keyedlog")
-    try:
-        tracked = [Tracked("nats-server", server.process.pid), Tracked("bench", os.getpid())]
+    with own_nats_server(var_root, "bench-keyedlog", say) as (server, _, tracked):
         say(
             f"• keyed log: {keys:,} keys in {partitions} partitions (all owned here), atomic batch from "
             f"{atomic_from} messages; {seconds:g} s per run after {WARMUP_S:g} s of warm-up"
@@ -264,9 +256,6 @@ def run(
         rows, audit = asyncio.run(
             measure(server.url, rates, hot_rates, seconds, keys, partitions, atomic_from, tracked, say)
         )
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "benchmark": "keyedlog",
         "keys": keys,
