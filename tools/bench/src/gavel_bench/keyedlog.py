@@ -49,6 +49,7 @@ KEYS = 1_000
 PARTITIONS = 64
 REFUSED_SHARE = 0.1
 TICK_S = 0.001
+CHECKPOINT_EVERY = 10_000  # the library's default
 DRAIN_S = 30.0
 
 Log = KeyedLog[Book, Bid | Peek, Placed, Standing]
@@ -143,13 +144,15 @@ async def _measure_run(
         await _drive(log, Run(name, rate, keys), warmup_s, f"{name}-warm", amounts, record=False)
     run = Run(name, rate, keys)
     stats, store_stats = log.stats, store.stats
-    before = (stats.appends, stats.messages, stats.entries, stats.bytes, stats.fenced, stats.retried)
+    before = (stats.appends, stats.messages, stats.entries, stats.bytes, stats.fenced, stats.retried, stats.snapshots)
     meter = CpuMeter(tracked)
     meter.start()
     elapsed = await _drive(log, run, seconds, name, amounts, record=True)
     cpu = meter.stop()
-    after = (stats.appends, stats.messages, stats.entries, stats.bytes, stats.fenced, stats.retried)
-    appends, messages, entries, data, fenced, retried = (now - then for now, then in zip(after, before, strict=True))
+    after = (stats.appends, stats.messages, stats.entries, stats.bytes, stats.fenced, stats.retried, stats.snapshots)
+    appends, messages, entries, data, fenced, retried, snapshots = (
+        now - then for now, then in zip(after, before, strict=True)
+    )
     decided = run.answered + run.refused
     latency = run.latency.summary()
     server_cpu = cpu.get("nats-server")
@@ -168,6 +171,7 @@ async def _measure_run(
         "bytes_per_append": round(data / appends) if appends else None,
         "fenced": fenced,
         "retried": retried,
+        "snapshots_written": snapshots,
         "cpu_percent": cpu,
         "server_us_per_decision": (
             round(server_cpu * 10_000 / (decided / elapsed), 1) if server_cpu and decided else None
@@ -177,8 +181,8 @@ async def _measure_run(
     say(
         f"• {name}: {row['decisions_per_s']:,.0f} decisions/s (target {rate:,.0f}), p50 {latency['p50']} ms, "
         f"p99 {latency['p99']} ms, p99.9 {latency['p99.9']} ms; {row['decisions_per_append']} decisions and "
-        f"{row['messages_per_append']} messages per append; errors {sum(run.errors.values())}; CPU "
-        + ", ".join(f"{k} {v:.0f} %" for k, v in cpu.items())
+        f"{row['messages_per_append']} messages per append; {snapshots} snapshots; "
+        f"errors {sum(run.errors.values())}; CPU " + ", ".join(f"{k} {v:.0f} %" for k, v in cpu.items())
     )
     return row, run
 
@@ -194,6 +198,7 @@ async def measure(
     tracked: Sequence[Tracked],
     say: Callable[[str], None] = print,
     warmup_s: float = WARMUP_S,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Every run in turn on one log; then the audit of what was acknowledged."""
     nc = await nats.connect(nats_url, name="gavel-bench-keyedlog", max_reconnect_attempts=0)
@@ -206,7 +211,7 @@ async def measure(
             partitions=partitions,
             writer="bench",
             clock=lambda: time.time_ns() // 1_000_000,
-            config=LogConfig(max_pending=1_000_000),
+            config=LogConfig(max_pending=1_000_000, checkpoint_every_entries=checkpoint_every or 2**62),
         )
         log.start()
         for partition in range(partitions):
@@ -245,6 +250,7 @@ def run(
     var_root: Path,
     command: str = "",
     say: Callable[[str], None] = print,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> dict[str, Any]:
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
@@ -254,13 +260,25 @@ def run(
             f"{atomic_from} messages; {seconds:g} s per run after {WARMUP_S:g} s of warm-up"
         )
         rows, audit = asyncio.run(
-            measure(server.url, rates, hot_rates, seconds, keys, partitions, atomic_from, tracked, say)
+            measure(
+                server.url,
+                rates,
+                hot_rates,
+                seconds,
+                keys,
+                partitions,
+                atomic_from,
+                tracked,
+                say,
+                checkpoint_every=checkpoint_every,
+            )
         )
     return {
         "benchmark": "keyedlog",
         "keys": keys,
         "partitions": partitions,
         "atomic_from": atomic_from,
+        "checkpoint_every": checkpoint_every,
         "seconds_per_run": seconds,
         "refused_share": REFUSED_SHARE,
         "sync_interval": "always",
@@ -294,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=PARTITIONS, help="partitions, all owned here (default 64)")
     parser.add_argument(
         "--atomic-from", type=int, default=2, help="messages from which a group is one atomic batch (default 2)"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=CHECKPOINT_EVERY,
+        help="entries of a partition between checkpoints (default 10000; 0: none during the runs)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     parser.add_argument("--var-dir", type=Path, default=Path("var"), help="the temporary store goes under it")
