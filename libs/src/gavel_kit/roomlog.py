@@ -8,10 +8,13 @@ into lot batches — so a change of layout changes one place. Two layouts, both 
 - one `LotEventBatch` per message on `gavel.room.lot.<lot_id>` (what the room writes today);
 - group commit (gavel_kit.keyedlog): one `LogGroup` per partition per commit on
   `gavel.room.lot.part.<partition>`, its entries' records being the lots' `LotEventBatch`es, in log
-  order (refusals the room logs for retries are entries too, and are not batches: skipped).
+  order (refusals the room logs for retries are entries too, and are not batches: skipped); or, in
+  the writer-subject layout, one `LogBundle` of several partitions' `LogGroup`s per commit on
+  `gavel.room.lot.w.<writer>` (and claims / markers on `gavel.room.lot.own.<p>` and the writer
+  subjects, which carry no batches).
 
-`lot_batches` tells them apart from the bytes alone (LogGroup's fields are numbered from 1000, a
-LotEventBatch has none of them), so consumers need not look at subjects or headers.
+`lot_batches` tells them apart from the bytes alone (LogGroup's fields are numbered from 1000 and
+LogBundle's from 1100; a LotEventBatch has none of them), so consumers need not look at subjects.
 
 Room events carry no id of their own: `event_id` names one event of one lot's batch stably (the
 lot, its gapless batch sequence, the event's index) — the same in both layouts — which is what
@@ -35,15 +38,25 @@ LAYOUT = LogLayout(
 
 def lot_batches(data: bytes) -> list[ev.LotEventBatch]:
     """The lot batches one stored message of the room's log carries, in log order."""
-    group = kl.LogGroup.FromString(data)
-    if not group.entries:  # not a group: a message of the one-batch-per-message layout
-        return [ev.LotEventBatch.FromString(data)]
-    return [ev.LotEventBatch.FromString(entry.record) for entry in group.entries if entry.key_sequence > 0]
+    bundle = kl.LogBundle.FromString(data)
+    if bundle.writer:  # the writer-subject layout: a group commit, or a claim/marker (no batches)
+        groups = list(bundle.groups)
+    else:
+        group = kl.LogGroup.FromString(data)
+        if not group.entries:  # not a group: a message of the one-batch-per-message layout
+            return [ev.LotEventBatch.FromString(data)]
+        groups = [group]
+    return [
+        ev.LotEventBatch.FromString(entry.record)
+        for group in groups
+        for entry in group.entries
+        if entry.key_sequence > 0
+    ]
 
 
 def is_partition_subject(subject: str) -> bool:
     """Whether a subject of the stream holds group-committed messages (vs a single lot's)."""
-    return subject.startswith(f"{LAYOUT.prefix}.part.")
+    return subject.startswith((f"{LAYOUT.prefix}.part.", f"{LAYOUT.prefix}.w.", f"{LAYOUT.prefix}.own."))
 
 
 def event_id(lot_id: str, lot_sequence: int, index: int) -> str:

@@ -90,8 +90,10 @@ async def read_subject(
     after_sequence: int = 0,
     batch: int = DEFAULT_BATCH,
     timeout_s: float = 5.0,
+    before_sequence: int | None = None,
 ) -> list[StoredMessage]:
-    """Every message of `subject` with a stream sequence above `after_sequence`, in order."""
+    """Every message of `subject` with a stream sequence above `after_sequence` (and below
+    `before_sequence`, if given), in order."""
     found: list[StoredMessage] = []
     start = after_sequence + 1
     try:
@@ -99,6 +101,9 @@ async def read_subject(
             messages, pending = await _batches(
                 nc, stream, {"seq": start, "next_by_subj": subject, "batch": batch}, timeout_s
             )
+            if before_sequence is not None and messages and messages[-1].sequence >= before_sequence:
+                found.extend(m for m in messages if m.sequence < before_sequence)
+                return found
             found.extend(messages)
             if not messages or pending == 0:
                 return found

@@ -35,9 +35,10 @@ async def key_history(store: LogStore, partition: int, key: str, after_key_seque
         group = groups.get(sequence)
         if group is None:
             message = await store.read_message(sequence)
-            if message is None:
-                raise LogCorrupt(f"key {key}: its history links to message {sequence}, which is gone")
-            group = wire.decode_group(message.data)
+            linked = wire.group_in(message.data, partition) if message is not None else None
+            if linked is None:
+                raise LogCorrupt(f"key {key}: its history links to message {sequence}, which does not hold it")
+            group = linked
         mine = [entry for entry in wire.stored_entries(sequence, group) if entry.key == key and entry.accepted]
         found.extend(reversed(mine))
         if mine and mine[0].key_sequence <= after_key_sequence + 1:

@@ -79,6 +79,12 @@ class LogLayout:
     def partition_subject(self, partition: int) -> str:
         return f"{self.prefix}.part.{partition}"
 
+    def writer_subject(self, writer: str) -> str:
+        return f"{self.prefix}.w.{writer}"
+
+    def claim_subject(self, partition: int) -> str:
+        return f"{self.prefix}.own.{partition}"
+
     @property
     def partition_subjects(self) -> str:
         return f"{self.prefix}.part.*"
@@ -142,7 +148,12 @@ class JetStreamLogStore:
         self._batch_prefix = os.urandom(6).hex()
         self.stats = StoreStats()
 
+    fences_by_claim = False
+
     # -- appends --------------------------------------------------------------------------------------
+
+    async def claim(self, partition: int) -> None:
+        return None  # the partition subject's expected sequence is the fence
 
     async def append(self, messages: Sequence[Outgoing]) -> list[AppendOutcome]:
         self.stats.appends += 1

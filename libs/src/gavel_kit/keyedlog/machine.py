@@ -267,6 +267,7 @@ class _Partition:
         "checkpoint_subject",
         "checkpointed_at",
         "checkpointing",
+        "claim_needed",
         "dirty",
         "epoch",
         "groups",
@@ -304,6 +305,7 @@ class _Partition:
         self.opened = 0
         self.progress: asyncio.Future[None] | None = None
         self.rebuild_pending = False
+        self.claim_needed = True  # claim before the first rebuild (stores that fence by claims)
 
 
 @dataclass(slots=True)
@@ -355,12 +357,27 @@ class KeyedLog(Generic[S, C, R, A]):
         self._committer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._checkpoint_slots = asyncio.Semaphore(self.config.checkpoints_at_once)
+        self._claims = store.fences_by_claim
+        self._last_stored = 0  # the highest stream sequence this writer had stored
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._committer is None:
             self._committer = asyncio.get_running_loop().create_task(self._commit_loop(), name="keyedlog-commit")
+            if self._claims:
+                self._spawn(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Writer subjects: a quiet partition's checkpoint moves up to this writer's last message
+        now and then (no snapshots to write), so a rebuild's tail stays short — its tail is read
+        from the writer's subject, which other partitions keep growing."""
+        while True:
+            await asyncio.sleep(self.config.checkpoint_every_s)
+            for p in list(self._partitions.values()):
+                if p.status == OPEN and not p.checkpointing and self._last_stored > p.checkpoint_sequence:
+                    p.checkpointing = True
+                    self._spawn(self._checkpoint(p))
 
     async def stop(self) -> None:
         """Stop committing (unanswered callers get UNAVAILABLE) and cancel background work."""
@@ -439,6 +456,9 @@ class KeyedLog(Generic[S, C, R, A]):
         delay = self.config.retry_backoff_s
         while p.epoch == epoch and p.status == OPENING:
             try:
+                if p.claim_needed:
+                    await self._store.claim(p.number)  # before reading: nothing after it is missed
+                    p.claim_needed = False
                 found = await self._store.read_checkpoint(p.number)
                 position = wire.checkpoint_position(found.data)
                 messages = await self._store.read_partition(p.number, position)
@@ -873,7 +893,11 @@ class KeyedLog(Generic[S, C, R, A]):
             )
             if self._on_fenced is not None:
                 self._on_fenced(p.number)
-            if p.status != CLOSED:  # the callback may have closed it
+            if p.status == CLOSED:  # the callback closed it
+                return
+            if self._claims:  # claimed away: lost for good (its callers go to the new owner)
+                self.close(p.number)
+            else:
                 self._rebuild_partition(p)
             return
         self.stats.retried += 1
@@ -881,7 +905,10 @@ class KeyedLog(Generic[S, C, R, A]):
         if p.status == CLOSED:
             self._fail_part(part, Unavailable("the outcome of this command is not known yet; retry with the same id"))
             return
-        if p.rebuild_pending or now - part.first_sent > self.config.retry_for_s:
+        # Writer subjects fence a partition by its claim, not by its own subject, so an unconfirmed
+        # message is sent again until its outcome is known: rebuilding before that could miss it
+        # landing late. Partition subjects: a late landing fails the next append's expected sequence.
+        if not self._claims and (p.rebuild_pending or now - part.first_sent > self.config.retry_for_s):
             log.warning("partition %d: message not confirmed (%s); rebuilding from the log", p.number, outcome.reason)
             self._rebuild_partition(p)
             return
@@ -899,6 +926,8 @@ class KeyedLog(Generic[S, C, R, A]):
         if p.parts and p.parts[0] is part:
             p.parts.popleft()
         p.last_sequence = sequence
+        if sequence > self._last_stored:
+            self._last_stored = sequence
         keys = p.keys
         for name, key_sequence in part.keys.items():
             key = keys.get(name)
@@ -979,7 +1008,10 @@ class KeyedLog(Generic[S, C, R, A]):
         written = False
         async with self._checkpoint_slots:
             epoch = p.epoch
-            position = p.last_sequence
+            # Everything of the partition at or before `position` is stored and, once this succeeds,
+            # in snapshots. Writer subjects: up to this writer's last message (the partition has no
+            # entry after its own last one in it); partition subjects: that subject's last message.
+            position = max(p.last_sequence, self._last_stored) if self._claims else p.last_sequence
             dirty, p.dirty = p.dirty, set()
             since, p.since_checkpoint = p.since_checkpoint, 0
             try:

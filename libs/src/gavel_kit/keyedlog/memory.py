@@ -58,7 +58,12 @@ class MemoryLogStore:
     snapshot_writes: int = 0
     calls: int = 0  # appends begun (a held one counts: it is in flight)
 
+    fences_by_claim = False
+
     # -- the log --------------------------------------------------------------------------------------
+
+    async def claim(self, partition: int) -> None:
+        return None
 
     async def append(self, messages: Sequence[Outgoing]) -> list[AppendOutcome]:
         self.calls += 1

@@ -103,6 +103,15 @@ class StoreStats:
 
 
 class LogStore(Protocol):
+    # True: a partition is fenced by claiming it (`claim`), and a fenced partition is lost for
+    # good (another writer claimed it); False: by the expected sequence of its own subject, and
+    # a fenced partition is rebuilt and its commands decided again.
+    fences_by_claim: bool
+
+    async def claim(self, partition: int) -> None:
+        """Make this store the partition's only writer (a no-op where subjects fence)."""
+        ...
+
     async def append(self, messages: Sequence[Outgoing]) -> list[AppendOutcome]:
         """Append one group (one message per partition, at most one per partition); one outcome
         per message, in order. Never raises for a failed or unknown append: that is `Retry`."""

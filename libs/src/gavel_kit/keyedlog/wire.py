@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gavel.events.v1 import keyed_log_pb2 as pb
 
 EVENT_TYPE = "gavel.events.v1.LogGroup"
+BUNDLE_TYPE = "gavel.events.v1.LogBundle"
 
 
 def _varint(value: int) -> bytes:
@@ -64,6 +65,39 @@ def group_message(partition: int, writer: str, group: int, links: Mapping[str, i
 
 def decode_group(data: bytes) -> pb.LogGroup:
     return pb.LogGroup.FromString(data)
+
+
+_GROUPS_TAG = _varint((pb.LogBundle.GROUPS_FIELD_NUMBER << 3) | 2)
+
+
+def bundle_message(writer: str, groups: Iterable[bytes]) -> bytes:
+    """One writer's group commit (the writer-subject layout): its partitions' LogGroups."""
+    return pb.LogBundle(writer=writer).SerializeToString() + b"".join(
+        _GROUPS_TAG + _varint(len(group)) + group for group in groups
+    )
+
+
+def claim_message(writer: str, partition: int) -> bytes:
+    return pb.LogBundle(writer=writer, claim=partition).SerializeToString()
+
+
+def marker_message(writer: str, partition: int) -> bytes:
+    """Put on the previous owner's writer subject by `writer` when it claims `partition`."""
+    return pb.LogBundle(writer=writer, fence=partition).SerializeToString()
+
+
+def groups_in(data: bytes) -> list[pb.LogGroup]:
+    """The LogGroups a stored message carries: a bundle's (the writer-subject layout), a group
+    alone (the partition-subject layout), or none (claims, markers, older layouts' messages)."""
+    bundle = pb.LogBundle.FromString(data)
+    if bundle.writer:
+        return list(bundle.groups)
+    group = pb.LogGroup.FromString(data)
+    return [group] if group.entries else []
+
+
+def group_in(data: bytes, partition: int) -> pb.LogGroup | None:
+    return next((group for group in groups_in(data) if group.partition == partition), None)
 
 
 def is_group(data: bytes) -> bool:

@@ -303,3 +303,52 @@ class PartitionCheckpoint(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PartitionCheckpoint: _TypeAlias = PartitionCheckpoint  # noqa: Y015
+
+@_typing.final
+class LogBundle(_message.Message):
+    """The writer-subject layout (gavel_kit.keyedlog.writers): every message of the log stream that is
+    not a LogGroup of the partition-subject layout. Fields numbered from 1100 for the same reason as
+    LogGroup's; `writer` is always set.
+
+    - a group commit: one bundle per group on <prefix>.w.<writer>, `groups` one LogGroup per
+      partition, appended with the writer subject's expected last sequence;
+    - a claim of partition p on <prefix>.own.<p> (`claim`), fenced by that subject's expected last
+      sequence, in one atomic batch with
+    - a marker on the previous owner's writer subject (`fence`), which makes that writer's next
+      append fail its expected-sequence check.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WRITER_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    FENCE_FIELD_NUMBER: _builtins.int
+    writer: _builtins.str
+    """The writer subject's last token (<prefix>.w.<writer>)."""
+    claim: _builtins.int
+    fence: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogGroup]: ...
+    def __init__(
+        self,
+        *,
+        writer: _builtins.str = ...,
+        groups: _abc.Iterable[Global___LogGroup] | None = ...,
+        claim: _builtins.int | None = ...,
+        fence: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_claim", b"_claim", "_fence", b"_fence", "claim", b"claim", "fence", b"fence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_claim", b"_claim", "_fence", b"_fence", "claim", b"claim", "fence", b"fence", "groups", b"groups", "writer", b"writer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__claim: _TypeAlias = _typing.Literal["claim"]  # noqa: Y015
+    _WhichOneofArgType__claim: _TypeAlias = _typing.Literal["_claim", b"_claim"]  # noqa: Y015
+    _WhichOneofReturnType__fence: _TypeAlias = _typing.Literal["fence"]  # noqa: Y015
+    _WhichOneofArgType__fence: _TypeAlias = _typing.Literal["_fence", b"_fence"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__claim) -> _WhichOneofReturnType__claim | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fence) -> _WhichOneofReturnType__fence | None: ...
+
+Global___LogBundle: _TypeAlias = LogBundle  # noqa: Y015
