@@ -13,10 +13,23 @@ from gavel_bench.cpu import Tracked
 pytestmark = pytest.mark.integration
 
 
-def test_a_short_run_reports_every_run_and_finds_every_answered_bid_in_the_log(nats_server) -> None:
+@pytest.mark.parametrize("layout", ["writers", "partitions"])
+def test_a_short_run_reports_every_run_and_finds_every_answered_bid_in_the_log(nats_server, layout) -> None:
     tracked = [Tracked("nats-server", nats_server.process.pid), Tracked("bench", os.getpid())]
     rows, audit = asyncio.run(
-        keyedlog.measure(nats_server.url, (300.0,), (300.0,), 0.3, 20, 4, 2, tracked, say=lambda _: None, warmup_s=0.1)
+        keyedlog.measure(
+            nats_server.url,
+            (300.0,),
+            (300.0,),
+            0.3,
+            20,
+            4,
+            2,
+            tracked,
+            say=lambda _: None,
+            warmup_s=0.1,
+            layout=layout,
+        )
     )
     assert [row["run"] for row in rows] == ["spread-300", "hot-300"]
     for row in rows:

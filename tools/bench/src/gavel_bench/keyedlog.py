@@ -2,17 +2,20 @@
 
     gavel bench keyedlog --json docs/benchmarks/keyedlog.json
     gavel bench keyedlog --rates 2000,5000,10000,20000 --hot-rates 2000,5000 --seconds 5
-    gavel bench keyedlog --atomic-from 1000000      (several partitions: concurrent publishes, no batch)
+    gavel bench keyedlog --layout partitions        (a subject per partition: an atomic batch per append)
+    gavel bench keyedlog --layout partitions --atomic-from 1000000   (... concurrent publishes, no batch)
 
 No room, no gRPC: the library with a small engine (gavel_kit.keyedlog.sample: a bid must beat the
 standing price) on a real nats-server with `sync_interval: always` (gavel_kit.natsserver, the
 cluster's config), store under --var-dir. Decisions arrive open-loop (decision n is due at
 n / rate whatever happened before; its latency runs from that due time to its answer, so a stall
 shows as latency, not as a lower rate), spread over --keys keys in --partitions partitions, all
-owned by this process, then on ONE hot key. A share of the bids is too low on purpose (refused:
-refusals are logged too). Each run reports decisions/s answered, p50/p99/p99.9, appends, decisions
-and partition messages per append, and the CPU of nats-server and of this process (100 = one CPU).
-After the runs every answered accepted bid is looked for in the log (lost = answered but absent).
+owned by this process, then on ONE hot key. --layout: `writers` (default: one message per append
+on the writer's subject, partitions fenced by claims) or `partitions` (a subject per partition).
+A share of the bids is too low on purpose (refused: refusals are logged too). Each run reports
+decisions/s answered, p50/p99/p99.9, appends, decisions, partitions and messages per append, and the
+CPU of nats-server and of this process (100 = one CPU). After the runs every answered accepted bid
+is looked for in the log (lost = answered but absent).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from gavel_kit.keyedlog import KeyedLog, LogConfig
 from gavel_kit.keyedlog.history import partition_entries
 from gavel_kit.keyedlog.jetstream import JetStreamLogStore, LogLayout, ensure_log_streams
 from gavel_kit.keyedlog.sample import Bid, BidBookEngine, Book, Peek, Placed, Standing
+from gavel_kit.keyedlog.writers import WriterLogStore
 
 LAYOUT = LogLayout("BENCH_KEYED_LOG", "bench.keyed", "BENCH_KEYED_SNAPSHOTS", "bench.keyedsnap")
 RATES = (2_000.0, 5_000.0, 10_000.0, 20_000.0)
@@ -130,7 +134,7 @@ async def _drive(log: Log, run: Run, seconds: float, prefix: str, amounts: dict[
 
 async def _measure_run(
     log: Log,
-    store: JetStreamLogStore,
+    store: JetStreamLogStore | WriterLogStore,
     name: str,
     rate: float,
     keys: int,
@@ -144,6 +148,7 @@ async def _measure_run(
         await _drive(log, Run(name, rate, keys), warmup_s, f"{name}-warm", amounts, record=False)
     run = Run(name, rate, keys)
     stats, store_stats = log.stats, store.stats
+    physical_before = store_stats.messages
     before = (stats.appends, stats.messages, stats.entries, stats.bytes, stats.fenced, stats.retried, stats.snapshots)
     meter = CpuMeter(tracked)
     meter.start()
@@ -167,7 +172,8 @@ async def _measure_run(
         "latency_ms": latency,
         "appends": appends,
         "decisions_per_append": round(entries / appends, 1) if appends else None,
-        "messages_per_append": round(messages / appends, 2) if appends else None,
+        "partitions_per_append": round(messages / appends, 2) if appends else None,
+        "messages_per_append": round((store_stats.messages - physical_before) / appends, 2) if appends else None,
         "bytes_per_append": round(data / appends) if appends else None,
         "fenced": fenced,
         "retried": retried,
@@ -180,8 +186,9 @@ async def _measure_run(
     }
     say(
         f"• {name}: {row['decisions_per_s']:,.0f} decisions/s (target {rate:,.0f}), p50 {latency['p50']} ms, "
-        f"p99 {latency['p99']} ms, p99.9 {latency['p99.9']} ms; {row['decisions_per_append']} decisions and "
-        f"{row['messages_per_append']} messages per append; {snapshots} snapshots; "
+        f"p99 {latency['p99']} ms, p99.9 {latency['p99.9']} ms; per append {row['decisions_per_append']} "
+        f"decisions, {row['partitions_per_append']} partitions, {row['messages_per_append']} messages; "
+        f"{snapshots} snapshots; "
         f"errors {sum(run.errors.values())}; CPU " + ", ".join(f"{k} {v:.0f} %" for k, v in cpu.items())
     )
     return row, run
@@ -199,12 +206,17 @@ async def measure(
     say: Callable[[str], None] = print,
     warmup_s: float = WARMUP_S,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    layout: str = "writers",
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Every run in turn on one log; then the audit of what was acknowledged."""
     nc = await nats.connect(nats_url, name="gavel-bench-keyedlog", max_reconnect_attempts=0)
     try:
         await ensure_log_streams(nc.jetstream(), LAYOUT)
-        store = JetStreamLogStore(nc, LAYOUT, atomic_from=atomic_from)
+        store = (
+            WriterLogStore(nc, LAYOUT, writer="bench")
+            if layout == "writers"
+            else JetStreamLogStore(nc, LAYOUT, atomic_from=atomic_from)
+        )
         log: Log = KeyedLog(
             BidBookEngine(),
             store,
@@ -232,7 +244,7 @@ async def measure(
         await nc.close()
 
 
-async def _audit(store: JetStreamLogStore, partitions: int, runs: Sequence[Run]) -> dict[str, int]:
+async def _audit(store: JetStreamLogStore | WriterLogStore, partitions: int, runs: Sequence[Run]) -> dict[str, int]:
     logged: set[str] = set()
     for partition in range(partitions):
         logged.update(e.command_id for e in await partition_entries(store, partition) if e.accepted)
@@ -251,13 +263,15 @@ def run(
     command: str = "",
     say: Callable[[str], None] = print,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    layout: str = "writers",
 ) -> dict[str, Any]:
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
     with own_nats_server(var_root, "bench-keyedlog", say) as (server, _, tracked):
         say(
-            f"• keyed log: {keys:,} keys in {partitions} partitions (all owned here), atomic batch from "
-            f"{atomic_from} messages; {seconds:g} s per run after {WARMUP_S:g} s of warm-up"
+            f"• keyed log ({layout} layout): {keys:,} keys in {partitions} partitions (all owned here)"
+            + (f", atomic batch from {atomic_from} messages" if layout == "partitions" else "")
+            + f"; {seconds:g} s per run after {WARMUP_S:g} s of warm-up"
         )
         rows, audit = asyncio.run(
             measure(
@@ -271,12 +285,14 @@ def run(
                 tracked,
                 say,
                 checkpoint_every=checkpoint_every,
+                layout=layout,
             )
         )
     return {
         "benchmark": "keyedlog",
         "keys": keys,
         "partitions": partitions,
+        "layout": layout,
         "atomic_from": atomic_from,
         "checkpoint_every": checkpoint_every,
         "seconds_per_run": seconds,
@@ -313,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--atomic-from", type=int, default=2, help="messages from which a group is one atomic batch (default 2)"
     )
+    parser.add_argument("--layout", choices=("writers", "partitions"), default="writers", help="see above")
     parser.add_argument(
         "--checkpoint-every",
         type=int,
