@@ -353,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             args.atomic_from,
             args.var_dir,
             command,
+            checkpoint_every=args.checkpoint_every,
+            layout=args.layout,
         )
     except KeyboardInterrupt:
         print("gavel bench keyedlog: interrupted; the nats-server it started was stopped", file=sys.stderr)
