@@ -111,7 +111,8 @@ async def read_subject(
     except DirectGetUnavailable:
         if found:
             raise
-    return await _read_subject_one_by_one(nc, stream, subject, after_sequence, timeout_s)
+    found = await _read_subject_one_by_one(nc, stream, subject, after_sequence, timeout_s)
+    return found if before_sequence is None else [m for m in found if m.sequence < before_sequence]
 
 
 async def _read_subject_one_by_one(
