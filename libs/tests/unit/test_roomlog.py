@@ -51,3 +51,23 @@ def test_group_commits_sit_under_the_lots_subjects_a_consumer_already_filters_on
     assert f"{roomlog.LAYOUT.prefix}.>" == roomlog.SUBJECTS
     assert roomlog.is_partition_subject(subject)
     assert not roomlog.is_partition_subject("gavel.room.lot.lot-1")
+
+
+def test_a_writers_bundle_decodes_into_the_batches_of_every_partition_it_carries_and_claims_into_none():
+    first = ev.LotEventBatch.FromString(stored_batch())
+    second = ev.LotEventBatch(lot_id="lot-9", lot_sequence=3, command_id="bid-1", command="PlaceBid")
+    groups = [
+        wire.group_message(
+            p,
+            "room-1",
+            4,
+            {b.lot_id: 0},
+            [wire.entry_frame(b.lot_id, b.lot_sequence, "", "", 0, record=b.SerializeToString())],
+        )
+        for p, b in ((3, first), (5, second))
+    ]
+    bundle = wire.bundle_message("room-1-ab12", groups)
+    assert [(b.lot_id, b.lot_sequence) for b in roomlog.lot_batches(bundle)] == [("lot-1", 7), ("lot-9", 3)]
+    assert roomlog.lot_batches(wire.claim_message("room-2-cd34", 0)) == []
+    assert roomlog.lot_batches(wire.marker_message("room-2-cd34", 5)) == []
+    assert roomlog.is_partition_subject(roomlog.LAYOUT.writer_subject("room-1-ab12"))
