@@ -21,11 +21,12 @@ partitions (`open`/`close`, decided elsewhere: leases). For each command:
    future for callers that want to await.
 
 Outcomes of a partition's message: *stored* (answer, move on); *fenced* (another writer appended:
-the partition's in-memory state is thrown away, rebuilt from snapshot + tail, and its unanswered
-commands decided again, at most `max_attempts` times); *retry* (not stored or unknown: the very
-same message is sent again, which the store makes safe — see store.py; after `retry_for_s` the
-partition is rebuilt from the log and its commands decided again, receipts answering those that
-were stored after all).
+with partition subjects the partition's in-memory state is thrown away, rebuilt from snapshot +
+tail, and its unanswered commands decided again, at most `max_attempts` times; with writer subjects
+the partition was claimed away and is closed, its callers told NotOwner); *retry* (not stored or
+unknown: the very same message is sent again, which the store makes safe — see store.py; with
+partition subjects, after `retry_for_s` the partition is rebuilt from the log and its commands
+decided again, receipts answering those that were stored after all).
 
 Snapshots: after `checkpoint_every_entries` entries (or `checkpoint_every_s` with changes), a
 partition checkpoint writes a snapshot of every key changed since the last one (state, receipts
@@ -112,7 +113,7 @@ class LogConfig:
     max_message_bytes: int = 512 * 1024  # a part is closed at this size (the server's max_payload is 1 MB)
     linger_s: float = 0.0  # wait this long before cutting a group (0: cut as soon as the previous is back)
     max_attempts: int = 3  # decisions of one command before UNAVAILABLE (a contended partition)
-    retry_for_s: float = 10.0  # resend an unconfirmed message this long before rebuilding the partition
+    retry_for_s: float = 10.0  # partition subjects: resend this long, then rebuild (writer subjects: until known)
     retry_backoff_s: float = 0.05
     max_pending: int = 50_000  # commands not yet answered, process-wide; beyond: RESOURCE_EXHAUSTED
     dedupe_window_ms: int = 120_000  # receipts and refusals are kept this long ...
