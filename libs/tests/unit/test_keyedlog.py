@@ -483,3 +483,18 @@ def test_group_messages_are_told_apart_from_single_record_messages_by_their_byte
 
 def test_partitions_are_a_stable_hash_of_the_key():
     assert stable_partition("lot-1", 64) == 29  # pinned: crc32 of the UTF-8 bytes, mod 64
+
+
+async def test_its_counters_are_prometheus_metrics_read_when_scraped():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gavel_kit.keyedlog.metrics import register_metrics
+
+    registry = CollectorRegistry()
+    log = await started(MemoryLogStore(), 0)
+    register_metrics(log, "test", registry)
+    await bid(log, key_in(0), "b1", 1)
+    text = generate_latest(registry).decode()
+    assert 'gavel_keyedlog_accepted_total{log="test"} 1.0' in text
+    assert 'gavel_keyedlog_pending{log="test"} 0.0' in text
+    await log.stop()
