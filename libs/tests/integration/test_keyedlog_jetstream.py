@@ -389,3 +389,17 @@ async def test_reopening_a_partition_it_gave_up_claims_it_again(nc, layout):
     await log.open(0)
     assert (await bid(log, lot, "bid-2", 2)).key_sequence == 2
     await log.stop()
+
+
+async def test_rebuilding_every_partition_of_a_dead_writer_reads_its_subject_once(nc, layout):
+    dead = await started_writers(WriterLogStore(nc, layout, writer="dead"))
+    await asyncio.gather(*(bid(dead, f"lot-{i}", f"bid-{i}", 5) for i in range(100)))
+    await dead.stop()
+    store = WriterLogStore(nc, layout, writer="heir")
+    heir: Log = KeyedLog(ENGINE, store, partitions=PARTITIONS, writer=store.writer, clock=clock)
+    heir.start()
+    await asyncio.gather(*(heir.open(p) for p in range(PARTITIONS)))
+    assert store.range_bundles == dead.stats.appends  # each of its bundles read once, not once per partition
+    for i in range(100):
+        assert await heir.read(f"lot-{i}", lambda book: book.price) == 5
+    await heir.stop()

@@ -121,6 +121,11 @@ class LogConfig:
     max_refusals_per_key: int = 1_000
     checkpoint_every_entries: int = 10_000  # entries since the last checkpoint that start the next
     checkpoint_every_s: float = 60.0  # ... or this long, if anything changed
+    # Writer subjects: a partition's tail lies in its writer's subject among every other partition's
+    # entries, so a partition also checkpoints once this writer stored this many entries since its
+    # last one (keeping a rebuild's scan of the writer's subject short, whatever the partition's pace).
+    checkpoint_writer_lag_entries: int = 50_000
+    sweep_every_s: float = 5.0  # writer subjects: how often quiet or lagging partitions are looked at
     checkpoints_at_once: int = 1  # per process, so snapshot bursts stay in the background
     bulk_snapshot_reads: int = 32  # a checkpoint restoring more keys than this reads them in one scan
     verify_snapshots: bool = False  # check each restored state's hash against its snapshot's
@@ -264,6 +269,7 @@ class _Key:
 
 class _Partition:
     __slots__ = (
+        "checkpoint_mark",
         "checkpoint_sequence",
         "checkpoint_subject",
         "checkpointed_at",
@@ -299,6 +305,7 @@ class _Partition:
         self.dirty: set[str] = set()  # keys with stored entries since the last checkpoint
         self.since_checkpoint = 0
         self.checkpoint_sequence = 0
+        self.checkpoint_mark = 0  # the writer's stored-entries count at the last checkpoint
         self.checkpoint_subject = 0
         self.checkpointing = False
         self.checkpointed_at = 0.0
@@ -360,6 +367,7 @@ class KeyedLog(Generic[S, C, R, A]):
         self._checkpoint_slots = asyncio.Semaphore(self.config.checkpoints_at_once)
         self._claims = store.fences_by_claim
         self._last_stored = 0  # the highest stream sequence this writer had stored
+        self._entries_stored = 0  # entries this writer had stored, all partitions
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -373,10 +381,15 @@ class KeyedLog(Generic[S, C, R, A]):
         """Writer subjects: a quiet partition's checkpoint moves up to this writer's last message
         now and then (no snapshots to write), so a rebuild's tail stays short — its tail is read
         from the writer's subject, which other partitions keep growing."""
+        config = self.config
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.config.checkpoint_every_s)
+            await asyncio.sleep(config.sweep_every_s)
             for p in list(self._partitions.values()):
-                if p.status == OPEN and not p.checkpointing and self._last_stored > p.checkpoint_sequence:
+                if p.status != OPEN or p.checkpointing or self._last_stored <= p.checkpoint_sequence:
+                    continue
+                lagging = self._entries_stored - p.checkpoint_mark >= config.checkpoint_writer_lag_entries
+                if lagging or loop.time() - p.checkpointed_at >= config.checkpoint_every_s:
                     p.checkpointing = True
                     self._spawn(self._checkpoint(p))
 
@@ -489,6 +502,7 @@ class KeyedLog(Generic[S, C, R, A]):
             p.tail = tail
             p.dirty = set(tail)
             p.since_checkpoint = count
+            p.checkpoint_mark = self._entries_stored
             p.checkpointed_at = asyncio.get_running_loop().time()
             p.status = OPEN
             self._progress(p)
@@ -940,6 +954,7 @@ class KeyedLog(Generic[S, C, R, A]):
                     key.last_part = None
         p.dirty.update(part.keys)
         p.since_checkpoint += part.count
+        self._entries_stored += part.count
         waiters, part.waiters = part.waiters, []
         for sub, value, error in waiters:
             self._reply(sub, value, error)
@@ -984,8 +999,10 @@ class KeyedLog(Generic[S, C, R, A]):
         if p.checkpointing or not p.dirty:
             return
         config = self.config
-        due = p.since_checkpoint >= config.checkpoint_every_entries or (
-            asyncio.get_running_loop().time() - p.checkpointed_at >= config.checkpoint_every_s
+        due = (
+            p.since_checkpoint >= config.checkpoint_every_entries
+            or asyncio.get_running_loop().time() - p.checkpointed_at >= config.checkpoint_every_s
+            or (self._claims and self._entries_stored - p.checkpoint_mark >= config.checkpoint_writer_lag_entries)
         )
         if due:
             p.checkpointing = True
@@ -1013,6 +1030,7 @@ class KeyedLog(Generic[S, C, R, A]):
             # in snapshots. Writer subjects: up to this writer's last message (the partition has no
             # entry after its own last one in it); partition subjects: that subject's last message.
             position = max(p.last_sequence, self._last_stored) if self._claims else p.last_sequence
+            mark = self._entries_stored
             dirty, p.dirty = p.dirty, set()
             since, p.since_checkpoint = p.since_checkpoint, 0
             try:
@@ -1025,6 +1043,8 @@ class KeyedLog(Generic[S, C, R, A]):
             finally:
                 p.checkpointing = False
                 p.checkpointed_at = asyncio.get_running_loop().time()
+                if written:
+                    p.checkpoint_mark = mark
                 if not written and p.epoch == epoch:
                     p.dirty |= dirty
                     p.since_checkpoint += since

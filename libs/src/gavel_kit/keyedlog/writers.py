@@ -24,15 +24,18 @@ stored, the others sent again), a marker (someone claimed: see above) or nothing
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.client import Client
 
+from gavel.events.v1 import keyed_log_pb2 as pb
 from gavel_core.errors import Unavailable
 from gavel_kit.keyedlog import wire
 from gavel_kit.keyedlog.jetstream import JetStreamLogStore, LogLayout, _BatchRefused, _describe
@@ -46,6 +49,18 @@ KIND = "Gavel-Log-Kind"
 BUNDLE, CLAIM, MARKER = "bundle", "claim", "marker"
 CLAIM_ATTEMPTS = 5
 WRITER_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RANGE_TTL_S = 30.0
+
+
+@dataclass
+class _Range:
+    """A writer subject's bundles between two stream sequences (both exclusive), as read lately:
+    rebuilding the partitions a writer held reads its subject once, not once per partition."""
+
+    after: int
+    before: int
+    bundles: list[tuple[int, pb.LogBundle]] = field(default_factory=list)
+    used_at: float = 0.0
 
 
 class WriterLogStore(JetStreamLogStore):
@@ -62,6 +77,10 @@ class WriterLogStore(JetStreamLogStore):
         self._expected = 0  # the writer subject's last sequence as this writer knows it
         self._claims: dict[int, int] = {}  # partition -> the stream sequence of our claim
         self._bundles = itertools.count(1)
+        self._ranges: dict[str, _Range] = {}
+        self._range_locks: dict[str, asyncio.Lock] = {}
+        self.range_reads = 0  # reads of writer subjects for rebuilds, and the bundles they returned
+        self.range_bundles = 0
 
     def holds(self, partition: int) -> bool:
         return partition in self._claims
@@ -176,18 +195,45 @@ class WriterLogStore(JetStreamLogStore):
             writer = claim.headers.get(WRITER)
             if writer is None or (end is not None and end <= after):
                 continue
-            messages = await read_subject(
-                self._nc,
-                layout.stream,
-                layout.writer_subject(writer),
-                after_sequence=max(after, claim.sequence),
-                before_sequence=end,
-                timeout_s=self._read_timeout_s,
-            )
-            for message in messages:
-                if message.headers.get(KIND) != BUNDLE:
-                    continue
-                group = wire.group_in(message.data, partition)
+            start = max(after, claim.sequence)
+            for sequence, bundle in await self._bundles_between(layout.writer_subject(writer), start, end):
+                group = next((g for g in bundle.groups if g.partition == partition), None)
                 if group is not None:
-                    found.append(StoredMessage(message.sequence, group.SerializeToString()))
+                    found.append(StoredMessage(sequence, group.SerializeToString()))
         return found
+
+    async def _bundles_between(self, subject: str, after: int, before: int | None) -> list[tuple[int, pb.LogBundle]]:
+        """A writer subject's bundles in (after, before) — the end of the subject when `before` is
+        None — served from, and extending, what was read of it lately."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for stale in [s for s, r in self._ranges.items() if now - r.used_at > RANGE_TTL_S]:
+            del self._ranges[stale]
+        async with self._range_locks.setdefault(subject, asyncio.Lock()):
+            kept = self._ranges.get(subject)
+            if kept is None or after > kept.before:
+                kept = _Range(after, after + 1)
+            if after < kept.after:
+                kept.bundles[:0] = await self._read_bundles(subject, after, kept.after + 1)
+                kept.after = after
+            if before is None or before > kept.before:
+                newer = await self._read_bundles(subject, kept.before - 1, before)
+                kept.bundles.extend(newer)
+                kept.before = before if before is not None else (newer[-1][0] + 1 if newer else kept.before)
+            kept.used_at = now
+            self._ranges[subject] = kept
+            return [(q, b) for q, b in kept.bundles if q > after and (before is None or q < before)]
+
+    async def _read_bundles(self, subject: str, after: int, before: int | None) -> list[tuple[int, pb.LogBundle]]:
+        self.range_reads += 1
+        messages = await read_subject(
+            self._nc,
+            self.layout.stream,
+            subject,
+            after_sequence=after,
+            before_sequence=before,
+            timeout_s=self._read_timeout_s,
+        )
+        bundles = [(m.sequence, pb.LogBundle.FromString(m.data)) for m in messages if m.headers.get(KIND) == BUNDLE]
+        self.range_bundles += len(bundles)
+        return bundles
