@@ -108,6 +108,13 @@ def _grpc_serving(address: str, service: str) -> bool:
         return False
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def _listening(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
@@ -196,8 +203,13 @@ class Cluster:
 
     def start_sandboxes(self, env: dict[str, str]) -> None:
         print("• starting sandboxes: " + ", ".join(SANDBOXES))
-        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
-        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        ports: dict[str, int] = {}
+        for name, (_, variable, default) in SANDBOXES.items():
+            if env.get(variable):
+                ports[name] = int(env[variable])
+            else:  # the usual port, or any free one when another cluster (a test, a bench) holds it
+                ports[name] = default if _port_free(self.host, default) else _free_port(self.host)
+                env[variable] = str(ports[name])
         env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
         self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
         for name, (module, _, _) in SANDBOXES.items():
