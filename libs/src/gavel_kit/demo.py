@@ -143,7 +143,7 @@ def demo_lots(product_ids: list[str]) -> list[res.Lot]:
                 options=["red", "green", "blue", "gold"],
                 price=_usd(5_000),
                 window_ms=60_000,
-                winning_rule=res.LUCKY_WINNING_RULE_SEEDED,
+                winning_rule=res.LUCKY_WINNING_RULE_DRAWN,
             ),
         ),
     ]

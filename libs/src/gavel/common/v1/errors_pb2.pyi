@@ -89,20 +89,25 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The lot does not let the vendor accept now."""
     ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
+    ERROR_REASON_WINNING_RULE_RETIRED: _ErrorReason.ValueType  # 250
+    """Issue 20 (numbered from E's range so parallel appends do not collide).
+    A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+    has not opened: it never opens; configure it again.
+    """
     ERROR_REASON_NO_ADDRESS: _ErrorReason.ValueType  # 200
-    """Notify (numbered from engineer D's range 200-249 so parallel additions do not collide).
-    The caller has no address on the channel asked for.
+    """Notifications (numbered from D's range).
+    A channel needs an address (e-mail or phone) before it can be verified or used.
     """
     ERROR_REASON_CODE_RECENTLY_SENT: _ErrorReason.ValueType  # 201
-    """A verification code went out moments ago (metadata retry_after_s)."""
+    """A verification code was sent moments ago; wait before asking for another."""
     ERROR_REASON_NO_CODE_SENT: _ErrorReason.ValueType  # 202
-    """No verification code is pending for that channel and address."""
+    """No verification code is pending for this address."""
     ERROR_REASON_CODE_EXPIRED: _ErrorReason.ValueType  # 203
-    """The verification code expired or used up its tries."""
-    ERROR_REASON_WRONG_CODE: _ErrorReason.ValueType  # 204
+    """The verification code expired; ask for a new one."""
+    ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 204
+    """The address must be verified before this channel is used."""
+    ERROR_REASON_WRONG_CODE: _ErrorReason.ValueType  # 205
     """The verification code does not match (metadata attempts_left)."""
-    ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 205
-    """The address on that channel is not verified yet."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -181,18 +186,23 @@ ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
 """The lot does not let the vendor accept now."""
 ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
+ERROR_REASON_WINNING_RULE_RETIRED: ErrorReason.ValueType  # 250
+"""Issue 20 (numbered from E's range so parallel appends do not collide).
+A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+has not opened: it never opens; configure it again.
+"""
 ERROR_REASON_NO_ADDRESS: ErrorReason.ValueType  # 200
-"""Notify (numbered from engineer D's range 200-249 so parallel additions do not collide).
-The caller has no address on the channel asked for.
+"""Notifications (numbered from D's range).
+A channel needs an address (e-mail or phone) before it can be verified or used.
 """
 ERROR_REASON_CODE_RECENTLY_SENT: ErrorReason.ValueType  # 201
-"""A verification code went out moments ago (metadata retry_after_s)."""
+"""A verification code was sent moments ago; wait before asking for another."""
 ERROR_REASON_NO_CODE_SENT: ErrorReason.ValueType  # 202
-"""No verification code is pending for that channel and address."""
+"""No verification code is pending for this address."""
 ERROR_REASON_CODE_EXPIRED: ErrorReason.ValueType  # 203
-"""The verification code expired or used up its tries."""
-ERROR_REASON_WRONG_CODE: ErrorReason.ValueType  # 204
+"""The verification code expired; ask for a new one."""
+ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 204
+"""The address must be verified before this channel is used."""
+ERROR_REASON_WRONG_CODE: ErrorReason.ValueType  # 205
 """The verification code does not match (metadata attempts_left)."""
-ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 205
-"""The address on that channel is not verified yet."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
