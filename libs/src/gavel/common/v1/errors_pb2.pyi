@@ -124,6 +124,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The sale is closed for this operation (e.g. a deposit after the sale ended)."""
     ERROR_REASON_BAD_SIGNATURE: _ErrorReason.ValueType  # 156
     """A provider webhook whose signature or timestamp does not verify."""
+    ERROR_REASON_WRONG_CODE: _ErrorReason.ValueType  # 205
+    """The verification code does not match (metadata attempts_left)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -237,4 +239,6 @@ ERROR_REASON_SALE_CLOSED: ErrorReason.ValueType  # 155
 """The sale is closed for this operation (e.g. a deposit after the sale ended)."""
 ERROR_REASON_BAD_SIGNATURE: ErrorReason.ValueType  # 156
 """A provider webhook whose signature or timestamp does not verify."""
+ERROR_REASON_WRONG_CODE: ErrorReason.ValueType  # 205
+"""The verification code does not match (metadata attempts_left)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
