@@ -71,6 +71,8 @@ def _environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             env |= maps[source["configMapRef"]["name"]]
+        elif "secretRef" in source:
+            env |= _secret_data(objects, source["secretRef"]["name"])
     for item in container.get("env", []):
         if "value" in item:
             # $(VAR) refers to a variable defined earlier in the list, as the kubelet expands it.
@@ -81,6 +83,14 @@ def _environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
         elif "fieldRef" in item["valueFrom"]:
             env[item["name"]] = "pod-0"
     return env
+
+
+def _secret_data(objects: list[Obj], name: str) -> dict[str, str]:
+    """A rendered Secret's keys and values (dev); prod's come from an ExternalSecret: unknown here."""
+    for obj in objects:
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == name:
+            return {key: base64.b64decode(value).decode() for key, value in obj["data"].items()}
+    return {}
 
 
 def _secret_value(objects: list[Obj], name: str, key: str) -> str:
@@ -181,6 +191,12 @@ def test_ports_probes_and_addresses_are_the_ones_the_settings_give(rendered, ove
             assert nats.hostname in services, where
             assert nats.port in {p["port"] for p in services[nats.hostname]["spec"]["ports"]}, where
             assert nats.username == (process or service), f"{where}: connects as its own NATS user"
+        if service == "notify" and overlay == "dev":
+            # notify's mail and SMS go to the sandboxes' Services.
+            sms = urlsplit(s.option("SMS_URL", ""))
+            for host, port in ((s.option("SMTP_HOST", ""), int(s.option("SMTP_PORT", "0"))), (sms.hostname, sms.port)):
+                assert host in services, f"{where}: {host}"
+                assert port in {p["port"] for p in services[host]["spec"]["ports"]}, f"{where}: {host}:{port}"
         # The pod outlives the drain: preStop, then in-flight RPCs (grace), then the NATS drain.
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         budget = workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
