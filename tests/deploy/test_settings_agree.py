@@ -232,3 +232,17 @@ def test_prod_replicates_streams_three_times_and_traces_to_the_collector(rendere
     assert config["prod"]["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
     assert gavel_settings.load("room", config["dev"]).nats_replicas == 1
     assert config["dev"]["OTEL_TRACES_EXPORTER"] == "none"
+
+
+def test_the_notify_sandboxes_run_modules_of_the_notify_image_on_their_container_ports(rendered):
+    for workload in workloads(rendered["dev"]):
+        if workload["metadata"]["name"] not in ("mail-sandbox", "sms-sandbox"):
+            continue
+        (container,) = containers(workload)
+        assert GAVEL_IMAGE.search(container["image"])["service"] == "notify"
+        python, dash_m, module, *args = container["command"]
+        assert (python, dash_m) == ("python", "-m")
+        assert (ROOT / "services" / "notify" / "src" / Path(*module.split(".")).with_suffix(".py")).exists(), module
+        port = int(args[args.index("--port") + 1])
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        assert args[args.index("--host") + 1] == "0.0.0.0"  # noqa: S104 — reachable from notify's pod
