@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,89 +31,10 @@ from gavel.events.v1 import catalog_events_pb2
 from gavel_kit.demo import demo_users
 from gavel_kit.grpc.client import bearer
 from gavel_kit.settings import GRPC_SERVICE_NAMES
+from gavel_kit.testing.gavel_up import SERVICES, WORKERS, RunningCluster
 from gavel_kit.testing.otlp import SpanCollector
-from gavel_kit.testing.plugin import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-SERVICES = ("catalog", "room", "tender", "payment", "notify")
-WORKERS = ("room-projector",)
-
-
-class RunningCluster:
-    def __init__(self, var_dir: Path, otlp_endpoint: str) -> None:
-        self.var_dir = var_dir
-        self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
-        self.http_port = free_port()
-        self.nats_port = free_port()
-        self.smtp_port, self.sms_port = free_port(), free_port()
-        self.env = dict(os.environ)
-        self.env.update(
-            GAVEL_VAR_DIR=str(var_dir),
-            GAVEL_EMBEDDED_NATS_PORT=str(self.nats_port),
-            GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
-            GAVEL_NOTIFY_SMTP_PORT=str(self.smtp_port),
-            GAVEL_NOTIFY_SMS_SANDBOX_PORT=str(self.sms_port),
-            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
-            OTEL_EXPORTER_OTLP_INSECURE="true",
-            OTEL_BSP_SCHEDULE_DELAY="200",
-        )
-        self.env.pop("GAVEL_NATS_URL", None)
-        self.env.pop("GAVEL_DATABASE_URL", None)
-        self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
-        for name, (grpc_port, metrics_port) in self.ports.items():
-            prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
-            self.env[prefix + "GRPC_PORT"] = str(grpc_port)
-            self.env[prefix + "METRICS_PORT"] = str(metrics_port)
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
-
-    @property
-    def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
-
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name][0]}"
-
-    def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def start(self, timeout: float = 240) -> None:
-        gavel = Path(sys.executable).parent / "gavel"
-        self.process = subprocess.Popen(
-            [str(gavel), "up"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line and self.process.poll() is not None:
-                break
-            self.output.append(line)
-            if line.startswith("Ctrl-C stops everything"):
-                return
-        raise AssertionError("gavel up did not come up:\n" + "".join(self.output) + self.logs())
-
-    def logs(self) -> str:
-        return "".join(
-            f"\n--- {p.name} ---\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-            for p in sorted((self.var_dir / "log").glob("*.log"))
-        )
-
-    def interrupt(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        remaining, _ = self.process.communicate(timeout=timeout)
-        self.output.append(remaining)
-        return self.process.returncode
-
-    def all_ports(self) -> list[int]:
-        return [p for pair in self.ports.values() for p in pair] + [
-            self.http_port,
-            self.nats_port,
-            self.smtp_port,
-            self.sms_port,
-        ]
 
 
 def port_open(port: int) -> bool:
@@ -150,7 +69,12 @@ def collector():
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, collector):
-    running = RunningCluster(tmp_path_factory.mktemp("gavel-up"), collector[1])
+    otlp = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    running = RunningCluster(tmp_path_factory.mktemp("gavel-up"), otlp)
     running.start()
     yield running
     if running.process and running.process.poll() is None:

@@ -76,6 +76,12 @@ class Settings:
         return "" if self.process else GRPC_SERVICE_NAMES.get(self.service, "")
 
     @property
+    def readiness_name(self) -> str:
+        """The gRPC health name that reports readiness: the service's own, or a worker's process name
+        (a worker serves no API; "" is liveness for both, docs/operations.md)."""
+        return self.process or GRPC_SERVICE_NAMES.get(self.service, "")
+
+    @property
     def process_name(self) -> str:
         """What logs, traces and NATS connections call this process."""
         return self.process or self.service

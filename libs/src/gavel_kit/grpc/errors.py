@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -70,6 +70,10 @@ def to_status(error: GavelError) -> grpc.Status:
         )
     elif isinstance(error, PermissionDenied):
         details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)))
+    elif isinstance(error, Unavailable):  # the retry hint: when to try again (same request id)
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(error.retry_after_ms)
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
@@ -102,4 +106,17 @@ def bad_request_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             return bad_request
+    return None
+
+
+def retry_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.RetryInfo | None:
+    """Client side: the RetryInfo detail (the server's retry hint) of a failed call, if any."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info
     return None

@@ -182,6 +182,7 @@ def world(
         spawn=tasks,
         draw_secret=lambda: os.urandom(32),
         closing_soon_ms=closing_soon_ms,
+        owns=owns,
     )
     directory = LotDirectory(deps, 8, owns)
     return World(

@@ -81,6 +81,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="SIGKILL (and restart) an extra room replica every S seconds",
     )
+    failover.add_argument(
+        "--kill-nats-every",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="SIGKILL the started cluster's embedded nats-server every S seconds (gavel up restarts it)",
+    )
     target = p.add_argument_group("a running cluster (default: start one)")
     target.add_argument("--target", action="store_true", help="drive a running cluster instead of starting one")
     target.add_argument("--catalog-addr", default=None, help="default: GAVEL_CATALOG_ADDR or the default port")
@@ -140,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.watchers < 0:
         print("gavel bench: --watchers must be 0 or more", file=sys.stderr)
         return 2
+    if args.kill_nats_every and args.target:
+        print("gavel bench: --kill-nats-every needs a cluster it starts (not --target)", file=sys.stderr)
+        return 2
     if args.kill_room_replica_every and args.room_replicas < 2:
         print("gavel bench: --kill-room-replica-every needs --room-replicas 2 or more", file=sys.stderr)
         return 2
@@ -151,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         ramp=args.ramp,
         room_replicas=args.room_replicas,
         kill_every_s=args.kill_room_replica_every,
+        kill_nats_every_s=args.kill_nats_every,
         target=args.target,
         catalog=args.catalog_addr,
         room_addresses=args.room_addr,

@@ -9,7 +9,8 @@ SIGKILL to its process group if that takes too long.
 Extra room replicas (`--room-replicas K`) are `python -m room.main serve` processes with their
 own ports, replica id and var dir, on the same NATS and the same room database as the cluster's
 room service; the failover run SIGKILLs and restarts them. The cluster's own room replica is never
-killed: `gavel up` stops the whole cluster when one of its children exits.
+killed, so the failover figures measure handover between replicas rather than `gavel up`'s
+restarts (the fault suite measures those: docs/operations.md, "What survives what").
 """
 
 from __future__ import annotations

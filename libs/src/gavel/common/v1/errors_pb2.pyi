@@ -94,6 +94,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
     has not opened: it never opens; configure it again.
     """
+    ERROR_REASON_NO_ADDRESS: _ErrorReason.ValueType  # 200
+    """Notifications (numbered from D's range).
+    A channel needs an address (e-mail or phone) before it can be verified or used.
+    """
+    ERROR_REASON_CODE_RECENTLY_SENT: _ErrorReason.ValueType  # 201
+    """A verification code was sent moments ago; wait before asking for another."""
+    ERROR_REASON_NO_CODE_SENT: _ErrorReason.ValueType  # 202
+    """No verification code is pending for this address."""
+    ERROR_REASON_CODE_EXPIRED: _ErrorReason.ValueType  # 203
+    """The verification code expired; ask for a new one."""
+    ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 204
+    """The address must be verified before this channel is used."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -177,4 +189,16 @@ ERROR_REASON_WINNING_RULE_RETIRED: ErrorReason.ValueType  # 250
 A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
 has not opened: it never opens; configure it again.
 """
+ERROR_REASON_NO_ADDRESS: ErrorReason.ValueType  # 200
+"""Notifications (numbered from D's range).
+A channel needs an address (e-mail or phone) before it can be verified or used.
+"""
+ERROR_REASON_CODE_RECENTLY_SENT: ErrorReason.ValueType  # 201
+"""A verification code was sent moments ago; wait before asking for another."""
+ERROR_REASON_NO_CODE_SENT: ErrorReason.ValueType  # 202
+"""No verification code is pending for this address."""
+ERROR_REASON_CODE_EXPIRED: ErrorReason.ValueType  # 203
+"""The verification code expired; ask for a new one."""
+ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 204
+"""The address must be verified before this channel is used."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
