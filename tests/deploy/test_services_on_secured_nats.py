@@ -93,7 +93,8 @@ class Processes:
             for name in sorted(pending):
                 child = self.children[name]
                 assert child.poll() is None, f"{name} exited:\n{self.tail(name)}"
-                service = "" if name == "room-projector" else GRPC_SERVICE_NAMES[PROCESSES[name][1][0].split(".")[0]]
+                module = PROCESSES[name][1][0].split(".")[0]
+                service = "room-projector" if name == "room-projector" else GRPC_SERVICE_NAMES[module]
                 if grpc_serving(f"127.0.0.1:{self.ports[name][0]}", service, timeout_s=1):
                     pending.discard(name)
             assert time.monotonic() < deadline, f"not SERVING: {pending}; {self.nats.violations()[:5]}"

@@ -176,8 +176,8 @@ def test_ports_probes_and_addresses_are_the_ones_the_settings_give(rendered, ove
             assert ports == {"grpc": s.grpc_port, "metrics": s.metrics_port}, where
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["grpc"]["port"] == s.grpc_port, f"{where} {probe}"
-            # Readiness asks for the service name (a worker serves only ""); liveness asks for "".
-            assert container["readinessProbe"]["grpc"]["service"] == s.grpc_service_name, where
+            # Readiness asks for the readiness name (a worker's is its process name); liveness for "".
+            assert container["readinessProbe"]["grpc"]["service"] == s.readiness_name, where
             assert container["livenessProbe"]["grpc"]["service"] == "", where
             annotations = workload["spec"]["template"]["metadata"]["annotations"]
             assert int(annotations["prometheus.io/port"]) == s.metrics_port, where
