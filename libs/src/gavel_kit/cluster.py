@@ -54,6 +54,8 @@ WORKERS = {"room-projector": ("room", "project")}
 SANDBOXES = {
     "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
     "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
+    # the card provider payment talks to (docs/payment.md "The sandbox provider")
+    "payment-sandbox": ("payment.sandbox", "GAVEL_PAYMENT_SANDBOX_PORT", 8095),
 }
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
@@ -396,6 +398,7 @@ class Cluster:
         self.stop_requested = False
         self.outbox_url = ""
         self.sandbox_ports: dict[str, int] = {}
+        self.provider_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -506,6 +509,9 @@ class Cluster:
         env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
         self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
         self.sandbox_ports = ports
+        self.provider_url = env.setdefault(
+            "GAVEL_PAYMENT_PROVIDER_URL", f"http://{self.host}:{ports['payment-sandbox']}"
+        )
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         """Until every child is ready (children that exit meanwhile are restarted); a child that
@@ -553,6 +559,7 @@ class Cluster:
             )
         lines.append(f"  NATS             {self.nats_url}")
         lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
+        lines.append(f"  card sandbox     {self.provider_url} (test cards: docs/payment.md)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")
