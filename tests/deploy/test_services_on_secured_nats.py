@@ -45,6 +45,7 @@ class Processes:
         self.nats = nats_server
         self.var_dir = var_dir
         self.ports = {name: (free_port(), free_port()) for name in PROCESSES}
+        self.webhook_port = free_port()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def environment(self, name: str) -> dict[str, str]:
@@ -59,6 +60,7 @@ class Processes:
             "GAVEL_CATALOG_ADDR": f"127.0.0.1:{self.ports['catalog'][0]}",
             "GAVEL_ROOM_PROJECTIONS": "false",
             "GAVEL_ROOM_REPLICA_ID": name,
+            "GAVEL_PAYMENT_WEBHOOK_PORT": str(self.webhook_port),
             "PYTHONUNBUFFERED": "1",
         }
         return env

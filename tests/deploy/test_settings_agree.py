@@ -60,6 +60,20 @@ PER_SERVICE = {"GRPC_PORT", "METRICS_PORT", "HTTP_PORT", "GRPC_HOST", "ADDR"} | 
 )
 
 
+def _option_default(service: str, name: str) -> str:
+    """The default a service's code gives settings.option(name, default)."""
+    text = (ROOT / "services" / service / "src" / service / "main.py").read_text()
+    match = re.search(rf"option\(\s*\"{name}\",\s*\"([^\"]*)\"", text)
+    assert match, f"{service} reads no option {name}"
+    return match.group(1)
+
+
+# Listeners besides gRPC and metrics: payment's webhook receiver (GAVEL_PAYMENT_WEBHOOK_PORT).
+EXTRA_PORTS: dict[str, dict[str, Any]] = {
+    "payment": {"webhook": lambda s: int(s.option("WEBHOOK_PORT", _option_default("payment", "WEBHOOK_PORT")))},
+}
+
+
 def _config_maps(objects: list[Obj]) -> dict[str, dict[str, str]]:
     return {obj["metadata"]["name"]: obj.get("data", {}) for obj in objects if obj["kind"] == "ConfigMap"}
 
@@ -173,7 +187,8 @@ def test_ports_probes_and_addresses_are_the_ones_the_settings_give(rendered, ove
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         else:
-            assert ports == {"grpc": s.grpc_port, "metrics": s.metrics_port}, where
+            extra = {name: port(s) for name, port in EXTRA_PORTS.get(service, {}).items()}
+            assert ports == {"grpc": s.grpc_port, "metrics": s.metrics_port, **extra}, where
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["grpc"]["port"] == s.grpc_port, f"{where} {probe}"
             # Readiness asks for the readiness name (a worker's is its process name); liveness for "".
@@ -246,3 +261,21 @@ def test_the_notify_sandboxes_run_modules_of_the_notify_image_on_their_container
         port = int(args[args.index("--port") + 1])
         assert [p["containerPort"] for p in container["ports"]] == [port]
         assert args[args.index("--host") + 1] == "0.0.0.0"  # noqa: S104 — reachable from notify's pod
+
+
+def test_the_payment_sandbox_gets_only_variables_it_reads_and_shares_payments_secrets(rendered):
+    objects = rendered["dev"]
+    reads = set(re.findall(r"\"(GAVEL_[A-Z_]+)\"", (ROOT / "services/payment/src/payment/sandbox.py").read_text()))
+    (sandbox,) = [w for w in workloads(objects) if w["metadata"]["name"] == "payment-sandbox"]
+    (container,) = containers(sandbox)
+    env = _environment(container, objects)
+    assert {name for name in env if name.startswith("GAVEL_")} - set(_dockerfile_env()) <= reads
+    assert int(env["GAVEL_PAYMENT_SANDBOX_PORT"]) == container["ports"][0]["containerPort"]
+    (payment,) = [w for w in workloads(objects) if w["metadata"]["name"] == "payment"]
+    payment_env = _environment(containers(payment, init=False)[0], objects)
+    for shared in ("GAVEL_PAYMENT_PROVIDER_KEY", "GAVEL_PAYMENT_WEBHOOK_SECRET"):
+        assert env[shared] == payment_env[shared]
+    webhook = urlsplit(env["GAVEL_PAYMENT_SANDBOX_WEBHOOK_URL"])
+    assert (webhook.hostname, webhook.port, webhook.path) == ("payment", 8054, "/webhooks/provider")
+    provider = urlsplit(payment_env["GAVEL_PAYMENT_PROVIDER_URL"])
+    assert (provider.hostname, provider.port) == ("payment-sandbox", container["ports"][0]["containerPort"])
