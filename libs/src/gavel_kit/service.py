@@ -118,7 +118,14 @@ class Runtime:
         self.health: HealthReporter | None = None
         self.relay: OutboxRelay | None = None
         if definition.kit is not None:
-            self.relay = OutboxRelay(self.db, definition.kit, self.publish)
+            self.relay = OutboxRelay(
+                self.db,
+                definition.kit,
+                self.publish,
+                js=self.js,
+                retention_s=settings.outbox_retention_s,
+                idempotency_retention_s=settings.idempotency_retention_s,
+            )
         self.port = 0
         self.conditions = ReadinessConditions(self._readiness_changed)
         self._started = False
@@ -221,6 +228,7 @@ class Runtime:
         gavel_nats.on_state(self.nc, lambda usable, detail: self.conditions.set("nats", usable, detail))
         self.spawn(self._probe_database(), "database-probe")
         if self.relay is not None:
+            self.relay.max_payload = self.nc.max_payload
             self.spawn(self.relay.run(), "outbox-relay")
         for hook in self._ready_hooks:
             await hook(self)

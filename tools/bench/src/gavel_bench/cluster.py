@@ -24,11 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from gavel_bench.processes import stop_popen
 from gavel_kit import settings as gavel_settings
+from gavel_kit.healthcheck import grpc_serving
 
 LOOPBACK = "127.0.0.1"
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
@@ -78,17 +76,6 @@ def with_parent_death_signal(argv: list[str], signum: int) -> list[str]:
         return argv
     launcher = _LAUNCHER.format(option=_PR_SET_PDEATHSIG, signum=int(signum))
     return [sys.executable, "-c", launcher, *argv[1:]]
-
-
-def grpc_serving(address: str, service: str, timeout_s: float = 1.0) -> bool:
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
-            )
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
 
 
 def _clean_environment() -> dict[str, str]:
