@@ -54,6 +54,8 @@ WORKERS = {"room-projector": ("room", "project")}
 SANDBOXES = {
     "smtp-sandbox": ("notify.sandbox.smtp", "GAVEL_NOTIFY_SMTP_PORT", 2525),
     "sms-sandbox": ("notify.sandbox.sms", "GAVEL_NOTIFY_SMS_SANDBOX_PORT", 8026),
+    # the card provider payment talks to (docs/payment.md "The sandbox provider")
+    "payment-sandbox": ("payment.sandbox", "GAVEL_PAYMENT_SANDBOX_PORT", 8095),
 }
 EMBEDDED_NATS_PORT = 14222
 _PR_SET_PDEATHSIG = 1
@@ -70,6 +72,13 @@ def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel SIGKILLs it if `gavel up` dies without cleaning up."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -396,6 +405,7 @@ class Cluster:
         self.stop_requested = False
         self.outbox_url = ""
         self.sandbox_ports: dict[str, int] = {}
+        self.provider_url = ""
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -498,14 +508,21 @@ class Cluster:
 
     def prepare_sandboxes(self, env: dict[str, str]) -> None:
         """Pick the sandboxes' ports and point notify at them."""
-        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
-        for name, port in ports.items():
-            if not _port_free(self.host, port):
-                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
-        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        ports: dict[str, int] = {}
+        for name, (_, variable, default) in SANDBOXES.items():
+            if env.get(variable):
+                ports[name] = int(env[variable])
+                if not _port_free(self.host, ports[name]):
+                    raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
+            else:  # the usual port, or any free one when another cluster (a test, a bench run) holds it
+                ports[name] = default if _port_free(self.host, default) else _free_port(self.host)
+                env[variable] = str(ports[name])
         env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
         self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
         self.sandbox_ports = ports
+        self.provider_url = env.setdefault(
+            "GAVEL_PAYMENT_PROVIDER_URL", f"http://{self.host}:{ports['payment-sandbox']}"
+        )
 
     def wait_ready(self, settings: Mapping[str, gavel_settings.Settings]) -> None:
         """Until every child is ready (children that exit meanwhile are restarted); a child that
@@ -553,6 +570,7 @@ class Cluster:
             )
         lines.append(f"  NATS             {self.nats_url}")
         lines.append(f"  outbox           {self.outbox_url} or `gavel outbox` (what notify sent: mail and SMS)")
+        lines.append(f"  card sandbox     {self.provider_url} (test cards: docs/payment.md)")
         lines.append(f"  data and logs    {self.var_dir}")
         if self.credentials:
             lines.append("  demo users (email / password):")

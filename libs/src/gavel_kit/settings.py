@@ -60,6 +60,8 @@ class Settings:
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
+    outbox_retention_s: float = 24 * 3600  # published outbox rows are kept this long (>> the dedupe window)
+    idempotency_retention_s: float = 7 * 24 * 3600  # stored answers to request ids are kept this long
     nats_replicas: int = 1  # JetStream replicas of every stream and bucket Gavel creates (3 in production)
 
     def option(self, name: str, default: str) -> str:
@@ -168,6 +170,8 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,
+        outbox_retention_s=float(get("OUTBOX_RETENTION_S", str(24 * 3600))),
+        idempotency_retention_s=float(get("IDEMPOTENCY_RETENTION_S", str(7 * 24 * 3600))),
         nats_replicas=_replicas(env.get("GAVEL_NATS_REPLICAS", "1")),
     )
 

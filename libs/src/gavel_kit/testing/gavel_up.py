@@ -33,10 +33,13 @@ class RunningCluster:
             GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
             GAVEL_NOTIFY_SMTP_PORT=str(self.smtp_port),
             GAVEL_NOTIFY_SMS_SANDBOX_PORT=str(self.sms_port),
+            GAVEL_PAYMENT_SANDBOX_PORT=str(free_port()),
+            GAVEL_PAYMENT_WEBHOOK_PORT=str(free_port()),
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
         self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
+        self.env.pop("GAVEL_PAYMENT_PROVIDER_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
             prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
             self.env[prefix + "GRPC_PORT"] = str(grpc_port)

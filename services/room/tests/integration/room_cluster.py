@@ -35,7 +35,7 @@ from gavel_kit.grpc.client import bearer
 from gavel_kit.nats import StreamSpec
 from gavel_kit.settings import DEV_JWT_SECRET
 from gavel_kit.streamread import read_subject
-from gavel_kit.testing.load import Acked, Bidding, check_logs, lot_ready, watch_gapless
+from gavel_kit.testing.load import Acked, Bidding, check_logs, lot_ready, resume_delays, watch_gapless
 from gavel_kit.testing.load import logs_when_decided as _logs_when_decided
 from gavel_kit.testing.plugin import free_port
 from room.adapters.leases import KvLeaseStore
@@ -368,11 +368,28 @@ def log_lines(replica: Replica) -> list[dict[str, Any]]:
 
 
 # The load and the invariants the fault tests share live in gavel_kit.testing.load.
-__all__ = ["Acked", "Bidding", "check_logs", "logs_when_decided", "lot_open", "lot_ready", "watch_gapless"]
+__all__ = [
+    "Acked",
+    "Bidding",
+    "check_logs",
+    "logs_when_decided",
+    "lot_open",
+    "lot_ready",
+    "resume_delays",
+    "watch_gapless",
+]
 
 
 async def logs_when_decided(events: Events, lot_ids: list[str], timeout_s: float) -> dict[str, list[ev.LotEventBatch]]:
     return await _logs_when_decided(events.nc, lot_ids, timeout_s)
+
+
+async def open_lots(events: Events, stub: Any, lots: list[res.Lot]) -> None:
+    """Start the lots the way the catalog does (LotStarting); the room opens timed lots by itself."""
+    for lot in lots:
+        await events.start(lot)
+    for lot in lots:
+        await lot_open(stub, lot.id)
 
 
 async def lot_open(stub, lot_id: str, timeout_s: float = 20) -> None:

@@ -24,7 +24,8 @@ from room_cluster import (
     check_logs,
     english_lot,
     logs_when_decided,
-    lot_open,
+    open_lots,
+    resume_delays,
     room_cluster,
     token,
     watch_gapless,
@@ -58,10 +59,7 @@ async def test_bidding_resumes_by_itself_after_nats_is_killed_and_restarted(clus
     tasks: list[asyncio.Task] = []
     try:
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        for lot in lots:
-            await events.start(lot)
-        for lot in lots:
-            await lot_open(stubs["replica-0"], lot.id)  # timed: the room opens it from LotStarting
+        await open_lots(events, stubs["replica-0"], lots)
         lot_ids = {lot.id for lot in lots}
         alive = set(stubs)
         watched = {lot.id: [] for lot in lots[:4]}
@@ -79,10 +77,7 @@ async def test_bidding_resumes_by_itself_after_nats_is_killed_and_restarted(clus
         cluster.start_nats()
         answering_at = time.monotonic()
         await asyncio.wait_for(bidding.until_acked_after(answering_at, lot_ids), 30)
-        resumed = {
-            lot_id: min(a.at for a in bidding.acked if a.lot_id == lot_id and a.at > answering_at) - answering_at
-            for lot_id in lot_ids
-        }
+        resumed = resume_delays(bidding.acked, lot_ids, answering_at)
         assert max(resumed.values()) <= RESUME_WITHIN_S, resumed
         await asyncio.wait_for(bidding.until_each_has(lot_ids, 6), 30)
         bidding.running = False

@@ -6,6 +6,7 @@
     gavel bench --target --rooms 100 …          (a running cluster: GAVEL_* env, or the options)
     gavel bench matrix --out docs/benchmarks.md (the standard set; see `gavel bench matrix --help`)
     gavel bench appends --json appends.json     (one JetStream stream's durable appends/s on this disk)
+    gavel bench keyedlog --json keyedlog.json   (the shared group-committed keyed log alone, open loop)
     gavel bench capacity --one-room A.json --watchers-run B.json [--appends C.json]  (a capacity model)
     gavel bench floor --one-room A.json --appends C.json  (what the bare gRPC call and append allow here)
 
@@ -132,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from gavel_bench.appends import main as appends_main
 
         return appends_main(args_list[1:])
+    if args_list and args_list[0] == "keyedlog":
+        from gavel_bench.keyedlog import main as keyedlog_main
+
+        return keyedlog_main(args_list[1:])
     if args_list and args_list[0] == "capacity":
         from gavel_bench.capacity import main as capacity_main
 

@@ -116,6 +116,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The verification code expired; ask for a new one."""
     ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 204
     """The address must be verified before this channel is used."""
+    ERROR_REASON_INSUFFICIENT_FUNDS: _ErrorReason.ValueType  # 150
+    """Payments (numbered from C's range).
+    The account does not hold enough for this operation (e.g. a deposit to apply, a refund).
+    """
+    ERROR_REASON_NOTHING_TO_PAY: _ErrorReason.ValueType  # 151
+    """The invoice has nothing left to pay."""
+    ERROR_REASON_NO_DEPOSIT_ASKED: _ErrorReason.ValueType  # 152
+    """The sale asks for no deposit."""
+    ERROR_REASON_NO_TICKETS: _ErrorReason.ValueType  # 153
+    """The bidder holds no bid tickets to spend or refund."""
+    ERROR_REASON_PAYMENT_IN_PROGRESS: _ErrorReason.ValueType  # 154
+    """A payment of this invoice is already being authorised; wait for its outcome."""
+    ERROR_REASON_SALE_CLOSED: _ErrorReason.ValueType  # 155
+    """The sale is closed for this operation (e.g. a deposit after the sale ended)."""
+    ERROR_REASON_BAD_SIGNATURE: _ErrorReason.ValueType  # 156
+    """A provider webhook whose signature or timestamp does not verify."""
+    ERROR_REASON_WRONG_CODE: _ErrorReason.ValueType  # 205
+    """The verification code does not match (metadata attempts_left)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -221,4 +239,22 @@ ERROR_REASON_CODE_EXPIRED: ErrorReason.ValueType  # 203
 """The verification code expired; ask for a new one."""
 ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 204
 """The address must be verified before this channel is used."""
+ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 150
+"""Payments (numbered from C's range).
+The account does not hold enough for this operation (e.g. a deposit to apply, a refund).
+"""
+ERROR_REASON_NOTHING_TO_PAY: ErrorReason.ValueType  # 151
+"""The invoice has nothing left to pay."""
+ERROR_REASON_NO_DEPOSIT_ASKED: ErrorReason.ValueType  # 152
+"""The sale asks for no deposit."""
+ERROR_REASON_NO_TICKETS: ErrorReason.ValueType  # 153
+"""The bidder holds no bid tickets to spend or refund."""
+ERROR_REASON_PAYMENT_IN_PROGRESS: ErrorReason.ValueType  # 154
+"""A payment of this invoice is already being authorised; wait for its outcome."""
+ERROR_REASON_SALE_CLOSED: ErrorReason.ValueType  # 155
+"""The sale is closed for this operation (e.g. a deposit after the sale ended)."""
+ERROR_REASON_BAD_SIGNATURE: ErrorReason.ValueType  # 156
+"""A provider webhook whose signature or timestamp does not verify."""
+ERROR_REASON_WRONG_CODE: ErrorReason.ValueType  # 205
+"""The verification code does not match (metadata attempts_left)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
