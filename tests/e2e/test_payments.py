@@ -170,7 +170,7 @@ class World:
                             res.TimeSlot(start=start.strftime("%H:%M"), end=f"{last // 60:02d}:{last % 60:02d}")
                         ],
                     ),
-                    registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_AUTO_ALL),
+                    registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_OPEN),  # bidders need none
                 ),
             ),
             metadata=self.seller,
@@ -200,10 +200,28 @@ class World:
         published = await self.catalog.PublishSale(
             cat.PublishSaleRequest(request_id=rid(), sale_id=created.sale.id), metadata=self.seller
         )
+        for user, role in (("crier-e2e", res.STAFF_ROLE_CRIER), ("sale-admin-e2e", res.STAFF_ROLE_SALE_ADMIN)):
+            await self.catalog.AssignStaff(  # staff act only on the sales they are assigned to
+                cat.AssignStaffRequest(request_id=rid(), sale_id=created.sale.id, user_id=user, role=role),
+                metadata=self.site_admin,
+            )
         return published.sale, list(published.lots)
 
-    async def open_and_hammer(self, lot: res.Lot, bidder: tuple[tuple[str, str], ...], amount: int) -> None:
+    async def open(self, lot: res.Lot) -> None:
+        """The sale's crier starts the lot in the catalog, the room runs it, the crier opens it."""
+        await self.catalog.StartLot(cat.StartLotRequest(request_id=rid(), lot_id=lot.id), metadata=self.crier)
+        for _ in range(400):
+            try:
+                await self.room.GetLotState(room.GetLotStateRequest(lot_id=lot.id), timeout=5)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    raise
+                await asyncio.sleep(0.05)
         await self.room.OpenLot(room.OpenLotRequest(request_id=rid(), lot_id=lot.id), metadata=self.crier, timeout=30)
+
+    async def open_and_hammer(self, lot: res.Lot, bidder: tuple[tuple[str, str], ...], amount: int) -> None:
+        await self.open(lot)
         await self.room.PlaceBid(
             room.PlaceBidRequest(request_id=rid(), lot_id=lot.id, max_amount=eur(amount)), metadata=bidder, timeout=30
         )
@@ -291,7 +309,7 @@ async def test_a_confirmation_timeout_costs_the_deposit_bans_the_bidder_and_the_
     assert (charged.amount.amount_minor, charged.from_deposit.amount_minor, charged.strikes) == (2_000, 2_000, 1)
     banned = elig.BidderBanned.FromString((await world.event("gavel.payment.bidder.banned.defaulter-e2e")).data)
     assert banned.sale_id == ""
-    await world.room.OpenLot(room.OpenLotRequest(request_id=rid(), lot_id=lots[1].id), metadata=world.crier, timeout=30)
+    await world.open(lots[1])
     refused = None
     for amount in range(1_000, 1_000 + 100 * 20, 100):  # the room applies the ban from the stream at once
         try:

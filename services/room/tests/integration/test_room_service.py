@@ -416,17 +416,17 @@ async def test_memory_held_for_watchers_is_released_when_they_leave(room: Room):
     async def one(index: int) -> None:
         if index % 4:
             request = pb.WatchRequest(lots=[pb.LotCursor(lot_id=unknown[index % 100])])
-            code, _ = await refusal(_drain(room.stub.Watch(request, timeout=10)))
+            code, _ = await refusal(_drain(room.stub.Watch(request, timeout=60)))
             assert code == grpc.StatusCode.NOT_FOUND
             return
-        stream = room.stub.Watch(pb.WatchRequest(lots=[pb.LotCursor(lot_id=lot.id)]), timeout=10)
+        stream = room.stub.Watch(pb.WatchRequest(lots=[pb.LotCursor(lot_id=lot.id)]), timeout=60)
         async for _ in stream:
             break
         stream.cancel()
 
     async def streams(count: int, start: int) -> None:
-        for first in range(start, start + count, 50):
-            await asyncio.gather(*(one(i) for i in range(first, first + 50)))
+        for first in range(start, start + count, 25):  # 25 streams at a time: the shared machine is busy
+            await asyncio.gather(*(one(i) for i in range(first, first + 25)))
 
     tracemalloc.start()
     try:
