@@ -74,6 +74,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -501,11 +508,15 @@ class Cluster:
 
     def prepare_sandboxes(self, env: dict[str, str]) -> None:
         """Pick the sandboxes' ports and point notify at them."""
-        ports = {name: int(env.get(variable) or default) for name, (_, variable, default) in SANDBOXES.items()}
-        for name, port in ports.items():
-            if not _port_free(self.host, port):
-                raise SystemExit(f"gavel up: port {port} ({name}) is busy — is another cluster running?")
-        env.setdefault("GAVEL_NOTIFY_SMTP_PORT", str(ports["smtp-sandbox"]))
+        ports: dict[str, int] = {}
+        for name, (_, variable, default) in SANDBOXES.items():
+            if env.get(variable):
+                ports[name] = int(env[variable])
+                if not _port_free(self.host, ports[name]):
+                    raise SystemExit(f"gavel up: port {ports[name]} ({name}) is busy — is another cluster running?")
+            else:  # the usual port, or any free one when another cluster (a test, a bench run) holds it
+                ports[name] = default if _port_free(self.host, default) else _free_port(self.host)
+                env[variable] = str(ports[name])
         env.setdefault("GAVEL_NOTIFY_SMS_URL", f"http://{self.host}:{ports['sms-sandbox']}")
         self.outbox_url = f"http://{self.host}:{ports['sms-sandbox']}/"
         self.sandbox_ports = ports

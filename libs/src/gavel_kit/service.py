@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ log = gavel_logging.get_logger("gavel.service")
 Hook = Callable[["Runtime"], Awaitable[None]]
 DATABASE_PROBE_EVERY_S = 2.0  # how often readiness checks the database answers
 DATABASE_PROBE_TIMEOUT_S = 2.0
+QUIET_BEFORE_CLOSE_S = 0.1
 
 
 class ReadinessConditions:
@@ -256,10 +258,14 @@ class Runtime:
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         grace = self.settings.shutdown_grace_s
+        deadline = time.monotonic() + grace
         if not await self._readiness.wait_idle(grace):
             log.warning("calls still running after the grace period: answering them UNAVAILABLE", grace_s=grace)
             self._readiness.end_calls()
             await self._readiness.wait_idle(1.0)
+        # Clients were told to come back in DRAINING_RETRY_MS: once no call arrives for a moment the
+        # server can close without gRPC answering a just-arrived call CANCELLED.
+        await self._readiness.wait_quiet(QUIET_BEFORE_CLOSE_S, max(0.0, deadline - time.monotonic()))
         for hook in reversed(self._stop_hooks):
             try:
                 await hook(self)

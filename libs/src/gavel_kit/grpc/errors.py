@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -83,40 +85,31 @@ def internal_status(reference: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
 
 
-def error_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """Client side: the ErrorInfo detail of a failed call, if any (tests and service clients use it)."""
+D = TypeVar("D", error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.RetryInfo)
+
+
+def _detail_of(error: grpc.aio.AioRpcError | grpc.RpcError, kind: type[D]) -> D | None:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     if status is None:
         return None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
     return None
+
+
+def error_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """Client side: the ErrorInfo detail of a failed call, if any (tests and service clients use it)."""
+    return _detail_of(error, error_details_pb2.ErrorInfo)
 
 
 def bad_request_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.BadRequest | None:
     """Client side: the BadRequest detail (field violations) of a failed call, if any."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            return bad_request
-    return None
+    return _detail_of(error, error_details_pb2.BadRequest)
 
 
 def retry_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.RetryInfo | None:
     """Client side: the RetryInfo detail (the server's retry hint) of a failed call, if any."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info
-    return None
+    return _detail_of(error, error_details_pb2.RetryInfo)

@@ -71,6 +71,9 @@ def _wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, wrapper: W
 
 
 DRAINING = "this server is shutting down; retry (with the same request_id) on another replica"
+# The retry hint a draining server gives: a client that honours it leaves the server quiet, so it
+# can close without a call arriving at that instant, which gRPC itself would answer CANCELLED.
+DRAINING_RETRY_MS = 500
 STREAM_DRAINING = "this server is shutting down; resume on another replica from the last item received"
 
 
@@ -101,6 +104,7 @@ class Readiness:
         self.streams: dict[asyncio.Task[Any], _Stream] = {}
         self._ending: set[asyncio.Task[Any]] = set()  # cancelled by us: answer UNAVAILABLE
         self._idle: asyncio.Event | None = None
+        self.last_call = 0.0  # time.perf_counter() when the last Gavel call arrived
 
     def drain(self) -> None:
         self.draining = True
@@ -128,6 +132,20 @@ class Readiness:
         self._ending.discard(task)  # type: ignore[arg-type]
         if self._idle is not None and not self.calls:
             self._idle.set()
+
+    async def wait_quiet(self, quiet_s: float, timeout_s: float) -> bool:
+        """Until no Gavel call has arrived for `quiet_s` (clients took the retry hint), or `timeout_s`.
+        A server that stops while calls are still arriving has gRPC answer those CANCELLED: they
+        reached its socket but not yet a handler."""
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            now = time.perf_counter()
+            wait = quiet_s - (now - self.last_call)
+            if wait <= 0:
+                return True
+            if now + wait > deadline:
+                return False
+            await asyncio.sleep(wait)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Until no unary call is in flight, or `timeout_s`; whether it got there."""
@@ -311,12 +329,13 @@ class CallInterceptor(_WrappingInterceptor):
                 state = _Stream(task)
                 if task is not None and gated:
                     gate.streams[task] = state
+                    gate.last_call = started
                 try:
                     tokens = begin(context)
                     items = behaviour(request, context).__aiter__()
                     while True:
                         if gated and gate.draining:
-                            raise Unavailable(STREAM_DRAINING)
+                            raise Unavailable(STREAM_DRAINING, DRAINING_RETRY_MS)
                         state.waiting = True
                         try:
                             item = await items.__anext__()
@@ -335,7 +354,7 @@ class CallInterceptor(_WrappingInterceptor):
                     error = exc
                     if not gate.ended_by_us(task):
                         raise
-                    error = Unavailable(STREAM_DRAINING)
+                    error = Unavailable(STREAM_DRAINING, DRAINING_RETRY_MS)
                     await fail(error, context)
                 except BaseException as exc:
                     error = exc
@@ -353,9 +372,10 @@ class CallInterceptor(_WrappingInterceptor):
             task = asyncio.current_task() if gated else None
             if task is not None:
                 gate.calls.add(task)
+                gate.last_call = started
             try:
                 if gate.draining and gated:
-                    raise Unavailable(DRAINING)
+                    raise Unavailable(DRAINING, DRAINING_RETRY_MS)
                 tokens = begin(context)
                 return await behaviour(request, context)
             except grpc.aio.AbortError as exc:
@@ -368,7 +388,7 @@ class CallInterceptor(_WrappingInterceptor):
                 error = exc
                 if not gate.ended_by_us(task):
                     raise
-                error = Unavailable(DRAINING)
+                error = Unavailable(DRAINING, DRAINING_RETRY_MS)
                 await fail(error, context)
             except BaseException as exc:
                 error = exc

@@ -18,7 +18,14 @@ from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel_kit import roomlog
+from gavel_kit.grpc.errors import retry_info_of
 from gavel_kit.streamread import read_subject
+
+
+def retry_delay_s(error: grpc.aio.AioRpcError, default_s: float = 0.05) -> float:
+    """How long a client waits before retrying: the server's hint (RetryInfo) if it gave one."""
+    hint = retry_info_of(error)
+    return hint.retry_delay.ToMilliseconds() / 1000 if hint is not None else default_s
 
 
 def usd(amount_minor: int) -> Money:
@@ -46,6 +53,7 @@ class Bidding:
     bidders: list[tuple[tuple[str, str], ...]]
     acked: list[Acked] = field(default_factory=list)
     codes: list[tuple[float, str]] = field(default_factory=list)  # (when, status code) of failed attempts
+    details: list[str] = field(default_factory=list)  # their status details, in the same order
     running: bool = True
     more_acked: asyncio.Event = field(default_factory=asyncio.Event)
     call_timeout_s: float = 5.0
@@ -80,9 +88,10 @@ class Bidding:
                     reply = await self.stubs[name].PlaceBid(request, metadata=bidder, timeout=self.call_timeout_s)
                 except grpc.aio.AioRpcError as exc:
                     self.codes.append((time.monotonic(), exc.code().name))
+                    self.details.append(f"{exc.code().name}: {exc.details()}")
                     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                         break  # refused (too low, or the lot closed): a definite answer
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(retry_delay_s(exc))
                     continue
                 acked = Acked(lot_id, request.request_id, reply.lot_sequence, time.monotonic(), attempt, sent_at)
                 self.acked.append(acked)
@@ -106,8 +115,8 @@ async def watch_gapless(stubs: dict[str, Any], alive: set[str], lot_id: str, see
                 seen.append(item.lot_sequence)
                 if stop.is_set():
                     return
-        except grpc.aio.AioRpcError:
-            await asyncio.sleep(0.05)  # ended (replica stopping, NATS away): resume
+        except grpc.aio.AioRpcError as exc:
+            await asyncio.sleep(retry_delay_s(exc))  # ended (replica stopping, NATS away): resume
         finally:
             call.cancel()
 
@@ -157,3 +166,12 @@ async def logs_when_decided(nc: Any, lot_ids: list[str], timeout_s: float) -> di
             return logs
         await asyncio.sleep(0.2)
     return logs
+
+
+def resume_delays(acked: list[Acked], lot_ids: set[str], moment: float) -> dict[str, float | None]:
+    """Per lot, seconds from `moment` to its first bid acknowledged after it (None: none yet)."""
+    delays: dict[str, float | None] = {}
+    for lot_id in lot_ids:
+        after = [a.at - moment for a in acked if a.lot_id == lot_id and a.at > moment]
+        delays[lot_id] = min(after) if after else None
+    return delays

@@ -23,14 +23,13 @@ from room_cluster import (
     check_logs,
     english_lot,
     logs_when_decided,
-    lot_ready,
-    new_id,
+    open_lots,
+    resume_delays,
     start_nats_cluster,
     token,
     watch_gapless,
 )
 
-from gavel.room.v1 import room_service_pb2 as pb
 from gavel_core.auth import Role
 from gavel_kit.testing.faults import eventually
 
@@ -42,7 +41,6 @@ LOT_DURATION_MS = 16_000
 # after nats-server's raft election timeout (4 to 9 s, randomised): measured 5.0 to 10.5 s here.
 RESUME_WITHIN_S = 15.0
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 
 
 @pytest.fixture
@@ -84,11 +82,7 @@ async def test_losing_the_event_logs_leader_node_keeps_bidding_going_without_los
         info = await nc.jetstream().stream_info("ROOM_EVENTS")
         assert info.config.num_replicas == 3
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        for lot in lots:
-            await events.schedule(lot)
-        for lot in lots:
-            await lot_ready(stubs["replica-0"], lot.id)
-            await stubs["replica-0"].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+        await open_lots(events, stubs["replica-0"], lots)
         lot_ids = {lot.id for lot in lots}
         alive = set(stubs)
         seen: list[int] = []
@@ -104,10 +98,7 @@ async def test_losing_the_event_logs_leader_node_keeps_bidding_going_without_los
         victim.kill()
         killed_at = time.monotonic()
         await asyncio.wait_for(bidding.until_acked_after(killed_at, lot_ids), 60)
-        resumed = {
-            lot_id: min(a.at for a in bidding.acked if a.lot_id == lot_id and a.at > killed_at) - killed_at
-            for lot_id in lot_ids
-        }
+        resumed = resume_delays(bidding.acked, lot_ids, killed_at)
         assert max(resumed.values()) <= RESUME_WITHIN_S, resumed
         await asyncio.wait_for(bidding.until_each_has(lot_ids, 8), 30)
         bidding.running = False

@@ -24,14 +24,13 @@ from room_cluster import (
     check_logs,
     english_lot,
     logs_when_decided,
-    lot_ready,
-    new_id,
+    open_lots,
+    resume_delays,
     room_cluster,
     token,
     watch_gapless,
 )
 
-from gavel.room.v1 import room_service_pb2 as pb
 from gavel_core.auth import Role
 from gavel_kit.testing.faults import eventually
 
@@ -43,7 +42,6 @@ NATS_DOWN_S = 4.0  # longer than a bidder's call timeout: bids in flight end amb
 CALL_TIMEOUT_S = 2.0
 RESUME_WITHIN_S = 5.0  # from NATS answering again to a bid acknowledged on every lot
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 
 
 @pytest.fixture
@@ -61,11 +59,7 @@ async def test_bidding_resumes_by_itself_after_nats_is_killed_and_restarted(clus
     tasks: list[asyncio.Task] = []
     try:
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        for lot in lots:
-            await events.schedule(lot)
-        for lot in lots:
-            await lot_ready(stubs["replica-0"], lot.id)
-            await stubs["replica-0"].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+        await open_lots(events, stubs["replica-0"], lots)
         lot_ids = {lot.id for lot in lots}
         alive = set(stubs)
         watched = {lot.id: [] for lot in lots[:4]}
@@ -83,10 +77,7 @@ async def test_bidding_resumes_by_itself_after_nats_is_killed_and_restarted(clus
         cluster.start_nats()
         answering_at = time.monotonic()
         await asyncio.wait_for(bidding.until_acked_after(answering_at, lot_ids), 30)
-        resumed = {
-            lot_id: min(a.at for a in bidding.acked if a.lot_id == lot_id and a.at > answering_at) - answering_at
-            for lot_id in lot_ids
-        }
+        resumed = resume_delays(bidding.acked, lot_ids, answering_at)
         assert max(resumed.values()) <= RESUME_WITHIN_S, resumed
         await asyncio.wait_for(bidding.until_each_has(lot_ids, 6), 30)
         bidding.running = False

@@ -213,6 +213,8 @@ class Dispatcher:
             await bucket.take()
         sent, tries, error, permanent = await self._send(delivery.channel, outgoing)
         summary = rendered.subject if delivery.channel is Channel.EMAIL else rendered.sms
+        if "code" in params:  # what is kept of a verification must not verify anything
+            summary = summary.replace(str(params["code"]), "••••••")
         segments = sent.segments if sent is not None and sent.segments else rendered.segments
 
         def record(d: Delivery) -> None:
