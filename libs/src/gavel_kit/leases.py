@@ -15,6 +15,7 @@ operation finds it missing, which then runs once more on the new bucket.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -33,6 +34,7 @@ log = get_logger("gavel.leases")
 
 KV_OPERATION = "KV-Operation"
 T = TypeVar("T")
+MISSING_ATTEMPTS = 5  # tries of an operation that finds its bucket missing (0, 0.1, 0.2, 0.4 s apart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +104,22 @@ class ExpiringKeys:
         self._kv = await self._open_or_create()
 
     async def _run(self, operation: Callable[[KeyValue], Awaitable[T]]) -> T:
-        """Run a bucket operation; if the bucket turns out to be missing, create it and run once more."""
-        kv = await self.open()
-        try:
-            return await operation(kv)
-        except Exception as exc:
-            if not gavel_nats.is_missing(exc):
-                raise
-        log.warning("bucket missing; creating it again", bucket=self.bucket)
-        self._kv = None
-        self.recreated += 1
-        return await operation(await self.open())
+        """Run a bucket operation; if the bucket turns out to be missing, create it and run it again
+        (a few times: in a NATS cluster a bucket just created may not answer direct gets at once)."""
+        delay = 0.0
+        for attempt in range(MISSING_ATTEMPTS):
+            kv = await self.open()
+            try:
+                return await operation(kv)
+            except Exception as exc:
+                if not gavel_nats.is_missing(exc) or attempt == MISSING_ATTEMPTS - 1:
+                    raise
+            log.warning("bucket missing; creating it again", bucket=self.bucket)
+            self._kv = None
+            self.recreated += 1
+            await asyncio.sleep(delay)
+            delay = max(0.1, delay * 2)
+        raise AssertionError("unreachable")
 
     async def put(self, key: str, value: bytes) -> int:
         return await self._run(lambda kv: kv.put(key, value))

@@ -6,26 +6,43 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from gavel_kit.testing.plugin import free_port
-
 SERVICES = ("catalog", "room", "tender", "payment", "notify")
 WORKERS = ("room-projector",)
 READY_LINE = "Ctrl-C stops everything"
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free ports: held open together while chosen (one `free_port()` after
+    another may hand out the same port twice, as each is released before the next is asked for)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 class RunningCluster:
     def __init__(self, var_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
-        self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
-        self.http_port = free_port()
-        self.nats_port = free_port()
-        self.smtp_port, self.sms_port = free_port(), free_port()
+        names = (*SERVICES, *WORKERS)
+        ports = iter(distinct_free_ports(2 * len(names) + 6))
+        self.ports = {name: (next(ports), next(ports)) for name in names}
+        self.http_port = next(ports)
+        self.nats_port = next(ports)
+        self.smtp_port, self.sms_port = next(ports), next(ports)
+        payment_sandbox, payment_webhook = next(ports), next(ports)
         self.env = dict(os.environ)
         self.env.update(
             GAVEL_VAR_DIR=str(var_dir),
@@ -33,8 +50,8 @@ class RunningCluster:
             GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
             GAVEL_NOTIFY_SMTP_PORT=str(self.smtp_port),
             GAVEL_NOTIFY_SMS_SANDBOX_PORT=str(self.sms_port),
-            GAVEL_PAYMENT_SANDBOX_PORT=str(free_port()),
-            GAVEL_PAYMENT_WEBHOOK_PORT=str(free_port()),
+            GAVEL_PAYMENT_SANDBOX_PORT=str(payment_sandbox),
+            GAVEL_PAYMENT_WEBHOOK_PORT=str(payment_webhook),
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)

@@ -78,7 +78,7 @@ async def release_deposits(
                 (c.id, c.amount - c.refunded)
                 for c in reversed(await uow.store.captured_charges(Purpose.DEPOSIT, record.bidder_id, sale_id))
             ]
-            key = f"deposit:{sale_id}:{record.bidder_id}:{now.timestamp():.0f}"
+            key = f"deposit:{sale_id}:{record.bidder_id}:{env.ids.new_id()}"  # a release may follow a reversal
             await uow.ledger.post(
                 transfer(
                     key,
