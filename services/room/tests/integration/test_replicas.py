@@ -228,7 +228,7 @@ async def test_a_replica_behind_on_eligibility_refuses_bids_until_it_catches_up(
 async def test_a_tick_that_cannot_be_appended_fires_later(cluster, events, stubs):
     """The lot's deadline passes while the log refuses appends (the stream is full): the tick
     fails, is logged, and is tried again with backoff; once the log takes appends again it fires."""
-    lot = english_lot(duration_ms=2_000)
+    lot = english_lot(duration_ms=6_000)  # time to fill the log before the close, even on a busy machine
     await open_lot(events, stubs, lot)
     await stubs[0].PlaceBid(bid(lot.id, 5_000), metadata=ALICE)
     info = await events.js.stream_info("ROOM_EVENTS")
