@@ -170,7 +170,7 @@ class World:
                             res.TimeSlot(start=start.strftime("%H:%M"), end=f"{last // 60:02d}:{last % 60:02d}")
                         ],
                     ),
-                    registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_AUTO_ALL),
+                    registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_OPEN),
                 ),
             ),
             metadata=self.seller,
@@ -200,10 +200,32 @@ class World:
         published = await self.catalog.PublishSale(
             cat.PublishSaleRequest(request_id=rid(), sale_id=created.sale.id), metadata=self.seller
         )
+        await self.catalog.AssignStaff(
+            cat.AssignStaffRequest(
+                request_id=rid(), sale_id=created.sale.id, user_id="crier-e2e", role=res.STAFF_ROLE_CRIER
+            ),
+            metadata=self.site_admin,
+        )
         return published.sale, list(published.lots)
 
+    async def start_and_open(self, lot: res.Lot) -> None:
+        """The crier starts the lot in the catalog, then opens it in the room once the room runs it."""
+        await self.catalog.StartLot(
+            cat.StartLotRequest(request_id=rid(), lot_id=lot.id), metadata=self.crier, timeout=30
+        )
+        for attempt in range(100):  # the room runs the lot once the catalog's LotStarting reached it
+            try:
+                await self.room.OpenLot(
+                    room.OpenLotRequest(request_id=f"open-{lot.id}", lot_id=lot.id), metadata=self.crier, timeout=30
+                )
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND or attempt == 99:
+                    raise
+                await asyncio.sleep(0.1)
+
     async def open_and_hammer(self, lot: res.Lot, bidder: tuple[tuple[str, str], ...], amount: int) -> None:
-        await self.room.OpenLot(room.OpenLotRequest(request_id=rid(), lot_id=lot.id), metadata=self.crier, timeout=30)
+        await self.start_and_open(lot)
         await self.room.PlaceBid(
             room.PlaceBidRequest(request_id=rid(), lot_id=lot.id, max_amount=eur(amount)), metadata=bidder, timeout=30
         )
@@ -291,7 +313,7 @@ async def test_a_confirmation_timeout_costs_the_deposit_bans_the_bidder_and_the_
     assert (charged.amount.amount_minor, charged.from_deposit.amount_minor, charged.strikes) == (2_000, 2_000, 1)
     banned = elig.BidderBanned.FromString((await world.event("gavel.payment.bidder.banned.defaulter-e2e")).data)
     assert banned.sale_id == ""
-    await world.room.OpenLot(room.OpenLotRequest(request_id=rid(), lot_id=lots[1].id), metadata=world.crier, timeout=30)
+    await world.start_and_open(lots[1])
     refused = None
     for amount in range(1_000, 1_000 + 100 * 20, 100):  # the room applies the ban from the stream at once
         try:
