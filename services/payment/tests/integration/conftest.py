@@ -171,12 +171,13 @@ class RunningPayment:
     async def wait_invoice(self, lot_id: str, within_s: float = 15) -> pb.Invoice:
         async def find() -> pb.Invoice:
             while True:
+                seen = len(self.events.messages)  # an event arriving while we list wakes the wait below
                 listed = await self.admin.ListInvoices(pb.ListInvoicesRequest(page={"page_size": 500}))
                 for invoice in listed.invoices:
                     if invoice.lot_id == lot_id:
                         return invoice
                 async with self.events.arrived:
-                    await self.events.arrived.wait()
+                    await self.events.arrived.wait_for(lambda seen=seen: len(self.events.messages) > seen)
 
         return await asyncio.wait_for(find(), within_s)
 
