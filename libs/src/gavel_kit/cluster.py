@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import ctypes
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gavel_kit import demo, natsserver
+from gavel_kit import demo, keys, natsperms, natsserver
 from gavel_kit import settings as gavel_settings
 
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
@@ -61,13 +60,17 @@ def _port_free(host: str, port: int) -> bool:
         return True
 
 
-def _jwt_secret(var_dir: Path) -> str:
-    path = var_dir / "secrets" / "jwt-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _ensure_keys(var_dir: Path) -> None:
+    """Signing keys for the gateway and every service, and the JWKS, under var/keys (kept across runs)."""
+    directory = Path(os.environ.get("GAVEL_KEYS_DIR") or var_dir / "keys")
+    created = keys.KeyStore(directory, os.environ.get("GAVEL_JWT_ISSUER", keys.USER_ISSUER)).ensure(keys.SIGNERS)
+    if created:
+        print(f"• generated signing keys under {directory} for: {', '.join(created)}")
+
+
+def _nats_users(var_dir: Path) -> list[natsperms.User]:
+    """A NATS user per process kind, credentials under var/secrets/nats (never in argv or env)."""
+    return natsserver.users_for(natsserver.write_credentials(var_dir / "secrets" / "nats", natsperms.USERS))
 
 
 def _start(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> Child:
@@ -128,7 +131,7 @@ class Cluster:
         env = dict(os.environ)
         env["GAVEL_VAR_DIR"] = str(self.var_dir)
         env["GAVEL_NATS_URL"] = self.nats_url
-        env.setdefault("GAVEL_JWT_SECRET", _jwt_secret(self.var_dir))
+        _ensure_keys(self.var_dir)
         env.setdefault("GAVEL_LOG_FORMAT", "json")
         env["PYTHONUNBUFFERED"] = "1"
         env["GAVEL_ROOM_PROJECTIONS"] = "false"  # the room-projector process writes the room's reports
@@ -155,7 +158,9 @@ class Cluster:
             if not _port_free(self.host, self.nats_port):
                 raise SystemExit(f"gavel up: port {self.nats_port} is busy; stop the other cluster or pass --nats-url")
             print(f"• starting embedded nats-server (JetStream, fsync always) on {self.host}:{self.nats_port}")
-            self.nats = natsserver.start(self.var_dir / "nats", host=self.host, port=self.nats_port)
+            self.nats = natsserver.start(
+                self.var_dir / "nats", host=self.host, port=self.nats_port, users=_nats_users(self.var_dir)
+            )
             self.nats_url = self.nats.url
             env["GAVEL_NATS_URL"] = self.nats_url
         print("• running migrations")

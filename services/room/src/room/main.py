@@ -28,6 +28,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gavel.room.v1 import room_service_pb2_grpc
+from gavel_core.auth import Principal, Role
 from gavel_kit import service
 from gavel_kit.consumers import DurableConsumer
 from gavel_kit.logging import get_logger
@@ -103,7 +104,7 @@ class _Partitions:
 def catalog_client(rt: Runtime, settings: RoomSettings) -> CatalogClient | None:
     if not settings.catalog_calls:
         return None
-    return CatalogClient(rt.settings.service_addresses["catalog"], rt.service_token)
+    return CatalogClient(rt.settings.service_addresses["catalog"], lambda: rt.service_token)
 
 
 class Reporting:
@@ -167,11 +168,19 @@ class RoomReplica:
             self.owns,
             self.spawn,
             settings.forward_timeout_s,
+            verifier=rt.codec,
+            own_identity=lambda: Principal(
+                subject=rt.credential.subject,
+                roles=frozenset({Role.SERVICE}),
+                display_name="room",
+                credential=rt.service_token,
+            ),
         )
         self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms)
         self.servicer = RoomServicer(self.router, self.feeds, Reports(rt.db), self.paddles, rt.db)
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
+            rt.settings.nats_credentials_file,
             settings.replica_id,
             settings.partitions,
             _Partitions(self.router, self.lots, self.active, rt),
@@ -206,10 +215,14 @@ class RoomReplica:
                 CATALOG_STREAM,
                 "room-lot-terms",
                 LOT_SCHEDULED,
-                lot_terms_handler(self.scheduled, self.router.call),
+                lot_terms_handler(self.scheduled, self.router.call, self.router.own_identity),
             ),
             DurableConsumer(
-                rt.js, CATALOG_STREAM, "room-lot-starting", LOT_STARTING, lot_starting_handler(self.router.call)
+                rt.js,
+                CATALOG_STREAM,
+                "room-lot-starting",
+                LOT_STARTING,
+                lot_starting_handler(self.router.call, self.router.own_identity),
             ),
         ]
         for consumer in consumers:
@@ -280,7 +293,7 @@ PROJECTOR = ServiceDefinition(
     wire=wire_projector,
     metadata=orm.metadata,
     migrations=MIGRATIONS,
-    streams=STREAMS,
+    streams=(),  # the replicas own ROOM_EVENTS; the projector only reads it (its consumer waits for it)
 )
 
 

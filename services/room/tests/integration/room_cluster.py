@@ -29,19 +29,15 @@ from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
-from gavel_kit import natsserver
-from gavel_kit.auth import TokenCodec
-from gavel_kit.grpc.client import bearer
 from gavel_kit.nats import StreamSpec
-from gavel_kit.settings import DEV_JWT_SECRET
 from gavel_kit.streamread import read_subject
+from gavel_kit.testing import identities
 from gavel_kit.testing.plugin import free_port
 from room.adapters.leases import KvLeaseStore
 
 LEASE_TTL_S = 1.2  # the replicas' default; only used if the buckets did not exist yet
 
 SERVICE = "gavel.room.v1.RoomService"
-CODEC = TokenCodec(DEV_JWT_SECRET)
 CATALOG_SPEC = StreamSpec(name="CATALOG", subjects=["gavel.catalog.>"], description="the catalog's stream (tests)")
 
 
@@ -49,8 +45,9 @@ def usd(amount_minor: int) -> Money:
     return Money(amount_minor=amount_minor, currency="USD")
 
 
-def token(subject: str, *roles: Role) -> tuple[tuple[str, str], ...]:
-    return bearer(CODEC.issue(subject, roles))
+def token(subject: str, *roles: Role) -> identities.LiveBearer:
+    """A user's call metadata, signed like a gateway login (renewed before it expires)."""
+    return identities.default().bearer(subject, *roles)
 
 
 def new_id() -> str:
@@ -114,7 +111,7 @@ class Replica:
 @dataclass
 class RoomCluster:
     root: Path
-    nats: natsserver.NatsServer
+    nats: identities.AuthenticatedNats
     replicas: list[Replica] = field(default_factory=list)
     # With a projector: one room database for every process, and the reports written only by the
     # `room.main project` process (as `gavel up` runs them); otherwise each replica projects into its own.
@@ -123,13 +120,15 @@ class RoomCluster:
 
     @property
     def nats_url(self) -> str:
+        """As the tests' superuser (the replicas log in as `room`, the projector as `room-projector`)."""
         return self.nats.url
 
     def environment(self, name: str, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             GAVEL_VAR_DIR=str(self.root / name),
-            GAVEL_NATS_URL=self.nats.url,
+            GAVEL_NATS_URL=self.nats.server.url,
+            GAVEL_NATS_CREDENTIALS_FILE=str(self.nats.credentials["room"]),
             GAVEL_ROOM_GRPC_PORT=str(port),
             GAVEL_ROOM_METRICS_PORT="0",
             GAVEL_ROOM_PROJECTOR_GRPC_PORT=str(port),
@@ -149,10 +148,13 @@ class RoomCluster:
     def start(self, name: str, command: str = "serve") -> Replica:
         port = free_port()
         log_path = self.root / f"{name}.log"
+        env = self.environment(name, port)
+        if command == "project":
+            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.nats.credentials["room-projector"])
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "room.main", command],
-                env=self.environment(name, port),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -207,7 +209,7 @@ class RoomCluster:
 
 @contextlib.contextmanager
 def room_cluster(root: Path, replicas: int, *, projector: bool = False) -> Iterator[RoomCluster]:
-    server = natsserver.start(root / "nats", server_name="room-test")
+    server = identities.start_nats(root / "nats", server_name="room-test")
     cluster = RoomCluster(root, server, shared_database=projector)
     try:
         _run(_create_catalog_stream(server.url))
@@ -227,7 +229,7 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _create_catalog_stream(url: str) -> None:
+async def _create_catalog_stream(url: str) -> None:  # as the catalog would (the superuser)
     nc = await nats.connect(url)
     try:
         await nc.jetstream().add_stream(CATALOG_SPEC.config())

@@ -30,6 +30,7 @@ from gavel_kit.consumers import ensure_stream_exists
 from gavel_kit.db import Database
 from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.service import Runtime
+from gavel_kit.testing import identities
 from room.adapters.orm import metadata
 from room.main import MIGRATIONS, definition
 
@@ -129,6 +130,7 @@ async def room(nats_url: str, tmp_path: Path) -> AsyncIterator[Room]:
         "GAVEL_CATALOG_ADDR": f"127.0.0.1:{catalog_port}",
         "GAVEL_ROOM_REPLICA_ID": f"in-process-{new_id()[:8]}",
         "GAVEL_ROOM_CLOSING_SOON_S": "1",
+        **identities.default().env(),
     }
     runtime = Runtime(definition(), gavel_settings.load("room", env))
     await runtime.start()

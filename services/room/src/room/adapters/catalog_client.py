@@ -3,6 +3,8 @@ bidder's seat when their events have not arrived, and CloseLot once a lot has en
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from gavel.catalog.v1 import catalog_service_pb2 as cat
@@ -18,10 +20,14 @@ CLOSE_TIMEOUT_S = 5.0
 
 
 class CatalogClient:
-    def __init__(self, address: str, service_token: str) -> None:
+    def __init__(self, address: str, service_token: Callable[[], str]) -> None:
         self._address = address
-        self._metadata = bearer(service_token)
+        self._token = service_token  # read per call: service tokens live minutes and are renewed
         self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return bearer(self._token())
 
     def _stub(self) -> cat_grpc.CatalogServiceAsyncStub:
         if self._channel is None:

@@ -28,7 +28,7 @@ from nats.js.api import DeliverPolicy
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.events.v1 import eligibility_events_pb2 as eev
-from gavel_core.auth import Principal, Role
+from gavel_core.auth import Principal
 from gavel_core.errors import GavelError, NotFound
 from gavel_kit import roomlog
 from gavel_kit.consumers import Handle, ensure_stream_exists
@@ -52,20 +52,20 @@ PAYMENT_SPEC = StreamSpec(
     description="Payment events (owned by the payment service; created by the room if missing)",
 )
 BIDDER_EVENTS = "gavel.payment.bidder.>"
-ROOM_SERVICE = Principal(subject="svc:room", roles=frozenset({Role.SERVICE}), display_name="room")
+Identity = Callable[[], Principal]  # the room's own service principal, with a current credential
 
 # -- handlers -------------------------------------------------------------------------------------------
 
 RouteCall = Callable[[str, str, Message, Principal], Awaitable[Message]]
 
 
-def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
+def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall, identity: Identity) -> Handle:
     """room-lot-terms: keep the terms of a fetched run of lots in one transaction, then have each
     lot's owner write its first batch (the owners work on them at the same time)."""
 
     async def configure(message: Msg, lot: res.Lot) -> Msg | None:
         try:
-            await route("ConfigureLot", lot.id, lot, ROOM_SERVICE)
+            await route("ConfigureLot", lot.id, lot, identity())
         except GavelError as exc:
             log.warning("lot could not be configured", lot_id=lot.id, error=exc.message)
         except Exception:
@@ -99,7 +99,7 @@ def lot_terms_handler(scheduled: ScheduledLots, route: RouteCall) -> Handle:
     return handle
 
 
-def lot_starting_handler(route: RouteCall) -> Handle:
+def lot_starting_handler(route: RouteCall, identity: Identity) -> Handle:
     """room-lot-starting: the catalog started a lot; its owner opens it."""
 
     async def handle(messages: Sequence[Msg]) -> Sequence[Msg]:
@@ -109,7 +109,7 @@ def lot_starting_handler(route: RouteCall) -> Handle:
             if not is_live_format(event.format):
                 continue
             try:
-                await route("StartLot", event.lot_id, event, ROOM_SERVICE)
+                await route("StartLot", event.lot_id, event, identity())
             except NotFound:
                 retry.append(message)  # its LotScheduled has not been handled yet
             except GavelError as exc:
