@@ -36,6 +36,7 @@ GATEWAY = "gateway"
 USER_ISSUER = "gavel"  # the `iss` of user tokens (GAVEL_JWT_ISSUER may change it)
 SERVICE_PREFIX = "svc:"
 SIGNERS = (GATEWAY, "catalog", "room", "tender", "payment", "notify")  # what `gavel up` makes keys for
+SECRETS = ("pseudonyms",)  # deployment secrets: the room's key for per-sale bidder pseudonyms
 RELOAD_EVERY_S = 1.0  # how often a reader looks whether its file changed
 
 
@@ -105,6 +106,16 @@ def _write_public(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def load_secret(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise KeyConfigError(f"no secret at {path}: `gavel up` (or `gavel keys init`) generates it") from None
+    if len(data) < 32:
+        raise KeyConfigError(f"the secret {path} is shorter than 32 bytes")
+    return data
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -265,9 +276,21 @@ class KeyStore:
     def _write_jwks(self, keys: Iterable[Mapping[str, str]]) -> None:
         _write_public(self.jwks_path, json.dumps({"keys": list(keys)}, indent=2) + "\n")
 
+    def secret_path(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+    def ensure_secret(self, name: str) -> bytes:
+        """A 32-byte deployment secret (e.g. the room's pseudonym key), created once, mode 0600."""
+        path = self.secret_path(name)
+        if not path.exists():
+            _write_private(path, os.urandom(32))
+        return path.read_bytes()
+
     def ensure(self, signers: Iterable[str]) -> list[str]:
-        """Give every signer a private key and its public key a place in the JWKS (idempotent).
-        Returns the signers that got a new key."""
+        """Give every signer a private key and its public key a place in the JWKS (idempotent), and
+        the deployment's secrets (SECRETS). Returns the signers that got a new key."""
+        for secret in SECRETS:
+            self.ensure_secret(secret)
         keys = self._read_jwks()
         known = {entry["kid"] for entry in keys}
         created = []

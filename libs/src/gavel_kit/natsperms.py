@@ -42,7 +42,7 @@ class Access:
     inspects: bool = False  # operators' tools: read-only look at every stream, consumer and bucket
 
     def permissions(self, user: str) -> dict[str, object]:
-        publish: list[str] = ["$JS.API.INFO", *self.publish]
+        publish: list[str] = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", *self.publish]
         for stream in (*self.streams, *(f"KV_{bucket}" for bucket in self.buckets)):
             publish += [
                 f"$JS.API.STREAM.*.{stream}",
@@ -123,7 +123,18 @@ TABLE: Mapping[str, Access] = {
     "notify": Access(publish=("gavel.notify.>",), reads=(CATALOG, ROOM, PAYMENT)),
     "gateway": Access(publish=("gavel.gateway.>",), streams=(GATEWAY,)),
     # operators' tools (gavel bench, audits): look, never touch
-    "ops": Access(inspects=True),
+    # (it may listen to domain events, never to gavel.room.cmd.>, whose calls carry bearer tokens)
+    "ops": Access(
+        inspects=True,
+        subscribe=(
+            "gavel.catalog.>",
+            "gavel.payment.>",
+            "gavel.notify.>",
+            "gavel.gateway.>",
+            "gavel.room.lot.>",
+            "gavel.room.live.>",
+        ),
+    ),
 }
 
 USERS = tuple(TABLE)

@@ -19,13 +19,13 @@ from gavel_core.errors import FailedPrecondition, NotFound
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
-from gavel_kit.testing import identities
 from gavel_kit.db import Database, KitTables, OutboxRelay, SqlUnitOfWork, kit_tables, run_idempotent
 from gavel_kit.grpc.client import bearer
 from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.grpc.interceptors import CallInterceptor
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime, ServiceDefinition
+from gavel_kit.testing import identities
 
 pytestmark = pytest.mark.integration
 

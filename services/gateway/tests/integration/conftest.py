@@ -12,9 +12,9 @@ from gavel.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from gavel.catalog.v1 import resources_pb2
 from gavel.common.v1 import money_pb2, paging_pb2
 from gavel_kit import settings as gavel_settings
-from gavel_kit.testing import identities
 from gavel_kit.db import Database
 from gavel_kit.grpc.server import add_health_and_reflection, bind, build_server
+from gavel_kit.testing import identities
 
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 CHEAP_HASHER = PasswordHasher(ScryptCost(log2_n=8))  # the production cost makes every test ~0.1 s slower
@@ -115,6 +115,13 @@ class Gateway:
             accounts = accounts_for(db, self.settings, hasher=CHEAP_HASHER)
             user, _ = await accounts.save_user(email, password, name, roles)
             return user
+        finally:
+            await db.dispose()
+
+    async def disable_user(self, email):
+        db = Database(self.settings.database_url)
+        try:
+            return await accounts_for(db, self.settings, hasher=CHEAP_HASHER).set_disabled(email, True)
         finally:
             await db.dispose()
 

@@ -16,7 +16,8 @@ async def test_login_with_the_right_password_returns_a_bearer_token_and_the_user
     body = response.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == gateway.settings.access_token_ttl_s <= 300
-    assert body["refresh_token"] and body["refresh_expires_in"] > 3600
+    assert body["refresh_token"]
+    assert body["refresh_expires_in"] > 3600
     assert body["user"] == {
         "id": user.id,
         "email": "seller@gavel.local",
@@ -103,7 +104,9 @@ async def test_registering_a_taken_email_answers_exactly_as_a_new_one_and_change
     taken = await gateway.client.post(
         "/api/v1/auth/register", json={"email": "ANN@example.com", "password": "long-enough"}
     )
-    new = await gateway.client.post("/api/v1/auth/register", json={"email": "bob@example.com", "password": "long-enough"})
+    new = await gateway.client.post(
+        "/api/v1/auth/register", json={"email": "bob@example.com", "password": "long-enough"}
+    )
     assert (taken.status_code, taken.json()) == (new.status_code, new.json()) == (202, new.json())
     assert await gateway.token_for("ann@example.com", "demo-password")  # the account is untouched
 

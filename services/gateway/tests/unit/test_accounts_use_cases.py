@@ -8,7 +8,7 @@ import pytest
 from gateway.app.accounts import AccountGone, Accounts, InvalidCredentials
 from gateway.app.passwords import PasswordHasher, ScryptCost
 from gavel_core.auth import Principal, Role
-from gavel_core.errors import InvalidArgument
+from gavel_core.errors import AlreadyExists, InvalidArgument
 
 NOW = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
 

@@ -31,6 +31,7 @@ from gavel.room.v1 import room_service_pb2_grpc
 from gavel_core.auth import Principal, Role
 from gavel_kit import service
 from gavel_kit.consumers import DurableConsumer
+from gavel_kit.keys import load_secret
 from gavel_kit.logging import get_logger
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
 from room.adapters import orm
@@ -40,6 +41,7 @@ from room.adapters.consumers import (
     LOT_SCHEDULED,
     LOT_STARTING,
     EligibilityFollower,
+    RevocationFollower,
     lot_starting_handler,
     lot_terms_handler,
     projections_handler,
@@ -56,8 +58,10 @@ from room.adapters.settings import RoomSettings, from_kit
 from room.app.eligibility import EligibilityBook
 from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
+from room.app.revocations import RevocationBook
 from room.app.room import RoomService
 from room.app.timers import WakeUps
+from room.app.views import Pseudonyms
 
 log = get_logger("room.main")
 
@@ -143,12 +147,16 @@ class RoomReplica:
         self.settings = settings
         self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
+        # per-sale bidder pseudonyms for everything public (no key, no start)
+        self.pseudonyms = Pseudonyms(load_secret(rt.settings.keys_dir / "pseudonyms.key"))
+        self.revocations = RevocationBook()
+        rt.codec.revocations = self.revocations.revoked  # a disabled or demoted account stops bidding at once
         self.active = KvActiveLots(rt.nc, rt.js)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
             log=JetStreamEventLog(rt.nc, rt.js),
-            announcer=NatsAnnouncer(rt.nc),
+            announcer=NatsAnnouncer(rt.nc, self.pseudonyms),
             active=self.active,
             terms=self.scheduled,
             clock=wall_clock_ms,
@@ -163,7 +171,7 @@ class RoomReplica:
         room = RoomService(self.lots, self.book, SeatBook(rt.nc, self.catalog, wall_clock_ms), self.paddles)
         self.router = CallRouter(
             rt.nc,
-            RoomHandlers(room).routes(),
+            RoomHandlers(room, self.pseudonyms).routes(),
             self.lots.partition_of,
             self.owns,
             self.spawn,
@@ -176,7 +184,7 @@ class RoomReplica:
                 credential=rt.service_token,
             ),
         )
-        self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms)
+        self.feeds = Feeds(NatsLiveFeeds(rt.nc, self.pseudonyms), self.spawn, wall_clock_ms)
         self.servicer = RoomServicer(self.router, self.feeds, Reports(rt.db), self.paddles, rt.db)
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
@@ -205,6 +213,7 @@ class RoomReplica:
         rt, settings = self.rt, self.settings
         await self.active.check_partition_count(settings.partitions)
         await EligibilityFollower(rt.nc, rt.js, self.book).start()
+        await RevocationFollower(rt.js, self.revocations).start()
         await self.leases.start()  # claims a first share before the replica reports SERVING
         runtime.spawn(self.wakeups.run(), "lot-timers")
         runtime.spawn(self.feeds.run(), "watch-feeds")

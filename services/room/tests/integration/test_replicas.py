@@ -28,6 +28,7 @@ from room.app.lots import CommandRequest, LotDeps, LotDirectory
 from room.app.model import Batch, LotConfigured, LotSummary
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
+from room.app.views import Pseudonyms
 from room.domain import OpenLot, PlaceBid
 from room.main import wall_clock_ms
 
@@ -114,7 +115,7 @@ async def test_any_replica_takes_a_bid_and_a_retry_gets_the_first_answer(events,
     assert (first.lot_sequence, first.leader_id, first.price.amount_minor, first.leading) == (3, "alice", 1_000, True)
     assert again == [first, first]
     log = await events.log(lot.id)
-    assert [batch.command_id for _, batch in log].count(request.request_id) == 1
+    assert [batch.command_id for _, batch in log].count(f"{request.request_id}@alice") == 1  # scoped by caller
     assert [batch.lot_sequence for _, batch in log] == [1, 2, 3, 4]
 
 
@@ -300,7 +301,7 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
         for nc in connections:
             deps = LotDeps(
                 log=JetStreamEventLog(nc, nc.jetstream()),
-                announcer=NatsAnnouncer(nc),
+                announcer=NatsAnnouncer(nc, Pseudonyms(b"test-pseudonym-key-0123456789abcdef")),
                 active=_NoIndex(),
                 terms=_Terms(lot),
                 clock=wall_clock_ms,

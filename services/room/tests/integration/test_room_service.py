@@ -252,8 +252,14 @@ async def test_a_product_of_three_runs_as_three_independent_rooms(room: Room):
     assert late.leading
     for lot in lots:
         await room.until(lambda lot=lot: _is(room, lot.id, pb.LOT_PHASE_SOLD))
-    buyers = [(await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id))).state.buyer_id for lot in lots]
-    assert buyers == ["bidder-0", "bidder-1", "late-bidder"]
+    buyers = [
+        (await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=ADMIN)).state.buyer_id
+        for lot in lots
+    ]
+    assert buyers == ["bidder-0", "bidder-1", "late-bidder"]  # staff see accounts; the public a pseudonym
+    public = (await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lots[0].id))).state.buyer_id
+    assert public.startswith("bidder-")
+    assert public != "bidder-0"
     log = await room.events.log(lots[0].id)
     assert any(e.WhichOneof("event") == "closing_soon" for _, b in log for e in b.events)
 
@@ -301,7 +307,14 @@ async def test_watchers_never_see_the_lucky_option(room: Room):
     window = next(e.lucky_window_opened for e in seen if e.WhichOneof("event") == "lucky_window_opened")
     picks = [e.option_picked for e in seen if e.WhichOneof("event") == "option_picked"]
     assert not window.HasField("winning_option")
-    assert [p.bidder for p in picks] == ["eve", "frank"]
+    aliases = [
+        (
+            await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=token(who, Role.BIDDER))
+        ).state.viewer_alias
+        for who in ("eve", "frank")
+    ]
+    assert [p.bidder for p in picks] == aliases  # watchers see per-sale pseudonyms; each bidder knows theirs
+    assert not {"eve", "frank"} & set(aliases)
     assert not any(p.HasField("option") or p.HasField("correct") for p in picks)
 
 

@@ -8,9 +8,14 @@ import pytest
 
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
+from gavel_core.auth import Principal, Role
 from gavel_core.errors import FailedPrecondition
 from gavel_kit.consumers import DurableConsumer
 from room.adapters.consumers import lot_terms_handler
+
+
+def ROOM() -> Principal:
+    return Principal("svc:room", frozenset({Role.SERVICE}), credential="room-token")
 
 
 class Message:
@@ -131,7 +136,7 @@ class Owners:
 
 async def test_scheduled_lots_are_stored_in_one_run_with_the_latest_terms_and_each_configured_once():
     store, owners = TermsStore(), Owners()
-    handle = lot_terms_handler(store, owners.route)  # type: ignore[arg-type]
+    handle = lot_terms_handler(store, owners.route, ROOM)  # type: ignore[arg-type]
     tender = Scheduled("lot-t", fmt=res.FORMAT_TENDER_OPEN)
     retry = await handle([Scheduled("lot-a", 1_000), Scheduled("lot-b"), Scheduled("lot-a", 1_500), tender])
     assert retry == []
@@ -141,7 +146,7 @@ async def test_scheduled_lots_are_stored_in_one_run_with_the_latest_terms_and_ea
 
 async def test_only_the_lot_whose_owner_was_unreachable_is_retried_and_a_refused_lot_is_not():
     owners = Owners(unreachable=frozenset({"lot-b"}), refusing=frozenset({"lot-c"}))
-    handle = lot_terms_handler(TermsStore(), owners.route)  # type: ignore[arg-type]
+    handle = lot_terms_handler(TermsStore(), owners.route, ROOM)  # type: ignore[arg-type]
     messages = [Scheduled("lot-a"), Scheduled("lot-b"), Scheduled("lot-c")]
     assert await handle(messages) == [messages[1]]
     assert owners.configured == ["lot-a"]
@@ -149,7 +154,7 @@ async def test_only_the_lot_whose_owner_was_unreachable_is_retried_and_a_refused
 
 async def test_terms_that_could_not_be_stored_retry_the_whole_run_without_configuring_anything():
     owners = Owners()
-    handle = lot_terms_handler(TermsStore(fails=True), owners.route)  # type: ignore[arg-type]
+    handle = lot_terms_handler(TermsStore(fails=True), owners.route, ROOM)  # type: ignore[arg-type]
     messages = [Scheduled("lot-a"), Scheduled("lot-b")]
     assert await handle(messages) == messages
     assert owners.configured == []

@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from gavel.catalog.v1 import resources_pb2 as res
+from gavel.events.v1 import account_events_pb2 as aev
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel_core.auth import Principal
@@ -39,6 +40,7 @@ from room.adapters.event_log import LOT_ID
 from room.adapters.projections import Projector
 from room.adapters.repositories import ScheduledLots
 from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook, EligibilityEvent
+from room.app.revocations import RevocationBook
 
 log = get_logger("room.consumers")
 
@@ -52,6 +54,13 @@ PAYMENT_SPEC = StreamSpec(
     description="Payment events (owned by the payment service; created by the room if missing)",
 )
 BIDDER_EVENTS = "gavel.payment.bidder.>"
+GATEWAY_SPEC = StreamSpec(
+    name="GATEWAY_EVENTS",
+    subjects=["gavel.gateway.>"],
+    description="The gateway's account events (owned by the gateway; created by the room if missing)",
+    max_age_s=7 * 24 * 3600,
+)
+REVOCATIONS = "gavel.gateway.account.revoked.>"
 Identity = Callable[[], Principal]  # the room's own service principal, with a current credential
 
 # -- handlers -------------------------------------------------------------------------------------------
@@ -191,3 +200,42 @@ class EligibilityFollower:
         except Exception:
             log.warning("bad eligibility event", subject=message.subject, exc_info=True)
         self._last_sequence = message.metadata.sequence.stream
+
+
+class RevocationFollower:
+    """Every replica's own reader of the gateway's AccountRevoked events, from the first one kept
+    (the stream keeps a week; tokens live 5 minutes), into the replica's RevocationBook."""
+
+    def __init__(self, js: JetStreamContext, book: RevocationBook) -> None:
+        self._js = js
+        self._book = book
+        self.applied = 0
+
+    async def start(self, catch_up_timeout_s: float = 30.0) -> None:
+        await ensure_stream_exists(self._js, GATEWAY_SPEC)
+        subscription = await self._js.subscribe(
+            REVOCATIONS,
+            stream=GATEWAY_SPEC.name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            cb=self._on_message,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + catch_up_timeout_s
+        while loop.time() < deadline:
+            info = await subscription.consumer_info()
+            if info.num_pending == 0:
+                log.info("account revocations caught up", events=self.applied)
+                return
+            await asyncio.sleep(0.02)
+        log.warning("account revocations not caught up in time; serving with what was read", events=self.applied)
+
+    async def _on_message(self, message: Msg) -> None:
+        try:
+            event = aev.AccountRevoked.FromString(message.data)
+            if event.user_id:
+                at = event.revoked_at.seconds + event.revoked_at.nanos / 1e9
+                self._book.revoke(event.user_id, at)
+                self.applied += 1
+        except Exception:
+            log.warning("bad account revocation", subject=message.subject, exc_info=True)

@@ -6,8 +6,9 @@ ids never collide in the stream-wide dedupe window) and `Nats-Expected-Last-Subj
 the stream sequence of the lot's previous batch (0 for the first). Rebuilding a lot reads its
 subject with batched direct gets (the stream allows them), no consumer.
 
-Once a batch is stored its owner announces the same bytes on `gavel.room.live.<lot_id>` (core
-NATS, header `Gavel-Stream-Sequence`). Watchers do not subscribe to the lot subject itself on
+Once a batch is stored its owner announces its public projection (codec.public_batch: no secrets,
+no command id, actor or fingerprint) on `gavel.room.live.<lot_id>` (core NATS, header
+`Gavel-Stream-Sequence`). Watchers do not subscribe to the lot subject itself on
 purpose: a core subscriber there also receives appends the stream *refuses* (a stale owner's
 batch failing its expected-sequence check), so it would show events that never happened.
 """
@@ -33,10 +34,19 @@ from gavel_kit import roomlog
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from gavel_kit.streamread import read_subject
-from room.adapters.codec import EVENT_TYPE, batch_from_message, encode_batch, watch_response
+from room.adapters.codec import (
+    EVENT_TYPE,
+    Rename,
+    batch_from_message,
+    encode_batch,
+    public_batch,
+    sale_of,
+    watch_response,
+)
 from room.adapters.metrics import APPEND_SECONDS, APPENDS
 from room.app.model import Batch, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
+from room.app.views import Pseudonyms
 
 log = get_logger("room.event_log")
 
@@ -115,12 +125,22 @@ class JetStreamEventLog:
 
 
 class NatsAnnouncer:
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, pseudonyms: Pseudonyms) -> None:
         self._nc = nc
+        self._pseudonyms = pseudonyms
 
-    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
+        """Core NATS reaches anyone allowed to listen: only the public projection travels there,
+        bidders named by their per-sale pseudonym."""
+        alias = self._pseudonyms.alias
+
+        def rename(subject: str) -> str:
+            return alias(sale_id, subject)
+
         try:
-            await self._nc.publish(live_subject(lot_id), encoded, headers={STREAM_SEQUENCE: str(stream_sequence)})
+            await self._nc.publish(
+                live_subject(lot_id), public_batch(encoded, rename), headers={STREAM_SEQUENCE: str(stream_sequence)}
+            )
         except nats.errors.Error:  # watchers fill the gap from the log
             log.warning("announcement failed", lot_id=lot_id)
 
@@ -134,15 +154,27 @@ class _Subscription:
             await self._subscription.unsubscribe()
 
 
-def feed_item(message: ev.LotEventBatch, stream_sequence: int) -> FeedItem:
-    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message))
+def feed_item(message: ev.LotEventBatch, stream_sequence: int, rename: Rename | None = None) -> FeedItem:
+    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message, rename))
 
 
 class NatsLiveFeeds:
-    """The watchers' side: announcements (core NATS) and the log (direct gets), as FeedItems."""
+    """The watchers' side: announcements (core NATS, already public) and the log (direct gets,
+    made public here with the sale's pseudonyms: the lot's first batch names its sale)."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, pseudonyms: Pseudonyms) -> None:
         self._nc = nc
+        self._pseudonyms = pseudonyms
+        self._sales: dict[str, str] = {}
+
+    def _from_log(self, lot_id: str, data: bytes, stream_sequence: int) -> FeedItem:
+        message = ev.LotEventBatch.FromString(data)
+        sale = sale_of(message)
+        if sale is not None:
+            self._sales[lot_id] = sale
+        sale_id = self._sales.get(lot_id, "")
+        alias = self._pseudonyms.alias
+        return feed_item(message, stream_sequence, lambda subject: alias(sale_id, subject))
 
     async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> _Subscription:
         async def on_message(msg: Msg) -> None:
@@ -156,7 +188,8 @@ class NatsLiveFeeds:
 
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]:
         messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
-        return [feed_item(ev.LotEventBatch.FromString(m.data), m.sequence) for m in messages]
+        # a feed reads its lot from the first batch (LotConfigured names the sale), then onwards
+        return [self._from_log(lot_id, m.data, m.sequence) for m in messages]
 
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         prefix = live_subject("")

@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gavel.room.v1 import forwarding_pb2 as fw
-from gavel_core.auth import Principal
+from gavel_core.auth import ANONYMOUS, Principal
 from gavel_core.errors import (
     Aborted,
     AlreadyExists,
@@ -59,6 +59,7 @@ MAX_BACKOFF_S = 0.1
 
 Handler = Callable[[Any, Principal], Awaitable[Message]]
 INTERNAL_METHODS = frozenset({"ConfigureLot", "StartLot"})  # only the room itself sends these
+PUBLIC_METHODS = frozenset({"GetLotState"})  # anyone, token or not
 
 
 def command_subject(partition: int) -> str:
@@ -166,7 +167,7 @@ class CallRouter:
         self, method: str, partition: int, route: Route, request: Message, caller: Principal, timeout_s: float
     ) -> Message | None:
         """The owner's answer; None when nobody answered (no owner right now, or it did not reply)."""
-        if not caller.credential:
+        if not caller.credential and method not in PUBLIC_METHODS:
             raise Unauthenticated("a forwarded call needs the caller's credential")
         call = fw.ForwardedCall(method=method, request=request.SerializeToString(), credential=caller.credential)
         headers = dict(telemetry.inject_headers({}))
@@ -216,7 +217,12 @@ class CallRouter:
                 route = self._routes.get(call.method)
                 if route is None:
                     raise InvalidArgument([FieldViolation("method", "not a routed RoomService call")])
-                caller = self._verifier.verify(call.credential)  # the owner trusts only what it verifies
+                if call.credential:  # the owner trusts only what it verifies itself
+                    caller = self._verifier.verify(call.credential)
+                elif call.method in PUBLIC_METHODS:
+                    caller = ANONYMOUS
+                else:
+                    raise Unauthenticated("a forwarded call needs the caller's credential")
                 if call.method in INTERNAL_METHODS and caller.subject != self._own_identity().subject:
                     raise PermissionDenied(f"{call.method} is the room's own command")
                 if not self._owns(partition):
