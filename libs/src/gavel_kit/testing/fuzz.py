@@ -47,7 +47,7 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
         return st.booleans()
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return st.floats(allow_nan=False, allow_infinity=False, width=32)
-    if kind == FieldDescriptor.TYPE_ENUM:
+    if kind == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
         numbers = [value.number for value in field.enum_type.values]
         return st.one_of(st.sampled_from(numbers), st.sampled_from([99, -5]))
     if kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
@@ -69,16 +69,17 @@ def messages(descriptor: Descriptor, message_type: type[Message], depth: int = 0
             if not draw(st.booleans()):
                 continue
             if field.type == FieldDescriptor.TYPE_MESSAGE:
-                if depth >= 3 or field.message_type.GetOptions().map_entry:
+                inner = field.message_type
+                if inner is None or depth >= 3 or inner.GetOptions().map_entry:
                     continue
                 sub_type = type(getattr(message_type(), field.name)) if not _repeated(field) else None
                 if _repeated(field):
                     container = getattr(message, field.name)
                     for _ in range(draw(st.sampled_from([0, 1, 3, 150]))):
                         item = container.add()
-                        item.CopyFrom(draw(messages(field.message_type, type(item), depth + 1)))
+                        item.CopyFrom(draw(messages(inner, type(item), depth + 1)))
                 elif sub_type is not None:
-                    getattr(message, field.name).CopyFrom(draw(messages(field.message_type, sub_type, depth + 1)))
+                    getattr(message, field.name).CopyFrom(draw(messages(inner, sub_type, depth + 1)))
                 continue
             try:
                 if _repeated(field):
