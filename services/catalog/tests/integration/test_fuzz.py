@@ -51,3 +51,29 @@ async def test_every_method_answers_hostile_requests_with_documented_codes_only(
     assert "Error" not in (garbage.value.details() or "")
     health = await health_pb2_grpc.HealthStub(catalog.channel).Check(health_pb2.HealthCheckRequest(service=""))
     assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_huge_increment_table_or_a_millisecond_dutch_clock_is_refused_before_anything_is_stored(catalog):
+    from gavel.catalog.v1 import resources_pb2 as res
+
+    product = await catalog.product()
+    sale = await catalog.sale_starting_soon()
+    tiers = [res.IncrementTier(from_amount=i * 10, step=10) for i in range(150_001)]
+    huge = res.EnglishParams(opening_bid=catalog.usd(100), increments=tiers, close=res.ENGLISH_CLOSE_CRIER)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await catalog.lot(sale, product, currency="USD", format=res.FORMAT_ENGLISH, english=huge)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 100 tiers" in (caught.value.details() or "")
+    fast = res.DutchParams(
+        start_price=catalog.usd(10_000),
+        floor_price=catalog.usd(1_000),
+        tick_ms=1,
+        step_mode=res.DUTCH_STEP_MODE_FIXED,
+        step=catalog.usd(100),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as ticking:
+        await catalog.lot(sale, product, currency="USD", format=res.FORMAT_DUTCH, dutch=fast)
+    assert ticking.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tick_ms" in (ticking.value.details() or "")
+    lots = await catalog.anonymous.ListLots(pb.ListLotsRequest(sale_id=sale.id))
+    assert list(lots.lots) == []  # nothing stored
