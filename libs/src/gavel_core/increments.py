@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from gavel_core.errors import FieldViolation, InvalidArgument
 from gavel_core.money import MAX_AMOUNT_MINOR
 
-
 MAX_TIERS = 100  # a lot's increment table; more would make an event no consumer should have to carry
 
 

@@ -233,3 +233,45 @@ async def test_a_revoked_account_stops_bidding_at_once(cluster, events, stubs):
                 break
             await asyncio.sleep(0.05)
         assert codes == [grpc.StatusCode.UNAUTHENTICATED], "the revoked account could still bid"
+
+
+ROOM_SERVICE = pb.DESCRIPTOR.services_by_name["RoomService"]
+
+
+async def test_every_room_method_answers_hostile_requests_with_documented_codes_only(cluster, events, stubs):
+    from hypothesis import strategies as st
+
+    from gavel_kit.testing.fuzz import DOCUMENTED_CODES, examples, messages
+
+    lot_id = await open_lot(events, stubs)
+    callers = [(), (("authorization", "Bearer junk"),), ALICE, CRIER, DEVICE, token("admin-1", Role.SALE_ADMIN)]
+    channel = grpc.aio.insecure_channel(cluster.replicas[0].address)
+    undocumented: list[tuple[str, str, str | None]] = []
+    try:
+        for method in ROOM_SERVICE.methods:
+            request_type = getattr(pb, method.input_type.name)
+            call = (channel.unary_stream if method.server_streaming else channel.unary_unary)(
+                f"/gavel.room.v1.RoomService/{method.name}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=lambda b: b,
+            )
+            strategy = st.tuples(messages(method.input_type, request_type), st.sampled_from(callers), st.booleans())
+            for request, who, real_lot in examples(strategy, 6):
+                if real_lot and "lot_id" in request.DESCRIPTOR.fields_by_name:
+                    request.lot_id = lot_id
+                try:
+                    if method.server_streaming:
+                        stream = call(request, metadata=who, timeout=1)
+                        async for _ in stream:
+                            break
+                        stream.cancel()
+                    else:
+                        await call(request, metadata=who, timeout=10)
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code().name
+                    if code not in DOCUMENTED_CODES and not (method.server_streaming and code == "CANCELLED"):
+                        undocumented.append((method.name, code, exc.details()))
+    finally:
+        await channel.close()
+    assert undocumented == []
+    await open_lot(events, stubs)  # both replicas still serve
