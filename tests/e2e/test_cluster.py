@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,84 +32,15 @@ from gavel_kit import nats as gavel_nats
 from gavel_kit.demo import demo_users
 from gavel_kit.grpc.client import bearer
 from gavel_kit.settings import GRPC_SERVICE_NAMES
+from gavel_kit.testing.gavel_up import SERVICES, WORKERS, RunningCluster
 from gavel_kit.testing.otlp import SpanCollector
-from gavel_kit.testing.plugin import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-SERVICES = ("catalog", "room", "tender", "payment", "notify")
-WORKERS = ("room-projector",)
 
-
-class RunningCluster:
-    def __init__(self, var_dir: Path, otlp_endpoint: str) -> None:
-        self.var_dir = var_dir
-        self.ports = {name: (free_port(), free_port()) for name in (*SERVICES, *WORKERS)}
-        self.http_port = free_port()
-        self.nats_port = free_port()
-        self.env = dict(os.environ)
-        self.env.update(
-            GAVEL_VAR_DIR=str(var_dir),
-            GAVEL_EMBEDDED_NATS_PORT=str(self.nats_port),
-            GAVEL_GATEWAY_HTTP_PORT=str(self.http_port),
-            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint,
-            OTEL_EXPORTER_OTLP_INSECURE="true",
-            OTEL_BSP_SCHEDULE_DELAY="200",
-        )
-        self.env.pop("GAVEL_NATS_URL", None)
-        self.env.pop("GAVEL_DATABASE_URL", None)
-        for name, (grpc_port, metrics_port) in self.ports.items():
-            prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
-            self.env[prefix + "GRPC_PORT"] = str(grpc_port)
-            self.env[prefix + "METRICS_PORT"] = str(metrics_port)
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
-
-    @property
-    def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
-
-    def ops_login(self) -> dict:
-        """NATS requires a login: the read-only operators' user `gavel up` made."""
-        return gavel_nats.client_options(self.var_dir / "secrets" / "nats" / "ops.json")
-
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name][0]}"
-
-    def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def start(self, timeout: float = 240) -> None:
-        gavel = Path(sys.executable).parent / "gavel"
-        self.process = subprocess.Popen(
-            [str(gavel), "up"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line and self.process.poll() is not None:
-                break
-            self.output.append(line)
-            if line.startswith("Ctrl-C stops everything"):
-                return
-        raise AssertionError("gavel up did not come up:\n" + "".join(self.output) + self.logs())
-
-    def logs(self) -> str:
-        return "".join(
-            f"\n--- {p.name} ---\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-            for p in sorted((self.var_dir / "log").glob("*.log"))
-        )
-
-    def interrupt(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        remaining, _ = self.process.communicate(timeout=timeout)
-        self.output.append(remaining)
-        return self.process.returncode
-
-    def all_ports(self) -> list[int]:
-        return [p for pair in self.ports.values() for p in pair] + [self.http_port, self.nats_port]
+def ops_login(cluster: RunningCluster) -> dict:
+    """NATS requires a login: the read-only operators' user `gavel up` made."""
+    return gavel_nats.client_options(cluster.var_dir / "secrets" / "nats" / "ops.json")
 
 
 def port_open(port: int) -> bool:
@@ -146,7 +75,12 @@ def collector():
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, collector):
-    running = RunningCluster(tmp_path_factory.mktemp("gavel-up"), collector[1])
+    otlp = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector[1],
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    running = RunningCluster(tmp_path_factory.mktemp("gavel-up"), otlp)
     running.start()
     yield running
     if running.process and running.process.poll() is None:
@@ -196,12 +130,29 @@ def test_the_demo_sale_is_seeded_and_listed_through_the_gateway(cluster):
     assert [s["title"] for s in sales] == ["Gavel demo evening sale"]
 
 
+def test_the_demo_users_first_messages_reach_the_outbox_page_and_gavel_outbox(cluster):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # notify sends them moments after seeding
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/v1/messages", timeout=5) as response:
+            if json.load(response)["messages"]:
+                break
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.sms_port}/", timeout=5) as response:
+        page = response.read().decode()
+    assert "Gavel test message" in page  # the bidder's mail and SMS
+    assert "Message de test Gavel" in page  # the seller's, in French
+    gavel = Path(sys.executable).parent / "gavel"
+    listing = subprocess.run([str(gavel), "outbox"], env=cluster.env, capture_output=True, text=True, check=True)
+    assert "bidder@gavel.demo" in listing.stdout
+    assert "sms   +15555550101" in listing.stdout
+
+
 def test_a_seller_logs_in_publishes_a_sale_and_the_event_reaches_nats(cluster):
     email, password = demo_users()["seller"]
     token = http_json(cluster.http("/api/v1/auth/login"), {"email": email, "password": password})["access_token"]
 
     async def scenario() -> tuple[catalog_events_pb2.SalePublished, dict]:
-        nc = await nats.connect(cluster.nats_url, **cluster.ops_login())
+        nc = await nats.connect(cluster.nats_url, **ops_login(cluster))
         received: asyncio.Queue = asyncio.Queue()
         subscription = await nc.subscribe("gavel.catalog.sale_published.*", cb=received.put)
         day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()

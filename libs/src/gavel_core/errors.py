@@ -80,7 +80,12 @@ class Aborted(GavelError):
 
 
 class Unavailable(GavelError):
-    """A dependency is down; retrying later is safe."""
+    """A dependency is down, or this process is stopping; retrying (with the same request id) is
+    safe. `retry_after_ms` is the hint sent to the client (google.rpc.RetryInfo)."""
+
+    def __init__(self, message: str, retry_after_ms: int = 100) -> None:
+        self.retry_after_ms = retry_after_ms
+        super().__init__(message)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ MAX_DURATION_MS = 90 * 24 * 3600 * 1000  # ninety days: longer than any tender w
 MAX_BASIS_POINTS = 10_000
 MAX_ROUNDS = 100
 MAX_LUCKY_OPTIONS = 64
+MAX_DUTCH_STEPS = 1_000  # a seller's random-step list: one request field, so bounded
 
 
 class Format(StrEnum):
@@ -51,12 +52,23 @@ class SoftCloseMode(StrEnum):
 
 class DutchStepMode(StrEnum):
     FIXED = "fixed"
-    RANDOM = "random"  # the drop from start to floor decomposed into seeded random steps
+    # The seller's steps (`steps`, summing to the start price) or, with `random_steps`, the drop
+    # from start to floor split into that many steps; either way presented in an order drawn
+    # from the lot's seed.
+    RANDOM = "random"
 
 
 class LuckyWinningRule(StrEnum):
-    FIXED = "fixed"  # the seller names the winning option
-    SEEDED = "seeded"  # the lot's seed picks it, reproducibly, when bidding opens
+    """Who fixes the winning option. The room does (docs/auction-formats.md "Lucky pick")."""
+
+    DRAWN = "drawn"  # the room draws it once per lot from its own secret and commits to it
+    DRAWN_PER_WINDOW = "drawn_per_window"  # a fresh committed draw for every window
+    # Retired: refused for new lots; kept so logs recorded before the room drew the option replay.
+    FIXED = "fixed"  # the seller named it
+    SEEDED = "seeded"  # derived from the lot's seed, which the seller can read
+
+
+RETIRED_LUCKY_RULES = frozenset({LuckyWinningRule.FIXED, LuckyWinningRule.SEEDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,9 @@ class EnglishParams:
     vendor_may_accept: bool = False  # SOFT: the vendor may accept the standing bid while extended
     opening_call_reserve_bp: int = 0  # >0: the opening call is this fraction of the reserve, rounded to the increment
     reopen_grace_ms: int = 0  # CRIER: how long after a hammer the crier may reopen
+    # ROUNDS: bids must beat the highest (the previous round's, then the round's) by an increment.
+    # Off (the specification's rule): at or above it, and on equal bids the earlier one leads.
+    rounds_beat_by_increment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +99,8 @@ class DutchParams:
     tick_ms: int
     step_mode: DutchStepMode = DutchStepMode.FIXED
     step: int = 0  # FIXED: the drop per tick
-    random_steps: int = 0  # RANDOM: how many ticks the drop from start to floor is split into
+    random_steps: int = 0  # RANDOM without `steps`: how many ticks the drop from start to floor is split into
+    steps: tuple[int, ...] = ()  # RANDOM: the seller's steps (a multiset summing to the start price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +108,8 @@ class LuckyParams:
     options: tuple[str, ...]
     price: int
     window_ms: int
-    winning_rule: LuckyWinningRule = LuckyWinningRule.FIXED
-    winning_option: int = 0  # FIXED: index into options
+    winning_rule: LuckyWinningRule = LuckyWinningRule.DRAWN
+    winning_option: int = 0  # retired (FIXED only): the seller's index into options; must be 0 otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +136,17 @@ class LotTerms:
     buyer_premium_bp: int = 0  # basis points of the hammer price
     tax_bp: int = 0  # basis points of hammer + premium
     confirmation_timeout_ms: int = 0  # 0: the winner need not confirm
-    seed: int = 0  # feeds every seeded choice (Dutch random steps, lucky option); fixed per lot for replay
+    # Feeds every seeded choice (the Dutch random steps and their order), fixed per lot for replay.
+    # The seller can read it, so nothing a seller must not predict (the lucky option) comes from it.
+    seed: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
-    def validate(self, prefix: str = "lot") -> None:
-        """Raise InvalidArgument listing every bad parameter, with dotted field paths under `prefix`."""
+    def validate(self, prefix: str = "lot", *, allow_retired: bool = False) -> None:
+        """Raise InvalidArgument listing every bad parameter, with dotted field paths under `prefix`.
+
+        `allow_retired` accepts the retired lucky rules (FIXED, SEEDED): only for rebuilding a lot
+        from a log recorded before they were retired, never for a lot being created or configured.
+        """
         violations = Violations()
         try:
             validate_currency(self.currency, f"{prefix}.currency")
@@ -142,7 +164,7 @@ class LotTerms:
         elif isinstance(self.params, DutchParams):
             _validate_dutch(violations, f"{prefix}.dutch", self.params)
         elif isinstance(self.params, LuckyParams):
-            _validate_lucky(violations, f"{prefix}.lucky", self.params)
+            _validate_lucky(violations, f"{prefix}.lucky", self.params, allow_retired=allow_retired)
         else:
             _validate_tender(violations, f"{prefix}.tender", self.format, self.params)
         violations.raise_if_any()
@@ -194,8 +216,9 @@ def _validate_english(v: Violations, p: str, e: EnglishParams) -> None:
     if e.close is EnglishClose.ROUNDS:
         v.require(1 <= e.rounds <= MAX_ROUNDS, f"{p}.rounds", f"a round-limited auction has 1 to {MAX_ROUNDS} rounds")
         _duration(v, f"{p}.round_duration_ms", e.round_duration_ms, positive=True)
-    elif e.rounds:
-        v.add(f"{p}.rounds", "rounds apply only to close=rounds")
+    else:
+        v.require(not e.rounds, f"{p}.rounds", "rounds apply only to close=rounds")
+        v.require(not e.rounds_beat_by_increment, f"{p}.rounds_beat_by_increment", "applies only to close=rounds")
     if e.close is EnglishClose.SOFT:
         _duration(v, f"{p}.soft_close_window_ms", e.soft_close_window_ms, positive=True)
         _duration(v, f"{p}.soft_close_max_extension_ms", e.soft_close_max_extension_ms)
@@ -214,6 +237,9 @@ def _validate_dutch(v: Violations, p: str, d: DutchParams) -> None:
         v.add(f"{p}.tick_ms", f"a Dutch clock ticks at most every {MIN_DUTCH_TICK_MS} ms")
     if d.step_mode is DutchStepMode.FIXED:
         _amount(v, f"{p}.step", d.step, positive=True)
+        v.require(not d.steps, f"{p}.steps", "a list of steps needs step_mode=random")
+    elif d.steps:
+        _validate_supplied_steps(v, p, d)
     else:
         drop = d.start_price - d.floor_price
         v.require(
@@ -221,15 +247,44 @@ def _validate_dutch(v: Violations, p: str, d: DutchParams) -> None:
         )
 
 
-def _validate_lucky(v: Violations, p: str, lucky: LuckyParams) -> None:
+def _validate_supplied_steps(v: Violations, p: str, d: DutchParams) -> None:
+    """The specification's random steps: the seller composes the start price as a sum of steps."""
+    v.require(d.random_steps == 0, f"{p}.random_steps", "give either steps or random_steps, not both")
+    if not 2 <= len(d.steps) <= MAX_DUTCH_STEPS:
+        v.add(f"{p}.steps", f"give 2 to {MAX_DUTCH_STEPS} steps")
+        return
+    bad = False
+    for index, step in enumerate(d.steps):
+        if not 0 < step <= MAX_AMOUNT_MINOR:
+            v.add(f"{p}.steps[{index}]", f"a step must be positive and at most {MAX_AMOUNT_MINOR}")
+            bad = True
+    total = sum(d.steps)
+    if not bad and total != d.start_price:
+        v.add(f"{p}.steps", f"the steps must add up to the start price {d.start_price}; they add up to {total}")
+
+
+def _validate_lucky(v: Violations, p: str, lucky: LuckyParams, *, allow_retired: bool) -> None:
     v.require(2 <= len(lucky.options) <= MAX_LUCKY_OPTIONS, f"{p}.options", f"offer 2 to {MAX_LUCKY_OPTIONS} options")
     for index, option in enumerate(lucky.options):
         v.require(0 < len(option.strip()) <= 200, f"{p}.options[{index}]", "an option is 1 to 200 characters")
     v.require(len(set(lucky.options)) == len(lucky.options), f"{p}.options", "options must be distinct")
     _amount(v, f"{p}.price", lucky.price, positive=True)
     _duration(v, f"{p}.window_ms", lucky.window_ms, positive=True)
-    if lucky.winning_rule is LuckyWinningRule.FIXED:
+    retired = lucky.winning_rule in RETIRED_LUCKY_RULES
+    if retired and not allow_retired:
+        v.add(
+            f"{p}.winning_rule",
+            f"{lucky.winning_rule.value} is retired: the room draws the winning option and publishes a commitment"
+            " to it (use drawn or drawn_per_window)",
+        )
+    elif lucky.winning_rule is LuckyWinningRule.FIXED:
         v.require(0 <= lucky.winning_option < len(lucky.options), f"{p}.winning_option", "must index an option")
+    if not retired:
+        v.require(
+            lucky.winning_option == 0,
+            f"{p}.winning_option",
+            "deprecated: the room draws the winning option, a seller may not choose it; leave it unset",
+        )
 
 
 def _validate_tender(v: Violations, p: str, fmt: Format, t: TenderParams) -> None:

@@ -3,6 +3,13 @@
 
 SQLite under `var/db/` by default, PostgreSQL (asyncpg) by URL. All tables of a service carry the
 service's prefix, so services can share one PostgreSQL database.
+
+The outbox is fit for money (docs/architecture.md "Idempotency and events"): an event that could
+never be published (larger than the NATS server's max_payload, a malformed subject) is refused
+before its transaction commits; the relay drains with one owner at a time per table (a
+transaction-scoped lock), pipelines its publishes, moves a row that keeps failing to a dead-letter
+table instead of letting it block the rows behind it, and prunes published rows and expired
+idempotency keys.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+import re
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +29,10 @@ from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
+from nats.errors import MaxPayloadError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+from prometheus_client import Counter
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -30,9 +43,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, make_url
@@ -40,11 +55,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gavel_core.errors import FailedPrecondition
+from gavel_core.errors import FailedPrecondition, ResourceExhausted
 from gavel_kit import telemetry
 from gavel_kit.logging import get_logger
+from gavel_kit.nats import headers_for
 
 log = get_logger("gavel.db")
+
+OUTBOX_PUBLISHED = Counter("gavel_outbox_published_total", "Outbox rows published to JetStream", ["table"])
+OUTBOX_DEAD_LETTERS = Counter(
+    "gavel_outbox_dead_letters_total", "Outbox rows moved to the dead-letter table (never published)", ["table"]
+)
+OUTBOX_PRUNED = Counter(
+    "gavel_outbox_pruned_total", "Published outbox rows and expired idempotency keys deleted", ["table"]
+)
+
+# The NATS server's default max_payload; the runtime replaces it with the connected server's.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+# What a message costs beyond its payload and header values (header names, the NATS/1.0 line, CRLFs).
+_MESSAGE_OVERHEAD = 512
+_SUBJECT = re.compile(r"^[^\s.*>]+(\.[^\s.*>]+)*$")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -148,6 +178,7 @@ def run_alembic_env(target_metadata: MetaData) -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+            create_late_kit_tables(connection, target_metadata)
 
     connection = config.attributes.get("connection")
     if connection is not None:
@@ -165,10 +196,16 @@ def run_alembic_env(target_metadata: MetaData) -> None:
 
 @dataclass(frozen=True, slots=True)
 class KitTables:
-    """The idempotency store and the outbox, declared in a service's own MetaData (and migrations)."""
+    """The idempotency store, the outbox and its dead letters, declared in a service's own MetaData.
+
+    The first two are in each service's migrations; `dead_letters` came later and is created by
+    the kit's migration environment (`run_alembic_env`, create-if-missing), so no service needed a
+    migration of its own for it.
+    """
 
     idempotency: Table
     outbox: Table
+    dead_letters: Table
 
 
 def kit_tables(metadata: MetaData, prefix: str) -> KitTables:
@@ -194,7 +231,32 @@ def kit_tables(metadata: MetaData, prefix: str) -> KitTables:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True, index=True),
     )
-    return KitTables(idempotency=idempotency, outbox=outbox)
+    dead_letters = Table(
+        f"{prefix}_outbox_dead",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("outbox_id", BigInteger, nullable=False),
+        Column("subject", String(300), nullable=False),
+        Column("msg_id", String(200), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("failed_at", DateTime(timezone=True), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("error", Text, nullable=False),
+    )
+    metadata.info.setdefault(LATE_KIT_TABLES, []).append(dead_letters.name)
+    return KitTables(idempotency=idempotency, outbox=outbox, dead_letters=dead_letters)
+
+
+LATE_KIT_TABLES = "gavel_kit_late_tables"
+
+
+def create_late_kit_tables(connection: Connection, metadata: MetaData) -> None:
+    """Create the kit tables added after a service's first migration, if they are missing."""
+    for name in metadata.info.get(LATE_KIT_TABLES, ()):
+        metadata.tables[name].create(connection, checkfirst=True)
 
 
 def fingerprint(payload: bytes) -> str:
@@ -275,8 +337,15 @@ class SqlUnitOfWork:
         )
 
     async def emit(self, subject: str, payload: bytes, *, msg_id: str, event_type: str) -> None:
-        """Queue an event for publication when (and only if) this transaction commits."""
+        """Queue an event for publication when (and only if) this transaction commits.
+
+        An event the relay could never publish is refused here, before anything commits: a subject
+        that is not dot-separated tokens, an empty or oversized id or type (ValueError: a bug), a
+        message larger than the NATS server's max_payload (ResourceExhausted: the request made it so).
+        """
         headers = telemetry.inject_headers({})
+        max_payload = self._relay.max_payload if self._relay is not None else DEFAULT_MAX_PAYLOAD
+        check_event(subject, payload, msg_id=msg_id, event_type=event_type, max_payload=max_payload)
         await self.session.execute(
             insert(self._tables.outbox).values(
                 subject=subject,
@@ -288,6 +357,27 @@ class SqlUnitOfWork:
             )
         )
         self._emitted = True
+
+
+def check_event(subject: str, payload: bytes, *, msg_id: str, event_type: str, max_payload: int) -> None:
+    """Refuse an event that JetStream would refuse (see `SqlUnitOfWork.emit`)."""
+    if len(subject) > 300 or not _SUBJECT.match(subject):
+        raise ValueError(f"outbox: invalid subject {subject!r} (dot-separated tokens, no wildcards)")
+    if not msg_id or len(msg_id) > 200 or not event_type or len(event_type) > 200:
+        raise ValueError(f"outbox: an event needs an id and a type of 1 to 200 characters ({msg_id!r}, {event_type!r})")
+    size = len(payload) + len(subject) + len(msg_id) + len(event_type) + _MESSAGE_OVERHEAD
+    if size > max_payload:
+        raise ResourceExhausted(
+            f"the {event_type.rsplit('.', 1)[-1]} event this request causes is {len(payload)} bytes, "
+            f"more than the event bus carries ({max_payload} bytes per message)"
+        )
+
+
+async def emit_message(uow: SqlUnitOfWork, subject: str, message: Any, event_id: str) -> None:
+    """Queue a protobuf event: its deterministic bytes, `Nats-Msg-Id` = the event id, its full type name."""
+    await uow.emit(
+        subject, message.SerializeToString(deterministic=True), msg_id=event_id, event_type=message.DESCRIPTOR.full_name
+    )
 
 
 async def run_idempotent(
@@ -323,18 +413,70 @@ async def run_idempotent(
     raise FailedPrecondition("REQUEST_ID_REUSED", f"request_id {request_id!r} is being processed concurrently")
 
 
+class PermanentPublishError(Exception):
+    """JetStream will never take this row as it is (too large, refused by the server's rules)."""
+
+
+# JetStream API errors that retrying cannot fix: message too large, header too large, bad subject.
+_PERMANENT_API_CODES = frozenset({10054, 10077, 10166})
+
+Publish = Callable[..., Awaitable[Any]]
+
+
 class OutboxRelay:
-    """Publishes committed outbox rows to JetStream in order, then marks them published."""
+    """Publishes committed outbox rows to JetStream in order, then marks them published.
+
+    * **One owner at a time.** Each run is one transaction that first takes a lock on the table:
+      `pg_try_advisory_xact_lock` on PostgreSQL (a replica that does not get it skips the round),
+      the database's write lock on SQLite. Any number of replicas may run a relay; the rows are
+      published by one of them at a time, in id order, and a replica that dies mid-run releases
+      the lock with its connection (nothing to expire).
+    * **Pipelined.** With `js`, a run sends its rows back to back (`publish_async`, in order on one
+      connection) and then waits for the PubAcks, instead of one round trip per row.
+    * **No poison pill.** A row JetStream refuses for good (too large, invalid), or that failed
+      `max_attempts` runs in a row, moves to the dead-letter table (`<prefix>_outbox_dead`) with
+      the error, is counted (`gavel_outbox_dead_letters_total`) and logged as an error; the rows
+      behind it go on. A transient failure (timeout, no stream yet) stops the run at that row: the
+      rows before it are marked, the rest are sent again next run (Nats-Msg-Id dedupes those that
+      had arrived), so order holds except around a row that is finally dead-lettered.
+    * **Pruned.** Every `prune_every_s` published rows older than `retention_s` (well past the
+      streams' duplicate window) and idempotency keys older than `idempotency_retention_s` are deleted.
+    """
 
     def __init__(
-        self, db: Database, tables: KitTables, publish: Callable[..., Awaitable[Any]], poll_s: float = 1.0
+        self,
+        db: Database,
+        tables: KitTables,
+        publish: Publish,
+        poll_s: float = 1.0,
+        *,
+        js: JetStreamContext | None = None,
+        batch: int = 200,
+        max_attempts: int = 5,
+        ack_wait_s: float = 5.0,
+        retention_s: float = 24 * 3600,
+        idempotency_retention_s: float = 7 * 24 * 3600,
+        prune_every_s: float = 300,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._db = db
+        self._tables = tables
         self._table = tables.outbox
         self._publish = publish
+        self._js = js
         self._poll_s = poll_s
+        self._batch = batch
+        self._max_attempts = max_attempts
+        self._ack_wait_s = ack_wait_s
+        self._retention = dt.timedelta(seconds=retention_s)
+        self._idempotency_retention = dt.timedelta(seconds=idempotency_retention_s)
+        self._prune_every_s = prune_every_s
+        self._clock = clock
+        self._lock_key = zlib.crc32(self._table.name.encode())  # one lock per outbox table
+        self._attempts: dict[int, int] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self.max_payload = DEFAULT_MAX_PAYLOAD  # the connected server's, set by the runtime
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -343,39 +485,179 @@ class OutboxRelay:
         self._stopping = True
         self._wakeup.set()
 
-    async def drain_once(self, batch: int = 200) -> int:
-        """Publish up to `batch` pending events; return how many went out."""
+    async def _take_lock(self, session: AsyncSession) -> bool:
+        """Own the table for this transaction; False if another relay does (PostgreSQL only)."""
+        if self._db.is_sqlite:
+            # A write takes SQLite's one write lock until commit: other relays wait for this run.
+            await session.execute(update(self._table).where(self._table.c.id == -1).values(published_at=None))
+            return True
+        got = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self._lock_key})).scalar()
+        return bool(got)
+
+    async def drain_once(self, batch: int | None = None) -> int:
+        """Publish up to `batch` pending events; return how many rows this run settled
+        (published or dead-lettered). Raises the error of a transient failure after settling the
+        rows before it."""
         table = self._table
-        async with self._db.sessions() as session:
+        async with self._db.sessions() as session, session.begin():
+            if not await self._take_lock(session):
+                return 0
             rows = (
                 await session.execute(
-                    select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(batch)
+                    select(table).where(table.c.published_at.is_(None)).order_by(table.c.id).limit(batch or self._batch)
                 )
             ).all()
+            if not rows:
+                return 0
+            outcomes = await self._send(rows)
             published: list[int] = []
-            try:
-                for row in rows:
+            dead: list[tuple[Any, int, BaseException]] = []
+            transient: BaseException | None = None
+            for row, error in zip(rows, outcomes, strict=True):
+                if error is None:
+                    published.append(row.id)
+                    self._attempts.pop(row.id, None)
+                    continue
+                attempts = self._attempts.get(row.id, 0) + 1
+                if isinstance(error, PermanentPublishError) or attempts >= self._max_attempts:
+                    dead.append((row, attempts, error))
+                    self._attempts.pop(row.id, None)
+                    continue
+                self._attempts[row.id] = attempts
+                transient = error
+                break  # keep the order: the rows behind it go again next run
+            now = self._clock()
+            if published:
+                # One statement for the run (a crash before commit republishes it: Nats-Msg-Id dedupes).
+                await session.execute(update(table).where(table.c.id.in_(published)).values(published_at=now))
+                OUTBOX_PUBLISHED.labels(table.name).inc(len(published))
+            for row, attempts, error in dead:
+                await self._dead_letter(session, row, attempts, error, now)
+        if transient is not None:
+            raise transient
+        return len(published) + len(dead)
+
+    async def _send(self, rows: Sequence[Any]) -> list[BaseException | None]:
+        """Publish the rows in order; the error of each row, or None for a PubAck."""
+        if self._js is None:
+            results: list[BaseException | None] = []
+            for row in rows:
+                try:
                     with telemetry.extracted_context(json.loads(row.headers)):
                         await self._publish(row.subject, row.payload, msg_id=row.msg_id, event_type=row.event_type)
-                    published.append(row.id)
-            finally:
-                # One commit for the run (a crash before it republishes the run: Nats-Msg-Id dedupes it).
-                if published:
-                    await session.execute(update(table).where(table.c.id.in_(published)).values(published_at=utcnow()))
-                    await session.commit()
-            return len(rows)
+                    results.append(None)
+                except Exception as exc:
+                    error = _classify(exc)
+                    results.append(error)
+                    last_try = self._attempts.get(row.id, 0) + 1 >= self._max_attempts
+                    if not isinstance(error, PermanentPublishError) and not last_try:
+                        break  # the run stops at this row (drain_once); the rest were not sent
+            return results + [_NOT_SENT] * (len(rows) - len(results))
+        futures: list[asyncio.Future[Any] | BaseException] = []
+        for row in rows:
+            try:
+                with telemetry.extracted_context(json.loads(row.headers)):
+                    headers = headers_for(row.msg_id, row.event_type)
+                    futures.append(await self._js.publish_async(row.subject, row.payload, headers=headers))
+            except Exception as exc:
+                futures.append(_classify(exc))
+        outcomes: list[BaseException | None] = []
+        deadline = asyncio.get_running_loop().time() + self._ack_wait_s
+        for future in futures:
+            if isinstance(future, BaseException):
+                outcomes.append(future)
+                continue
+            try:
+                remaining = max(0.01, deadline - asyncio.get_running_loop().time())
+                await asyncio.wait_for(asyncio.shield(future), timeout=remaining)
+                outcomes.append(None)
+            except Exception as exc:
+                future.cancel()
+                outcomes.append(_classify(exc))
+        return outcomes
+
+    async def _dead_letter(
+        self, session: AsyncSession, row: Any, attempts: int, error: BaseException, now: dt.datetime
+    ) -> None:
+        dead = self._tables.dead_letters
+        await session.execute(
+            insert(dead).values(
+                outbox_id=row.id,
+                subject=row.subject,
+                msg_id=row.msg_id,
+                event_type=row.event_type,
+                payload=row.payload,
+                headers=row.headers,
+                created_at=row.created_at,
+                failed_at=now,
+                attempts=attempts,
+                error=repr(error)[:2000],
+            )
+        )
+        await session.execute(delete(self._table).where(self._table.c.id == row.id))
+        OUTBOX_DEAD_LETTERS.labels(self._table.name).inc()
+        log.error(
+            "outbox row dead-lettered: it will not be published",
+            table=self._table.name,
+            outbox_id=row.id,
+            subject=row.subject,
+            msg_id=row.msg_id,
+            attempts=attempts,
+            error=repr(error),
+        )
+
+    async def prune(self) -> int:
+        """Delete published rows past the retention and expired idempotency keys; how many went."""
+        now = self._clock()
+        idempotency = self._tables.idempotency
+        async with self._db.sessions() as session, session.begin():
+            published = await session.execute(
+                delete(self._table).where(
+                    self._table.c.published_at.is_not(None), self._table.c.published_at < now - self._retention
+                )
+            )
+            keys = await session.execute(
+                delete(idempotency).where(idempotency.c.created_at < now - self._idempotency_retention)
+            )
+        pruned = int(getattr(published, "rowcount", 0) or 0) + int(getattr(keys, "rowcount", 0) or 0)
+        if pruned:
+            OUTBOX_PRUNED.labels(self._table.name).inc(pruned)
+        return pruned
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time() + min(self._prune_every_s, 5.0)
         while not self._stopping:
             try:
                 sent = await self.drain_once()
             except Exception:
-                log.exception("outbox relay failed; retrying")
+                log.exception("outbox relay failed; retrying", table=self._table.name)
                 sent = 0
                 await asyncio.sleep(self._poll_s)
+            if loop.time() >= next_prune:
+                next_prune = loop.time() + self._prune_every_s
+                try:
+                    await self.prune()
+                except Exception:
+                    log.exception("outbox pruning failed", table=self._table.name)
             if sent:
                 continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_s)
-        await self.drain_once()
+        with contextlib.suppress(Exception):
+            await self.drain_once()
+
+
+_NOT_SENT = RuntimeError("not sent: an earlier row of the run failed")
+
+
+def _classify(error: BaseException) -> BaseException:
+    """Wrap errors retrying cannot fix in PermanentPublishError; return the rest as they are."""
+    if isinstance(error, MaxPayloadError) or (
+        isinstance(error, APIError) and getattr(error, "err_code", None) in _PERMANENT_API_CODES
+    ):
+        permanent = PermanentPublishError(repr(error))
+        permanent.__cause__ = error
+        return permanent
+    return error

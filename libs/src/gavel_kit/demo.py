@@ -6,6 +6,7 @@ request id, so a restart returns the first answers instead of creating a second 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import subprocess
@@ -19,6 +20,8 @@ from gavel.catalog.v1 import catalog_service_pb2 as catalog
 from gavel.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1.money_pb2 import Money
+from gavel.notify.v1 import notify_service_pb2 as notify
+from gavel.notify.v1 import notify_service_pb2_grpc as notify_grpc
 from gavel_kit.grpc.client import bearer
 from gavel_kit.settings import Settings
 
@@ -51,6 +54,47 @@ def _login(gateway: Settings, email: str, password: str) -> str:
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         token: str = json.load(response)["access_token"]
         return token
+
+
+def _subject(token: str) -> str:
+    """The user id a token names (read without verifying: we just logged in with it)."""
+    payload = token.split(".")[1]
+    subject: str = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+    return subject
+
+
+# Contact points and languages of the demo users, so `gavel up` shows notify's mails and SMS in the
+# outbox: verified by the seeding site admin (there is no inbox to click a code in).
+DEMO_NOTIFY = {"bidder": ("en", "America/New_York", "+15555550101"), "seller": ("fr", "Europe/Paris", "")}
+
+
+def _seed_notify(settings: Mapping[str, Settings], users: Mapping[str, tuple[str, str]]) -> None:
+    admin = bearer(_login(settings["gateway"], *users["site_admin"]))
+    with grpc.insecure_channel(settings["notify"].grpc_address) as channel:
+        stub = notify_grpc.NotifyServiceStub(channel)
+        for role, (locale, zone, phone) in DEMO_NOTIFY.items():
+            email, password = users[role]
+            preferences = notify.Preferences(
+                locale=locale,
+                time_zone=zone,
+                email=notify.ContactPoint(address=email, verified=True),
+                phone=notify.ContactPoint(address=phone, verified=bool(phone)),
+                digests=[notify.DIGEST_PERIOD_DAILY],
+            )
+            token = _login(settings["gateway"], email, password)
+            stub.SetPreferences(
+                notify.SetPreferencesRequest(
+                    request_id=f"demo-notify-{role}", user_id=_subject(token), preferences=preferences
+                ),
+                metadata=admin,
+            )
+            # A first message per channel, so the outbox shows the pipe works from the start.
+            media = [notify.CHANNEL_EMAIL, notify.CHANNEL_SMS] if phone else [notify.CHANNEL_EMAIL]
+            for medium in media:
+                stub.SendTestMessage(
+                    notify.SendTestMessageRequest(request_id=f"demo-test-{role}-{medium}", channel=medium),
+                    metadata=bearer(token),
+                )
 
 
 def _usd(amount_minor: int) -> Money:
@@ -101,7 +145,7 @@ def demo_lots(product_ids: list[str]) -> list[res.Lot]:
                 options=["red", "green", "blue", "gold"],
                 price=_usd(5_000),
                 window_ms=60_000,
-                winning_rule=res.LUCKY_WINNING_RULE_SEEDED,
+                winning_rule=res.LUCKY_WINNING_RULE_DRAWN,
             ),
         ),
     ]
@@ -112,6 +156,7 @@ def seed(env: Mapping[str, str], settings: Mapping[str, Settings]) -> dict[str, 
     users = demo_users()
     for role, (email, password) in users.items():
         _create_user(env, email, password, f"Demo {role.replace('_', ' ')}", role)
+    _seed_notify(settings, users)
     token = _login(settings["gateway"], *users["seller"])
     metadata = bearer(token)
     with grpc.insecure_channel(settings["catalog"].grpc_address) as channel:

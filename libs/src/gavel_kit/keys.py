@@ -36,7 +36,7 @@ GATEWAY = "gateway"
 USER_ISSUER = "gavel"  # the `iss` of user tokens (GAVEL_JWT_ISSUER may change it)
 SERVICE_PREFIX = "svc:"
 SIGNERS = (GATEWAY, "catalog", "room", "tender", "payment", "notify")  # what `gavel up` makes keys for
-SECRETS = ("pseudonyms",)  # deployment secrets: the room's key for per-sale bidder pseudonyms
+SECRETS = ("pseudonyms", "notify-links")  # deployment secrets: bidder pseudonyms, notify's signed links
 RELOAD_EVERY_S = 1.0  # how often a reader looks whether its file changed
 
 

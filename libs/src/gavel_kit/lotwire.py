@@ -25,6 +25,7 @@ from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1 import money_pb2
 from gavel_core.errors import FieldViolation, InvalidArgument, Violations
 from gavel_core.formats import (
+    MAX_DUTCH_STEPS,
     DutchParams,
     DutchStepMode,
     EnglishClose,
@@ -144,6 +145,7 @@ def _english(params: res.EnglishParams, currency: str, path: str) -> EnglishPara
         vendor_may_accept=params.vendor_may_accept,
         opening_call_reserve_bp=params.opening_call_reserve_bp,
         reopen_grace_ms=params.reopen_grace_ms,
+        rounds_beat_by_increment=params.rounds_beat_by_increment,
     )
     parse.done()
     return result
@@ -161,9 +163,22 @@ def _dutch(params: res.DutchParams, currency: str, path: str) -> DutchParams:
         ),
         step=amounts.required("step"),
         random_steps=params.random_steps,
+        steps=tuple(_step_amounts(params, currency, path, parse)),
     )
     parse.done()
     return result
+
+
+def _step_amounts(params: res.DutchParams, currency: str, path: str, parse: Collector) -> list[int]:
+    """The seller's random steps; the count is bounded before any is read (`LotTerms.validate` says why)."""
+    if len(params.steps) > MAX_DUTCH_STEPS:
+        parse.violations.add(f"{path}.steps", f"give 2 to {MAX_DUTCH_STEPS} steps")
+        return []
+    amounts = []
+    for index, money in enumerate(params.steps):
+        amount = parse(amount_in, currency, money.amount_minor, money.currency, f"{path}.steps[{index}]")
+        amounts.append(0 if amount is None else amount)
+    return amounts
 
 
 def _lucky(params: res.LuckyParams, currency: str, path: str) -> LuckyParams:
@@ -174,7 +189,7 @@ def _lucky(params: res.LuckyParams, currency: str, path: str) -> LuckyParams:
         price=amounts.required("price"),
         window_ms=params.window_ms,
         winning_rule=parse(  # type: ignore[arg-type]
-            LUCKY_RULES.parse, params.winning_rule, f"{path}.winning_rule", default=LuckyWinningRule.FIXED
+            LUCKY_RULES.parse, params.winning_rule, f"{path}.winning_rule", default=LuckyWinningRule.DRAWN
         ),
         winning_option=params.winning_option,
     )
@@ -295,6 +310,7 @@ def write_terms(message: res.Lot, terms: LotTerms) -> None:
         english.vendor_may_accept = params.vendor_may_accept
         english.opening_call_reserve_bp = params.opening_call_reserve_bp
         english.reopen_grace_ms = params.reopen_grace_ms
+        english.rounds_beat_by_increment = params.rounds_beat_by_increment
     elif isinstance(params, DutchParams):
         dutch = message.dutch
         set_money(dutch, "start_price", params.start_price)
@@ -303,13 +319,15 @@ def write_terms(message: res.Lot, terms: LotTerms) -> None:
         dutch.step_mode = DUTCH_STEP_MODES.wire(params.step_mode)
         set_money(dutch, "step", params.step)
         dutch.random_steps = params.random_steps
+        for amount in params.steps:
+            dutch.steps.add(amount_minor=amount, currency=currency)
     elif isinstance(params, LuckyParams):
         lucky = message.lucky
         lucky.options.extend(params.options)
         set_money(lucky, "price", params.price)
         lucky.window_ms = params.window_ms
         lucky.winning_rule = LUCKY_RULES.wire(params.winning_rule)
-        lucky.winning_option = params.winning_option
+        lucky.winning_option = params.winning_option  # 0 except on lots of the retired FIXED rule
     else:
         tender = message.tender
         set_money(tender, "start_price", params.start_price)

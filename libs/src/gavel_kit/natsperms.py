@@ -118,9 +118,17 @@ TABLE: Mapping[str, Access] = {
     # the room's reports: reads the log through its durable, publishes nothing
     "room-projector": Access(durables=((ROOM, "room-projections"),)),
     "tender": Access(publish=("gavel.tender.>",), reads=(CATALOG,)),
-    # payment and notify: their issues add their durables (docs/events.md lists them)
-    "payment": Access(publish=("gavel.payment.>",), streams=(PAYMENT,), reads=(CATALOG, ROOM)),
-    "notify": Access(publish=("gavel.notify.>",), reads=(CATALOG, ROOM, PAYMENT)),
+    # payment and notify: as docs/events.md lists their durables
+    "payment": Access(
+        publish=("gavel.payment.>",),
+        streams=(PAYMENT,),
+        reads=(CATALOG, ROOM),
+        durables=((ROOM, "payment-room-events"), (CATALOG, "payment-lot-outcomes")),
+    ),
+    "notify": Access(
+        reads=(CATALOG, ROOM, PAYMENT),
+        durables=((CATALOG, "notify-catalog"), (ROOM, "notify-room"), (PAYMENT, "notify-payment")),
+    ),
     "gateway": Access(publish=("gavel.gateway.>",), streams=(GATEWAY,)),
     # operators' tools (gavel bench, audits): look, never touch
     # (it may listen to domain events, never to gavel.room.cmd.>, whose calls carry bearer tokens)

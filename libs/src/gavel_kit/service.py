@@ -1,10 +1,15 @@
 """The life of a Gavel gRPC service process, shared by all of them (eShop's ServiceDefaults).
 
 `main(definition)` is a service's whole `main()`: `python -m catalog.main [serve|migrate]`.
-Serving goes: logging and tracing → metrics port → gRPC server up with health NOT_SERVING (calls
-to the service answer UNAVAILABLE) → database reachable and migrated → NATS connected and streams
-ensured → on-ready hooks → SERVING. SIGTERM/SIGINT: NOT_SERVING, stop background work, let
-in-flight RPCs finish within the grace period, drain NATS, close the database, flush spans.
+Serving goes: logging and tracing → metrics port → gRPC server up, alive (health "" SERVING) but
+not ready (the service's name NOT_SERVING; its calls answer UNAVAILABLE) → database reachable and
+migrated → NATS connected and streams ensured → on-ready hooks → ready (SERVING) while every
+readiness condition holds: `database` and `nats` (kept true by a probe and by the connection's
+state, so readiness falls and rises with them) and whatever the service's components name.
+SIGTERM/SIGINT: NOT_SERVING, new calls answer UNAVAILABLE with a retry hint, streams end with
+UNAVAILABLE, in-flight calls finish (those still running after the grace period are answered
+UNAVAILABLE, never CANCELLED), stop hooks, background work stops, NATS drains, the database
+closes, spans flush — and the process exits as soon as that is done.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +43,9 @@ from gavel_kit.keys import Jwks, KeyConfigError, SigningKey
 log = gavel_logging.get_logger("gavel.service")
 
 Hook = Callable[["Runtime"], Awaitable[None]]
+DATABASE_PROBE_EVERY_S = 2.0  # how often readiness checks the database answers
+DATABASE_PROBE_TIMEOUT_S = 2.0
+QUIET_BEFORE_CLOSE_S = 0.1
 
 
 class ReadinessConditions:
@@ -124,7 +133,14 @@ class Runtime:
         self.health: HealthReporter | None = None
         self.relay: OutboxRelay | None = None
         if definition.kit is not None:
-            self.relay = OutboxRelay(self.db, definition.kit, self.publish)
+            self.relay = OutboxRelay(
+                self.db,
+                definition.kit,
+                self.publish,
+                js=self.js,
+                retention_s=settings.outbox_retention_s,
+                idempotency_retention_s=settings.idempotency_retention_s,
+            )
         self.port = 0
         self.conditions = ReadinessConditions(self._readiness_changed)
         self._started = False
@@ -134,6 +150,8 @@ class Runtime:
         self._stop_hooks: list[Hook] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
+        self.stop_requested = asyncio.Event()  # serve() stops the process when set (signal, or `fail`)
+        self.failure: str | None = None
 
     @property
     def service_token(self) -> str:
@@ -165,6 +183,19 @@ class Runtime:
         task.add_done_callback(done)
         return task
 
+    def fail(self, reason: str) -> None:
+        """A part of the process stopped for good and cannot recover by itself: liveness goes
+        NOT_SERVING and the process stops (exit status 1), so that its supervisor (`gavel up`, or
+        the orchestrator) starts a fresh one instead of leaving it up and useless."""
+        if self.failure is not None:
+            return
+        self.failure = reason
+        log.error("process failed; stopping", reason=reason)
+        if self.health is not None:
+            health = self.health
+            self.spawn(health.set_live(False), "liveness")
+        self.stop_requested.set()
+
     @property
     def ready(self) -> bool:
         """Started, every readiness condition met, and not draining."""
@@ -188,10 +219,18 @@ class Runtime:
         if dependencies never come up."""
         definition, settings = self.definition, self.settings
         names = list(definition.grpc_services) or [name for name in [settings.grpc_service_name] if name]
-        self.health = await add_health_and_reflection(self.server, names, reflection_enabled=settings.reflection)
+        self.health = await add_health_and_reflection(
+            self.server,
+            names,
+            reflection_enabled=settings.reflection,
+            readiness_names=names or [settings.readiness_name],
+        )
+        self.conditions.require("database", "connecting")
+        self.conditions.require("nats", "connecting")
         await definition.wire(self)
         self.port = bind(self.server, settings.grpc_address)
         await self.server.start()
+        await self.health.set_live(True)  # alive while it waits for its dependencies
         log.info("grpc listening", address=f"{settings.grpc_host}:{self.port}", health="NOT_SERVING")
         retry = AsyncRetrying(
             stop=stop_after_delay(120),
@@ -202,13 +241,17 @@ class Runtime:
         async for attempt in retry:
             with attempt:
                 await self.db.ping()
+        self.conditions.set("database", True)
         if definition.migrations:
             await self.db.migrate(definition.migrations, definition.version_table)
         await gavel_nats.connect(
             settings.nats_url, f"gavel-{settings.process_name}", self.nc, credentials=settings.nats_credentials_file
         )
-        await gavel_nats.ensure_streams(self.js, definition.streams)
+        await gavel_nats.ensure_streams(self.js, definition.streams, settings.nats_replicas, client=self.nc)
+        gavel_nats.on_state(self.nc, lambda usable, detail: self.conditions.set("nats", usable, detail))
+        self.spawn(self._probe_database(), "database-probe")
         if self.relay is not None:
+            self.relay.max_payload = self.nc.max_payload
             self.spawn(self.relay.run(), "outbox-relay")
         for hook in self._ready_hooks:
             await hook(self)
@@ -217,20 +260,41 @@ class Runtime:
         await self.health.set_serving(self.ready)
         log.info("serving", service=settings.process_name, port=self.port, unmet=self.conditions.unmet())
 
+    async def _probe_database(self) -> None:
+        """Keep the `database` condition true to the database's answers."""
+        while True:
+            await asyncio.sleep(DATABASE_PROBE_EVERY_S)
+            try:
+                await asyncio.wait_for(self.db.ping(), DATABASE_PROBE_TIMEOUT_S)
+            except Exception as exc:
+                self.conditions.set("database", False, f"unreachable: {type(exc).__name__}")
+            else:
+                self.conditions.set("database", True)
+
     async def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        log.info("draining", service=self.definition.name)
+        log.info("draining", service=self.definition.name, calls=len(self._readiness.calls))
         self._draining = True
+        self._readiness.drain()  # new calls: UNAVAILABLE with a retry hint; streams end likewise
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
+        grace = self.settings.shutdown_grace_s
+        deadline = time.monotonic() + grace
+        if not await self._readiness.wait_idle(grace):
+            log.warning("calls still running after the grace period: answering them UNAVAILABLE", grace_s=grace)
+            self._readiness.end_calls()
+            await self._readiness.wait_idle(1.0)
+        # Clients were told to come back in DRAINING_RETRY_MS: once no call arrives for a moment the
+        # server can close without gRPC answering a just-arrived call CANCELLED.
+        await self._readiness.wait_quiet(QUIET_BEFORE_CLOSE_S, max(0.0, deadline - time.monotonic()))
         for hook in reversed(self._stop_hooks):
             try:
                 await hook(self)
             except Exception:
                 log.exception("stop hook failed")
-        await self.server.stop(self.settings.shutdown_grace_s)
+        await self.server.stop(min(1.0, grace))  # only a stream stuck writing to its client is left
         if self.relay is not None:
             self.relay.stop()
         for task in list(self._tasks):
@@ -246,18 +310,19 @@ class Runtime:
         log.info("stopped", service=self.definition.name)
 
 
-async def serve(definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:
+async def serve(definition: ServiceDefinition, settings: gavel_settings.Settings) -> int:
+    """Serve until SIGTERM/SIGINT (exit status 0) or until a part of the process fails (1)."""
     runtime = Runtime(definition, settings)
-    stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop_requested.set)
+        loop.add_signal_handler(sig, runtime.stop_requested.set)
     try:
         await runtime.start()
         garbage.freeze_start_up()
-        await stop_requested.wait()
+        await runtime.stop_requested.wait()
     finally:
         await runtime.stop()
+    return 0 if runtime.failure is None else 1
 
 
 def _configure(definition: ServiceDefinition) -> gavel_settings.Settings:
@@ -286,8 +351,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     garbage.configure(settings.gc_thresholds)
-    event_loops.run(serve(definition, settings), settings.event_loop)
-    return 0
+    return event_loops.run(serve(definition, settings), settings.event_loop)
 
 
 async def _migrate(definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:

@@ -63,6 +63,9 @@ class Settings:
     service_addresses: Mapping[str, str]  # service name → host:port, for clients
     options: Mapping[str, str]  # every GAVEL_<SERVICE>_<NAME> variable, keyed by NAME
     process: str = ""  # a worker of the service (e.g. room-projector); "" for the service itself
+    outbox_retention_s: float = 24 * 3600  # published outbox rows are kept this long (>> the dedupe window)
+    idempotency_retention_s: float = 7 * 24 * 3600  # stored answers to request ids are kept this long
+    nats_replicas: int = 1  # JetStream replicas of every stream and bucket Gavel creates (3 in production)
 
     def option(self, name: str, default: str) -> str:
         """A service-specific setting, `GAVEL_<SERVICE>_<name>` (e.g. catalog's LOT_START_LEAD_MINUTES)."""
@@ -76,6 +79,12 @@ class Settings:
     def grpc_service_name(self) -> str:
         """The service this process serves; a worker serves only health (and reflection)."""
         return "" if self.process else GRPC_SERVICE_NAMES.get(self.service, "")
+
+    @property
+    def readiness_name(self) -> str:
+        """The gRPC health name that reports readiness: the service's own, or a worker's process name
+        (a worker serves no API; "" is liveness for both, docs/operations.md)."""
+        return self.process or GRPC_SERVICE_NAMES.get(self.service, "")
 
     @property
     def process_name(self) -> str:
@@ -171,4 +180,14 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         service_addresses=addresses,
         options={key[len(prefix) :]: value for key, value in env.items() if key.startswith(prefix)},
         process=process,
+        outbox_retention_s=float(get("OUTBOX_RETENTION_S", str(24 * 3600))),
+        idempotency_retention_s=float(get("IDEMPOTENCY_RETENTION_S", str(7 * 24 * 3600))),
+        nats_replicas=_replicas(env.get("GAVEL_NATS_REPLICAS", "1")),
     )
+
+
+def _replicas(text: str) -> int:
+    value = int(text.strip() or "1")
+    if not 1 <= value <= 5:
+        raise ValueError(f"GAVEL_NATS_REPLICAS must be between 1 and 5, not {value}")
+    return value

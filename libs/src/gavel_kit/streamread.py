@@ -90,8 +90,10 @@ async def read_subject(
     after_sequence: int = 0,
     batch: int = DEFAULT_BATCH,
     timeout_s: float = 5.0,
+    before_sequence: int | None = None,
 ) -> list[StoredMessage]:
-    """Every message of `subject` with a stream sequence above `after_sequence`, in order."""
+    """Every message of `subject` with a stream sequence above `after_sequence` (and below
+    `before_sequence`, if given), in order."""
     found: list[StoredMessage] = []
     start = after_sequence + 1
     try:
@@ -99,6 +101,9 @@ async def read_subject(
             messages, pending = await _batches(
                 nc, stream, {"seq": start, "next_by_subj": subject, "batch": batch}, timeout_s
             )
+            if before_sequence is not None and messages and messages[-1].sequence >= before_sequence:
+                found.extend(m for m in messages if m.sequence < before_sequence)
+                return found
             found.extend(messages)
             if not messages or pending == 0:
                 return found
@@ -106,7 +111,8 @@ async def read_subject(
     except DirectGetUnavailable:
         if found:
             raise
-    return await _read_subject_one_by_one(nc, stream, subject, after_sequence, timeout_s)
+    found = await _read_subject_one_by_one(nc, stream, subject, after_sequence, timeout_s)
+    return found if before_sequence is None else [m for m in found if m.sequence < before_sequence]
 
 
 async def _read_subject_one_by_one(
@@ -133,3 +139,26 @@ async def last_per_subject(
     if pending:
         raise RuntimeError(f"more than {batch} subjects match {subjects} in {stream}")
     return messages
+
+
+async def first_after(
+    nc: Client, stream: str, subject: str, after_sequence: int, *, timeout_s: float = 5.0
+) -> StoredMessage | None:
+    """The first message of `subject` (a filter: wildcards allowed) after a stream sequence, if any."""
+    messages, _ = await _batches(
+        nc, stream, {"seq": after_sequence + 1, "next_by_subj": subject, "batch": 1}, timeout_s
+    )
+    return messages[0] if messages else None
+
+
+async def message_at(nc: Client, stream: str, sequence: int, *, timeout_s: float = 5.0) -> StoredMessage | None:
+    """The message at a stream sequence (None: none there, e.g. deleted)."""
+    messages, _ = await _batches(nc, stream, {"seq": sequence, "batch": 1}, timeout_s)
+    return messages[0] if messages and messages[0].sequence == sequence else None
+
+
+async def last_message(nc: Client, stream: str, subject: str, *, timeout_s: float = 5.0) -> StoredMessage | None:
+    """The last message of `subject`, if it has any (a batched `multi_last`: a plain `last_by_subj`
+    answers without the end-of-batch status the collector waits for)."""
+    messages, _ = await _batches(nc, stream, {"multi_last": [subject], "batch": 1}, timeout_s)
+    return messages[0] if messages else None

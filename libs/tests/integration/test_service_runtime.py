@@ -63,7 +63,7 @@ async def runtime(nats_url, tmp_path):
     await rt.stop()
 
 
-async def test_calls_answer_unavailable_until_the_service_is_ready_and_are_served_after(nats_url, tmp_path):
+async def test_calls_answer_unavailable_until_the_service_is_ready_while_it_reports_alive(nats_url, tmp_path):
     env = {
         "GAVEL_VAR_DIR": str(tmp_path),
         "GAVEL_NATS_URL": nats_url,
@@ -92,8 +92,10 @@ async def test_calls_answer_unavailable_until_the_service_is_ready_and_are_serve
                 with pytest.raises(grpc.aio.AioRpcError) as starting_up:
                     await stub.GetTenderLot(pb.GetTenderLotRequest(lot_id="nope"))
                 assert starting_up.value.code() == grpc.StatusCode.UNAVAILABLE
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=""))
-            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            alive = await health.Check(health_pb2.HealthCheckRequest(service=""))
+            assert alive.status == health_pb2.HealthCheckResponse.SERVING  # liveness: up, leave it be
+            ready = await health.Check(health_pb2.HealthCheckRequest(service="gavel.tender.v1.TenderService"))
+            assert ready.status == health_pb2.HealthCheckResponse.NOT_SERVING  # readiness: not yet
             may_finish_starting.set()
             await starting
             for _ in range(2):

@@ -48,12 +48,31 @@ TERMS = {
     "dutch_random": LotTerms(
         "JPY", Format.DUTCH, DutchParams(50_000, 20_000, 2_000, DutchStepMode.RANDOM, random_steps=12), seed=1
     ),
-    "lucky": LotTerms(
+    "dutch_steps": LotTerms(
+        "EUR",
+        Format.DUTCH,
+        DutchParams(10_000, 2_000, 2_000, DutchStepMode.RANDOM, steps=(2_500, 2_500, 5_000)),
+        seed=1,
+    ),
+    "rounds": LotTerms(
+        "EUR",
+        Format.ENGLISH,
+        EnglishParams(
+            1_000,
+            IncrementTable(((0, 100),)),
+            close=EnglishClose.ROUNDS,
+            rounds=3,
+            round_duration_ms=20_000,
+            rounds_beat_by_increment=True,
+        ),
+    ),
+    "lucky": LotTerms(  # a retired rule still reads back: logs recorded with it replay
         "USD",
         Format.LUCKY,
         LuckyParams(("red", "green", "blue"), 5_000, 60_000, LuckyWinningRule.FIXED, winning_option=2),
         seed=3,
     ),
+    "lucky_drawn": LotTerms("USD", Format.LUCKY, LuckyParams(("red", "green"), 5_000, 60_000)),
     "tender": LotTerms(
         "GBP",
         Format.TENDER_OPEN,
@@ -124,3 +143,26 @@ def test_a_format_without_its_parameters_is_refused():
     with pytest.raises(InvalidArgument) as caught:
         terms_from_lot(lot)
     assert [v.field for v in caught.value.violations] == ["lot.dutch"]
+
+
+def test_a_dutch_step_in_another_currency_is_named_by_its_index():
+    lot = wire(TERMS["dutch_steps"])
+    lot.dutch.steps[1].currency = "USD"
+    with pytest.raises(InvalidArgument) as caught:
+        terms_from_lot(lot)
+    assert [v.field for v in caught.value.violations] == ["lot.dutch.steps[1].currency"]
+
+
+def test_too_many_dutch_steps_are_refused_before_any_is_read():
+    lot = wire(TERMS["dutch_steps"])
+    for _ in range(1_001):
+        lot.dutch.steps.add(amount_minor=1, currency="EUR")
+    with pytest.raises(InvalidArgument) as caught:
+        terms_from_lot(lot)
+    assert [(v.field, v.description) for v in caught.value.violations] == [("lot.dutch.steps", "give 2 to 1000 steps")]
+
+
+def test_an_unspecified_lucky_rule_means_the_room_draws():
+    lot = wire(TERMS["lucky_drawn"])
+    lot.lucky.winning_rule = res.LUCKY_WINNING_RULE_UNSPECIFIED
+    assert terms_from_lot(lot).params.winning_rule is LuckyWinningRule.DRAWN

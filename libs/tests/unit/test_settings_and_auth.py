@@ -57,3 +57,14 @@ def test_services_collect_garbage_rarely_unless_told_otherwise():
     for wrong in ("700,10", "700,0,10", "a,b,c"):
         with pytest.raises(ValueError, match="GAVEL_GC_THRESHOLDS"):
             settings.load("room", {"GAVEL_GC_THRESHOLDS": wrong})
+
+
+def test_streams_have_one_replica_unless_the_deployment_asks_for_more():
+    assert settings.load("room", {}).nats_replicas == 1
+    assert settings.load("room", {"GAVEL_NATS_REPLICAS": "3"}).nats_replicas == 3
+
+
+@pytest.mark.parametrize("value", ["0", "6", "-1"])
+def test_a_stream_replica_count_outside_one_to_five_is_refused(value):
+    with pytest.raises(ValueError, match="GAVEL_NATS_REPLICAS"):
+        settings.load("room", {"GAVEL_NATS_REPLICAS": value})

@@ -168,3 +168,22 @@ def test_a_profile_summary_ranks_frames_by_self_and_inclusive_share(tmp_path: Pa
     assert summary["samples"] == 100
     assert summary["self_percent"][0] == [60.0, "watch"]
     assert [40.0, "place_bid"] in summary["inclusive_percent"]
+
+
+def test_the_memory_meter_reports_growth_over_the_second_half_of_the_window():
+    from gavel_bench.cpu import MemoryMeter
+    from gavel_bench.matrix import soak_section
+
+    meter = MemoryMeter([])
+    mb = 2**20
+    meter.samples["room:1"] = [(t, 100 * mb + (t * mb if t < 30 else 30 * mb)) for t in range(0, 60, 5)]
+    meter.samples["catalog:2"] = [(t, 50 * mb + t * mb // 10) for t in range(0, 60, 5)]
+    summary = meter.summary(bids_per_s=100)
+    assert summary["room:1"]["growth_mb_per_min_second_half"] == 0  # warmed up, then flat
+    assert summary["room:1"]["max_mb"] == 130
+    assert summary["catalog:2"]["growth_mb_per_min_second_half"] == 6.0
+    assert summary["catalog:2"]["growth_bytes_per_bid_second_half"] == round(mb / 10 / 100, 1)
+    page = soak_section(
+        {"memory": summary, "bids_acknowledged": 60_000, "bids_lost": 0, "bids_duplicated": 0, "nats_kills_at_s": [120]}
+    )
+    assert "| room:1 | 100.0 | 130.0 | 130.0 | 0.0 |" in page

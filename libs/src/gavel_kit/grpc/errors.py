@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -70,6 +72,10 @@ def to_status(error: GavelError) -> grpc.Status:
         )
     elif isinstance(error, PermissionDenied):
         details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)))
+    elif isinstance(error, Unavailable):  # the retry hint: when to try again (same request id)
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(error.retry_after_ms)
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
@@ -79,27 +85,31 @@ def internal_status(reference: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
 
 
-def error_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """Client side: the ErrorInfo detail of a failed call, if any (tests and service clients use it)."""
+D = TypeVar("D", error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.RetryInfo)
+
+
+def _detail_of(error: grpc.aio.AioRpcError | grpc.RpcError, kind: type[D]) -> D | None:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     if status is None:
         return None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
     return None
+
+
+def error_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """Client side: the ErrorInfo detail of a failed call, if any (tests and service clients use it)."""
+    return _detail_of(error, error_details_pb2.ErrorInfo)
 
 
 def bad_request_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.BadRequest | None:
     """Client side: the BadRequest detail (field violations) of a failed call, if any."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            return bad_request
-    return None
+    return _detail_of(error, error_details_pb2.BadRequest)
+
+
+def retry_info_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.RetryInfo | None:
+    """Client side: the RetryInfo detail (the server's retry hint) of a failed call, if any."""
+    return _detail_of(error, error_details_pb2.RetryInfo)

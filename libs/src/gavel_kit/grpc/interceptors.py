@@ -20,7 +20,14 @@ from prometheus_client import Counter, Histogram
 
 from gavel.common.v1 import auth_pb2
 from gavel_core.auth import Role
-from gavel_core.errors import FieldViolation, GavelError, InvalidArgument, PermissionDenied, Unauthenticated
+from gavel_core.errors import (
+    FieldViolation,
+    GavelError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from gavel_kit import telemetry
 from gavel_kit.auth import TokenVerifier, reset_current_principal, set_current_principal
 from gavel_kit.grpc.errors import internal_status, status_code_of, to_status
@@ -94,12 +101,93 @@ def _wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, wrapper: W
     return handler
 
 
+DRAINING = "this server is shutting down; retry (with the same request_id) on another replica"
+# The retry hint a draining server gives: a client that honours it leaves the server quiet, so it
+# can close without a call arriving at that instant, which gRPC itself would answer CANCELLED.
+DRAINING_RETRY_MS = 500
+STREAM_DRAINING = "this server is shutting down; resume on another replica from the last item received"
+
+
+class _Stream:
+    """A server-streaming call in flight: its task, and whether it waits inside the handler now
+    (where cancelling it lands in the wrapper, which answers UNAVAILABLE) or in grpc's write."""
+
+    __slots__ = ("task", "waiting")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.waiting = False
+
+
 class Readiness:
-    """Whether the process's dependencies are up: until then Gavel RPCs answer UNAVAILABLE
-    (health and reflection stay open, so probes see NOT_SERVING rather than a refusal)."""
+    """The gate in front of Gavel RPCs, and what a graceful stop needs from it.
+
+    Until `ready` the RPCs answer UNAVAILABLE (health and reflection stay open, so probes see
+    NOT_SERVING rather than a refusal). Once `drain` is called, new calls answer UNAVAILABLE with a
+    retry hint, streams end with UNAVAILABLE (the client resumes elsewhere), and calls already
+    running may finish (`wait_idle`); `end_calls` answers the ones still running UNAVAILABLE
+    instead of letting the server cancel them (a client treats CANCELLED as final)."""
 
     def __init__(self, ready: bool = False) -> None:
         self.ready = ready
+        self.draining = False
+        self.calls: set[asyncio.Task[Any]] = set()  # unary calls in flight
+        self.streams: dict[asyncio.Task[Any], _Stream] = {}
+        self._ending: set[asyncio.Task[Any]] = set()  # cancelled by us: answer UNAVAILABLE
+        self._idle: asyncio.Event | None = None
+        self.last_call = 0.0  # time.perf_counter() when the last Gavel call arrived
+
+    def drain(self) -> None:
+        self.draining = True
+        for task, stream in list(self.streams.items()):
+            if stream.waiting:  # else it sees `draining` as soon as its write is done
+                self._end(task)
+
+    def end_calls(self) -> None:
+        for task in list(self.calls):
+            self._end(task)
+
+    def _end(self, task: asyncio.Task[Any]) -> None:
+        self._ending.add(task)
+        task.cancel()
+
+    def ended_by_us(self, task: asyncio.Task[Any] | None) -> bool:
+        if task is None or task not in self._ending:
+            return False
+        self._ending.discard(task)
+        task.uncancel()
+        return True
+
+    def finished(self, task: asyncio.Task[Any] | None) -> None:
+        self.calls.discard(task)  # type: ignore[arg-type]
+        self._ending.discard(task)  # type: ignore[arg-type]
+        if self._idle is not None and not self.calls:
+            self._idle.set()
+
+    async def wait_quiet(self, quiet_s: float, timeout_s: float) -> bool:
+        """Until no Gavel call has arrived for `quiet_s` (clients took the retry hint), or `timeout_s`.
+        A server that stops while calls are still arriving has gRPC answer those CANCELLED: they
+        reached its socket but not yet a handler."""
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            now = time.perf_counter()
+            wait = quiet_s - (now - self.last_call)
+            if wait <= 0:
+                return True
+            if now + wait > deadline:
+                return False
+            await asyncio.sleep(wait)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Until no unary call is in flight, or `timeout_s`; whether it got there."""
+        if not self.calls:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return not self.calls
+        return True
 
 
 async def _starting(_: Any, context: grpc.aio.ServicerContext) -> None:
@@ -188,6 +276,7 @@ class CallInterceptor(_WrappingInterceptor):
         super().__init__(readiness)
         self._codec = codec
         self._carry_trace_context = carry_trace_context
+        self._gate = self._readiness
 
     def wrap(self, behaviour: Behaviour, method: str, streaming: bool) -> Behaviour:
         policy = access_policy(method)
@@ -196,6 +285,8 @@ class CallInterceptor(_WrappingInterceptor):
         codec = self._codec
         latency = LATENCY.labels(method)
         stdlib_logger = logging.getLogger("gavel.grpc")
+        gate = self._gate
+        gated = method.startswith("/gavel.")  # health and reflection stay open while draining
 
         def begin(context: grpc.aio.ServicerContext) -> tuple[object | None, Any]:
             """Attach the caller's trace context, then authorise (raising GavelError if refused)."""
@@ -265,11 +356,26 @@ class CallInterceptor(_WrappingInterceptor):
                 started = time.perf_counter()
                 tokens: tuple[object | None, Any] = (None, None)
                 error: BaseException | None = None
+                task = asyncio.current_task()
+                state = _Stream(task)
+                if task is not None and gated:
+                    gate.streams[task] = state
+                    gate.last_call = started
                 try:
                     tokens = begin(context)
                     if request is MALFORMED:
                         raise InvalidArgument([FieldViolation("request", MALFORMED_REQUEST)], MALFORMED_REQUEST)
-                    async for item in behaviour(request, context):
+                    items = behaviour(request, context).__aiter__()
+                    while True:
+                        if gated and gate.draining:
+                            raise Unavailable(STREAM_DRAINING, DRAINING_RETRY_MS)
+                        state.waiting = True
+                        try:
+                            item = await items.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            state.waiting = False
                         yield item
                 except grpc.aio.AbortError as exc:
                     error = exc
@@ -277,10 +383,17 @@ class CallInterceptor(_WrappingInterceptor):
                 except Exception as exc:
                     error = exc
                     await fail(exc, context)
+                except asyncio.CancelledError as exc:
+                    error = exc
+                    if not gate.ended_by_us(task):
+                        raise
+                    error = Unavailable(STREAM_DRAINING, DRAINING_RETRY_MS)
+                    await fail(error, context)
                 except BaseException as exc:
                     error = exc
                     raise
                 finally:
+                    gate.streams.pop(task, None)  # type: ignore[arg-type]
                     finish(context, started, tokens, error)
 
             return stream
@@ -289,7 +402,13 @@ class CallInterceptor(_WrappingInterceptor):
             started = time.perf_counter()
             tokens: tuple[object | None, Any] = (None, None)
             error: BaseException | None = None
+            task = asyncio.current_task() if gated else None
+            if task is not None:
+                gate.calls.add(task)
+                gate.last_call = started
             try:
+                if gate.draining and gated:
+                    raise Unavailable(DRAINING, DRAINING_RETRY_MS)
                 tokens = begin(context)
                 if request is MALFORMED:
                     raise InvalidArgument([FieldViolation("request", MALFORMED_REQUEST)], MALFORMED_REQUEST)
@@ -300,10 +419,18 @@ class CallInterceptor(_WrappingInterceptor):
             except Exception as exc:
                 error = exc
                 await fail(exc, context)
+            except asyncio.CancelledError as exc:  # the client went away, or a drain ran out of time
+                error = exc
+                if not gate.ended_by_us(task):
+                    raise
+                error = Unavailable(DRAINING, DRAINING_RETRY_MS)
+                await fail(error, context)
             except BaseException as exc:
                 error = exc
                 raise
             finally:
+                if task is not None:
+                    gate.finished(task)
                 finish(context, started, tokens, error)
 
         return unary

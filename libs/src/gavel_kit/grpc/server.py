@@ -23,17 +23,30 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
+def _status(ok: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 class HealthReporter:
-    """Owns the health servicer: overall ("") and named-service status move together."""
+    """Owns the health servicer: liveness on "" and readiness on each named service.
+
+    Liveness ("") says the process is alive and should not be restarted: SERVING from the moment
+    the server listens, also while it waits for NATS or its database; NOT_SERVING only once the
+    process has given up (`set_live(False)`) or is shutting down. A process whose event loop is
+    wedged cannot answer at all, so its probe times out, which is what an orchestrator restarts.
+    Readiness (the service names) says it can do its work now (docs/operations.md)."""
 
     def __init__(self, service_names: Sequence[str]) -> None:
         self.servicer = health.aio.HealthServicer()
-        self._names = ["", *service_names]
+        self._names = list(service_names)
+
+    async def set_live(self, alive: bool) -> None:
+        await self.servicer.set("", _status(alive))
 
     async def set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        """Readiness of every named service."""
         for name in self._names:
-            await self.servicer.set(name, status)
+            await self.servicer.set(name, _status(serving))
 
     async def enter_graceful_shutdown(self) -> None:
         await self.servicer.enter_graceful_shutdown()
@@ -57,11 +70,18 @@ def build_server(
 
 
 async def add_health_and_reflection(
-    server: grpc.aio.Server, service_names: Sequence[str], *, reflection_enabled: bool
+    server: grpc.aio.Server,
+    service_names: Sequence[str],
+    *,
+    reflection_enabled: bool,
+    readiness_names: Sequence[str] | None = None,
 ) -> HealthReporter:
-    """Register health (everything NOT_SERVING for now) and, if enabled, reflection for `service_names`."""
-    reporter = HealthReporter(service_names)
+    """Register health (everything NOT_SERVING for now) and, if enabled, reflection for
+    `service_names` (the API services; `readiness_names` defaults to them)."""
+    names = list(readiness_names) if readiness_names is not None else list(service_names)
+    reporter = HealthReporter(names)
     health_pb2_grpc.add_HealthServicer_to_server(reporter.servicer, server)
+    await reporter.set_live(False)
     await reporter.set_serving(False)
     if reflection_enabled:
         reflection.enable_server_reflection(

@@ -116,6 +116,36 @@ async def test_bad_input_is_refused_naming_each_offending_field_and_the_service_
             {"lot.english.opening_bid.currency"},
         ),
         "a lot without a format": ("AddLot", add_lot(currency="USD"), {"lot.format"}),
+        "a seller's lucky option": (
+            "AddLot",
+            add_lot(
+                currency="USD",
+                format=res.FORMAT_LUCKY,
+                lucky=res.LuckyParams(
+                    options=["red", "blue"],
+                    price=Money(amount_minor=500),
+                    window_ms=60_000,
+                    winning_rule=res.LUCKY_WINNING_RULE_FIXED,
+                    winning_option=1,
+                ),
+            ),
+            {"lot.lucky.winning_rule"},
+        ),
+        "Dutch steps that do not add up to the start price": (
+            "AddLot",
+            add_lot(
+                currency="USD",
+                format=res.FORMAT_DUTCH,
+                dutch=res.DutchParams(
+                    start_price=Money(amount_minor=5_000),
+                    floor_price=Money(amount_minor=1_000),
+                    tick_ms=1_000,
+                    step_mode=res.DUTCH_STEP_MODE_RANDOM,
+                    steps=[Money(amount_minor=1_000), Money(amount_minor=2_000)],
+                ),
+            ),
+            {"lot.dutch.steps"},
+        ),
         "a reversed time range": (
             "CreateSale",
             new_sale(

@@ -55,6 +55,7 @@ from gavel_core.formats import (
     Format,
     LotTerms,
     LuckyParams,
+    LuckyWinningRule,
     TenderParams,
 )
 from gavel_core.increments import IncrementTable
@@ -297,11 +298,13 @@ def dutch_terms() -> LotTerms:
     return LotTerms("EUR", Format.DUTCH, DutchParams(start_price=50_000, floor_price=10_000, tick_ms=1_000, step=500))
 
 
-def lucky_terms(winning_option: int = 2) -> LotTerms:
+def lucky_terms(rule: LuckyWinningRule = LuckyWinningRule.DRAWN, winning_option: int = 0) -> LotTerms:
     return LotTerms(
         "EUR",
         Format.LUCKY,
-        LuckyParams(("red", "green", "blue"), price=500, window_ms=60_000, winning_option=winning_option),
+        LuckyParams(
+            ("red", "green", "blue"), price=500, window_ms=60_000, winning_rule=rule, winning_option=winning_option
+        ),
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from catalog.app.lots import ListLots, list_lots
 from catalog.app.rooms import CloseLot, close_lot, start_lot
 from catalog.app.sales import UpdateSale, publish_sale, update_sale
-from catalog.domain.events import LotOutcomeRecorded, LotScheduled, LotStarting, SalePublished
+from catalog.domain.events import LotOutcomeRecorded, LotScheduled, LotsRetimed, LotStarting, SalePublished
 from catalog.domain.lots import LotOutcome, LotResult
 from catalog.domain.states import State
 from gavel_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -209,3 +209,45 @@ async def test_live_and_closed_lots_are_listed_by_state(catalog):
     await catalog(start_lot, catalog.ROOM_SERVICE, lots[1].id)
     live = await catalog(list_lots, catalog.PUBLIC, ListLots(states=frozenset({State.LIVE})))
     assert [view.lot.id for view in live.items] == [lots[1].id]
+
+
+async def test_a_live_lot_starting_late_moves_the_later_groups_back_as_far_as_they_must(catalog):
+    sale = await catalog.sale(spec=catalog.live_sale_spec(("10:00", "11:00"), ("14:00", "16:00")))
+    groups = [(await catalog.lot(sale, duration_slots=2, title=f"Lot {n}"))[0] for n in range(4)]
+    await catalog(publish_sale, catalog.SELLER, sale.id)
+    paris = [lot.estimated_start for lot in groups]  # 10:00, 10:20, 10:40, 14:00 in Paris (UTC+2)
+    assert [start.strftime("%H:%M") for start in paris] == ["08:00", "08:20", "08:40", "12:00"]
+
+    catalog.now = paris[0] + timedelta(seconds=30)  # a scheduler round late: not a slip
+    await catalog(start_lot, catalog.ROOM_SERVICE, groups[0].id)
+    assert catalog.events_of(LotsRetimed) == []
+
+    catalog.now = paris[1] + timedelta(minutes=15)  # the second lot starts 15 minutes late
+    await catalog(start_lot, catalog.ROOM_SERVICE, groups[1].id)
+    [event] = catalog.events_of(LotsRetimed)
+    assert event.subject == f"gavel.catalog.lots_retimed.{sale.id}"
+    assert event.started_lot_id == groups[1].id
+    assert [(g.group_id, g.previous_start, g.estimated_start) for g in event.groups] == [
+        (groups[2].group_id, paris[2], paris[2] + timedelta(minutes=15)),  # 10:55, after the late lot's 20 minutes
+    ]  # the 14:00 lot keeps its time: the break absorbs the delay
+    assert groups[2].estimated_start == paris[2] + timedelta(minutes=15)
+    assert groups[3].estimated_start == paris[3]
+
+
+def test_lots_retimed_goes_on_the_wire_with_every_moved_group():
+    from catalog.adapters.mapping import event_message
+    from catalog.domain.retiming import Retimed
+
+    before, after = datetime(2030, 5, 8, 8, 40, tzinfo=UTC), datetime(2030, 5, 8, 8, 55, tzinfo=UTC)
+    event = LotsRetimed(
+        event_id="e1",
+        occurred_at=after,
+        sale_id="s1",
+        started_lot_id="l2",
+        groups=(Retimed("g3", ("l3", "l4"), before, after),),
+    )
+    message = event_message(event)
+    assert message.DESCRIPTOR.full_name == "gavel.events.v1.LotsRetimed"
+    [group] = message.groups
+    assert (group.group_id, list(group.lot_ids)) == ("g3", ["l3", "l4"])
+    assert group.estimated_start.ToDatetime(tzinfo=UTC) == after

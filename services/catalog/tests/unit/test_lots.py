@@ -22,7 +22,7 @@ from catalog.app.lots import (
 from catalog.domain.lots import LotSpec, lay_out
 from catalog.domain.states import State
 from gavel_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from gavel_core.formats import DutchParams, EnglishClose, Format, LotTerms, LuckyParams
+from gavel_core.formats import DutchParams, DutchStepMode, EnglishClose, Format, LotTerms, LuckyParams, LuckyWinningRule
 from gavel_core.increments import resolve_increments
 from gavel_core.money import amount_in
 
@@ -157,6 +157,23 @@ async def test_on_a_clock_change_day_a_lot_is_placed_by_laying_out_the_whole_sal
             0,
             "lot.lucky.options",
         ),
+        (
+            lambda c: LotTerms(
+                "EUR",
+                Format.DUTCH,
+                DutchParams(50_000, 10_000, 1_000, DutchStepMode.RANDOM, steps=(10_000, 20_000, 15_000)),
+            ),
+            0,
+            "lot.dutch.steps",
+        ),
+        (
+            lambda c: LotTerms(
+                "EUR", Format.DUTCH, DutchParams(50_000, 10_000, 1_000, DutchStepMode.RANDOM, steps=(50_000, -1))
+            ),
+            0,
+            "lot.dutch.steps[1]",
+        ),
+        (lambda c: c.english_terms(rounds_beat_by_increment=True), 0, "lot.english.rounds_beat_by_increment"),
         (lambda c: LotTerms("EUR", Format.ENGLISH, c.tender_terms().params), 0, "lot.params"),
     ],
 )
@@ -306,10 +323,29 @@ async def test_the_public_does_not_see_a_lots_secrets(catalog):
     assert lots[0].terms.params.reserve == 50_000  # hiding copies; the stored lot keeps its reserve
 
 
-async def test_the_fixed_winning_option_of_a_lucky_lot_is_secret(catalog):
-    _, lots = await catalog.published_sale(terms=catalog.lucky_terms(winning_option=2))
-    public = await catalog(get_lot, catalog.bidder(1), lots[0].id)
-    assert public.lot.terms.params.winning_option == 0
+@pytest.mark.parametrize(
+    ("rule", "winning_option", "field", "message"),
+    [
+        (LuckyWinningRule.FIXED, 2, "lot.lucky.winning_rule", "fixed is retired: the room draws the winning option"),
+        (LuckyWinningRule.SEEDED, 0, "lot.lucky.winning_rule", "seeded is retired"),
+        (LuckyWinningRule.DRAWN, 2, "lot.lucky.winning_option", "a seller may not choose it"),
+    ],
+)
+async def test_a_seller_cannot_choose_a_lucky_lots_winning_option(catalog, rule, winning_option, field, message):
+    sale = await catalog.sale()
+    product = await catalog.product()
+    spec = LotSpec(product.id, catalog.lucky_terms(rule, winning_option))
+    with pytest.raises(InvalidArgument) as caught:
+        await catalog(add_lot, catalog.SELLER, AddLot(sale.id, spec))
+    [violation] = caught.value.violations
+    assert (violation.field, message in violation.description) == (field, True)
+
+
+async def test_a_lucky_lot_is_stored_without_a_winning_option_the_room_draws_it(catalog):
+    _, lots = await catalog.published_sale(terms=catalog.lucky_terms())
+    seller = await catalog(get_lot, catalog.SELLER, lots[0].id)
+    assert seller.lot.terms.params.winning_rule is LuckyWinningRule.DRAWN
+    assert seller.lot.terms.params.winning_option == 0
 
 
 async def test_draft_lots_are_not_found_by_outsiders(catalog):

@@ -50,8 +50,17 @@ TERMS = {
     "dutch": LotTerms(
         "JPY", Format.DUTCH, DutchParams(50_000, 20_000, 2_000, DutchStepMode.RANDOM, random_steps=12), seed=1
     ),
+    "dutch_steps": LotTerms(
+        "EUR",
+        Format.DUTCH,
+        DutchParams(10_000, 2_000, 2_000, DutchStepMode.RANDOM, steps=(2_500, 2_500, 5_000)),
+        seed=1,
+    ),
     "lucky": LotTerms(
         "USD", Format.LUCKY, LuckyParams(("red", "green", "blue"), 5_000, 60_000, LuckyWinningRule.SEEDED), seed=3
+    ),
+    "lucky_drawn": LotTerms(
+        "USD", Format.LUCKY, LuckyParams(("red", "green"), 5_000, 60_000, LuckyWinningRule.DRAWN_PER_WINDOW)
     ),
     "tender": LotTerms(
         "GBP",

@@ -14,7 +14,7 @@
 Room settings (besides the kit's): GAVEL_ROOM_REPLICA_ID (default hostname-pid),
 GAVEL_ROOM_PARTITIONS (64), GAVEL_ROOM_LEASE_TTL_S (1.2), GAVEL_ROOM_CLOSING_SOON_S (60, 0: off),
 GAVEL_ROOM_MAX_IN_FLIGHT (256 appends), GAVEL_ROOM_MAX_PENDING (2000 queued commands),
-GAVEL_ROOM_FORWARD_TIMEOUT_S (5),
+GAVEL_ROOM_FORWARD_TIMEOUT_S (5), GAVEL_ROOM_WATCHER_LIMIT (10000 batches a watcher may lag),
 GAVEL_ROOM_CATALOG_CALLS (true; false: never call the catalog),
 GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 """
@@ -22,6 +22,7 @@ GAVEL_ROOM_PROJECTIONS (true; false: a `project` process writes the reports).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 from collections.abc import Coroutine
@@ -62,6 +63,7 @@ from room.app.revocations import RevocationBook
 from room.app.room import RoomService
 from room.app.timers import WakeUps
 from room.app.views import Pseudonyms
+from room.domain.draws import SECRET_BYTES
 
 log = get_logger("room.main")
 
@@ -71,10 +73,17 @@ EVICT_EVERY_S = 60
 EVICT_IDLE_MS = 10 * 60_000
 DRAIN_ON_HANDOVER_S = 0.5
 PROJECTIONS_LINGER_S = 0.1  # reports may trail the bids by this much; fewer, larger transactions
+# Readiness: the replica renews its heartbeat and holds its share (room.app.ownership, "status").
+PARTITIONS_CONDITION = "partitions"
 
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def draw_secret() -> bytes:
+    """A lucky lot's secret: the winning option comes from it, so it must be unpredictable."""
+    return secrets.token_bytes(SECRET_BYTES)
 
 
 class _Partitions:
@@ -103,6 +112,9 @@ class _Partitions:
     def lost(self, partition: int) -> None:
         self._rt.spawn(self._router.stop_serving(partition), f"stop-partition-{partition}")
         self._lots.drop_partition(partition)
+
+    def resumed(self, partition: int) -> None:
+        self._lots.rearm(partition)
 
 
 def catalog_client(rt: Runtime, settings: RoomSettings) -> CatalogClient | None:
@@ -151,7 +163,7 @@ class RoomReplica:
         self.pseudonyms = Pseudonyms(load_secret(rt.settings.keys_dir / "pseudonyms.key"))
         self.revocations = RevocationBook()
         rt.codec.revocations = self.revocations.revoked  # a disabled or demoted account stops bidding at once
-        self.active = KvActiveLots(rt.nc, rt.js)
+        self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
         self.scheduled = ScheduledLots(rt.db, self.catalog)
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
@@ -163,8 +175,10 @@ class RoomReplica:
             wakeups=self.wakeups,
             append_slots=asyncio.Semaphore(settings.max_in_flight),
             spawn=self.spawn,
+            draw_secret=draw_secret,
             closing_soon_ms=settings.closing_soon_ms,
             max_pending=settings.max_pending,
+            owns=self.owns,
         )
         self.lots = LotDirectory(deps, settings.partitions, self.owns)
         self.paddles = Paddles(rt.db, wall_clock_ms)
@@ -185,7 +199,9 @@ class RoomReplica:
             ),
         )
         self.feeds = Feeds(NatsLiveFeeds(rt.nc, self.pseudonyms), self.spawn, wall_clock_ms)
-        self.servicer = RoomServicer(self.router, self.feeds, Reports(rt.db), self.paddles, rt.db)
+        self.servicer = RoomServicer(
+            self.router, self.feeds, Reports(rt.db), self.paddles, rt.db, watcher_limit=settings.watcher_limit
+        )
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
             rt.settings.nats_credentials_file,
@@ -195,7 +211,11 @@ class RoomReplica:
             ttl_s=settings.lease_ttl_s,
             renew_every_s=settings.renew_every_s,
             event_loop=rt.settings.event_loop,
+            replicas=rt.settings.nats_replicas,
+            on_status=lambda ok, detail: rt.conditions.set(PARTITIONS_CONDITION, ok, detail),
+            on_failure=rt.fail,
         )
+        rt.conditions.require(PARTITIONS_CONDITION, "claiming partitions")
         track(OWNED_PARTITIONS, lambda: len(self.leases.owned_partitions()))
         track(LOADED_LOTS, lambda: len(self.lots))
         track(WATCHED_LOTS, lambda: len(self.feeds.feeds))

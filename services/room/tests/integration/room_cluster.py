@@ -29,9 +29,12 @@ from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
+from gavel_kit import natsperms, natsserver
 from gavel_kit.nats import StreamSpec
 from gavel_kit.streamread import read_subject
 from gavel_kit.testing import identities
+from gavel_kit.testing.load import Acked, Bidding, check_logs, lot_ready, resume_delays, watch_gapless
+from gavel_kit.testing.load import logs_when_decided as _logs_when_decided
 from gavel_kit.testing.plugin import free_port
 from room.adapters.leases import KvLeaseStore
 
@@ -111,24 +114,37 @@ class Replica:
 @dataclass
 class RoomCluster:
     root: Path
-    nats: identities.AuthenticatedNats
+    nats: natsserver.NatsServer
     replicas: list[Replica] = field(default_factory=list)
     # With a projector: one room database for every process, and the reports written only by the
     # `room.main project` process (as `gavel up` runs them); otherwise each replica projects into its own.
     projector: Replica | None = None
     shared_database: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    servers: list[natsserver.NatsServer] = field(default_factory=list)  # a NATS cluster: every node
+    # The generated auth config (the single server; the routed cluster runs without): user → file.
+    credentials: dict[str, Path] = field(default_factory=dict)
+    users: list[natsperms.User] = field(default_factory=list)
+
+    @property
+    def server_url(self) -> str:
+        """Where the replicas connect (they log in with their own credentials files)."""
+        return ",".join(server.url for server in self.servers) if self.servers else self.nats.url
 
     @property
     def nats_url(self) -> str:
-        """As the tests' superuser (the replicas log in as `room`, the projector as `room-projector`)."""
-        return self.nats.url
+        """For the tests' own clients: as the superuser (the replicas log in as `room`, the projector
+        as `room-projector`)."""
+        if self.servers or not self.credentials:
+            return self.server_url
+        user, password = natsserver.read_credentials(self.credentials[identities.SUPERUSER])
+        return self.nats.url.replace("nats://", f"nats://{user}:{password}@", 1)
 
     def environment(self, name: str, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             GAVEL_VAR_DIR=str(self.root / name),
-            GAVEL_NATS_URL=self.nats.server.url,
-            GAVEL_NATS_CREDENTIALS_FILE=str(self.nats.credentials["room"]),
+            GAVEL_NATS_URL=self.server_url,
             GAVEL_ROOM_GRPC_PORT=str(port),
             GAVEL_ROOM_METRICS_PORT="0",
             GAVEL_ROOM_PROJECTOR_GRPC_PORT=str(port),
@@ -140,6 +156,9 @@ class RoomCluster:
             GAVEL_SHUTDOWN_GRACE_S="1",
             PYTHONUNBUFFERED="1",
         )
+        if "room" in self.credentials:
+            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.credentials["room"])
+        env.update(self.extra_env)
         if self.shared_database:
             env["GAVEL_ROOM_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.root / 'room.sqlite'}"
             env["GAVEL_ROOM_PROJECTIONS"] = "false"
@@ -149,8 +168,8 @@ class RoomCluster:
         port = free_port()
         log_path = self.root / f"{name}.log"
         env = self.environment(name, port)
-        if command == "project":
-            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.nats.credentials["room-projector"])
+        if command == "project" and "room-projector" in self.credentials:
+            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.credentials["room-projector"])
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "room.main", command],
@@ -184,6 +203,16 @@ class RoomCluster:
             time.sleep(0.1)
         raise TimeoutError(f"{replica.name} not SERVING after {timeout_s}s")
 
+    def kill_nats(self) -> None:
+        """SIGKILL the nats-server (its store stays on disk; memory-stored buckets are gone)."""
+        self.nats.kill()
+
+    def start_nats(self) -> None:
+        """Start the nats-server again on the same port and store."""
+        self.nats = natsserver.start(
+            self.root / "nats", port=self.nats.port, server_name="room-test", users=self.users or None
+        )
+
     def kill(self, replica: Replica) -> None:
         if replica.alive():
             replica.process.send_signal(signal.SIGKILL)
@@ -200,7 +229,8 @@ class RoomCluster:
             except subprocess.TimeoutExpired:
                 replica.process.kill()
                 replica.process.wait(5)
-        self.nats.stop()
+        for server in self.servers or [self.nats]:
+            server.stop()
 
     def stub(self, replica: Replica) -> tuple[grpc.aio.Channel, pb_grpc.RoomServiceStub]:
         channel = grpc.aio.insecure_channel(replica.address)
@@ -208,13 +238,19 @@ class RoomCluster:
 
 
 @contextlib.contextmanager
-def room_cluster(root: Path, replicas: int, *, projector: bool = False) -> Iterator[RoomCluster]:
-    server = identities.start_nats(root / "nats", server_name="room-test")
-    cluster = RoomCluster(root, server, shared_database=projector)
+def room_cluster(
+    root: Path, replicas: int, *, projector: bool = False, env: dict[str, str] | None = None
+) -> Iterator[RoomCluster]:
+    credentials = natsserver.write_credentials(root / "nats-credentials", [*natsperms.USERS, identities.SUPERUSER])
+    users = natsserver.users_for(credentials, superusers=[identities.SUPERUSER])
+    server = natsserver.start(root / "nats", server_name="room-test", users=users)
+    cluster = RoomCluster(
+        root, server, shared_database=projector, extra_env=dict(env or {}), credentials=credentials, users=users
+    )
     try:
-        _run(_create_catalog_stream(server.url))
+        _run(_create_catalog_stream(cluster.nats_url))
         if projector:  # the first process migrates the shared database before the others open it
-            cluster.wait_serving(cluster.start("projector", "project"), service="")
+            cluster.wait_serving(cluster.start("projector", "project"), service="room-projector")
         started = [cluster.start(f"replica-{i}") for i in range(replicas)]
         for replica in started:
             cluster.wait_serving(replica)
@@ -223,13 +259,59 @@ def room_cluster(root: Path, replicas: int, *, projector: bool = False) -> Itera
         cluster.stop()
 
 
+def start_nats_cluster(root: Path, nodes: int = 3, timeout_s: float = 30) -> list[natsserver.NatsServer]:
+    """`nodes` nats-servers routed into one JetStream cluster (fsync always), each with its own store."""
+    client_ports = [free_port() for _ in range(nodes)]
+    route_ports = [free_port() for _ in range(nodes)]
+    routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
+    servers = []
+    for index in range(nodes):
+        data = root / f"nats-{index}"
+        data.mkdir(parents=True, exist_ok=True)
+        config = data / "nats-server.conf"
+        config.write_text(
+            f"""server_name: node-{index}
+listen: 127.0.0.1:{client_ports[index]}
+jetstream {{
+  store_dir: "{data / "jetstream"}"
+  sync_interval: always
+}}
+cluster {{
+  name: gavel-test
+  listen: 127.0.0.1:{route_ports[index]}
+  routes: [{routes}]
+}}
+"""
+        )
+        log_path = data / "nats-server.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [natsserver.binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        servers.append(
+            natsserver.NatsServer(
+                process, f"nats://127.0.0.1:{client_ports[index]}", client_ports[index], data / "jetstream", log_path
+            )
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all("Server is ready" in s.log_path.read_text(errors="replace") for s in servers) and any(
+            "JetStream cluster new metadata leader" in s.log_path.read_text(errors="replace") for s in servers
+        ):
+            return servers
+        time.sleep(0.1)
+    for server in servers:
+        server.kill()
+    raise TimeoutError("the NATS cluster did not form")
+
+
 def _run(coro: Any) -> Any:
     import asyncio
 
     return asyncio.run(coro)
 
 
-async def _create_catalog_stream(url: str) -> None:  # as the catalog would (the superuser)
+async def _create_catalog_stream(url: str) -> None:
     nc = await nats.connect(url)
     try:
         await nc.jetstream().add_stream(CATALOG_SPEC.config())
@@ -275,3 +357,22 @@ def log_lines(replica: Replica) -> list[dict[str, Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             lines.append(json.loads(line))
     return lines
+
+
+# The load and the invariants the fault tests share live in gavel_kit.testing.load.
+__all__ = ["Acked", "Bidding", "check_logs", "logs_when_decided", "lot_ready", "resume_delays", "watch_gapless"]
+
+
+async def logs_when_decided(events: Events, lot_ids: list[str], timeout_s: float) -> dict[str, list[ev.LotEventBatch]]:
+    return await _logs_when_decided(events.nc, lot_ids, timeout_s)
+
+
+async def open_lots(events: Events, stub: Any, lots: list[res.Lot], crier: tuple[tuple[str, str], ...]) -> None:
+    """Schedule the lots the way the catalog does, wait until the room has each, open them."""
+    from gavel.room.v1 import room_service_pb2 as pb
+
+    for lot in lots:
+        await events.schedule(lot)
+    for lot in lots:
+        await lot_ready(stub, lot.id)
+        await stub.OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=crier)

@@ -30,7 +30,7 @@ from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
 from room.app.views import Pseudonyms
 from room.domain import OpenLot, PlaceBid
-from room.main import wall_clock_ms
+from room.main import draw_secret, wall_clock_ms
 
 pytestmark = pytest.mark.integration
 
@@ -308,6 +308,7 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
                 wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
                 append_slots=asyncio.Semaphore(8),
                 spawn=spawn,
+                draw_secret=draw_secret,
             )
             owners.append(LotDirectory(deps, 64, lambda partition: True))
         actors = [await owner.loaded(lot.id) for owner in owners]

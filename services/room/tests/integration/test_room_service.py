@@ -32,6 +32,7 @@ from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.service import Runtime
 from gavel_kit.testing import identities
 from room.adapters.orm import metadata
+from room.domain.draws import verify
 from room.main import MIGRATIONS, definition
 
 pytestmark = pytest.mark.integration
@@ -274,7 +275,7 @@ async def test_a_lot_not_yet_announced_comes_from_the_catalog(room: Room):
     assert opened.result.lot_sequence == 2
 
 
-async def test_watchers_never_see_the_lucky_option(room: Room):
+async def test_watchers_never_see_the_lucky_option_until_the_close_reveals_it_as_committed(room: Room):
     lot = res.Lot(
         id=new_id(),
         sale_id="sale-1",
@@ -282,40 +283,50 @@ async def test_watchers_never_see_the_lucky_option(room: Room):
         room_count=1,
         currency="USD",
         format=res.FORMAT_LUCKY,
-        lucky=res.LuckyParams(options=["red", "green", "blue"], price=usd(2_500), window_ms=60_000, winning_option=2),
+        lucky=res.LuckyParams(options=["red", "green", "blue"], price=usd(2_500), window_ms=60_000),
     )
     lot.group_id = lot.id
     await room.scheduled(lot)
     await room.open(lot.id)
-    wrong = await room.stub.PickOption(
-        pb.PickOptionRequest(request_id=new_id(), lot_id=lot.id, option=0), metadata=token("eve", Role.BIDDER)
-    )
-    right = await room.stub.PickOption(
-        pb.PickOptionRequest(request_id=new_id(), lot_id=lot.id, option=2), metadata=token("frank", Role.BIDDER)
-    )
-    assert (wrong.correct, right.correct) == (False, True)
-    assert right.state.phase == pb.LOT_PHASE_SOLD
-    assert right.state.buyer_id == "frank"
+    picks: dict[str, int] = {}
+    last = None
+    for bidder, option in (("eve", 0), ("frank", 1), ("gina", 2)):  # the room drew one of these
+        last = await room.stub.PickOption(
+            pb.PickOptionRequest(request_id=new_id(), lot_id=lot.id, option=option), metadata=token(bidder, Role.BIDDER)
+        )
+        picks[bidder] = option
+        if last.correct:
+            break
+    assert last is not None
+    assert last.correct
+    assert last.state.phase == pb.LOT_PHASE_SOLD
+    winner = last.state.buyer_id
     seen = []
     call = room.stub.Watch(pb.WatchRequest(lots=[pb.LotCursor(lot_id=lot.id)]))
     async with asyncio.timeout(10):
         async for item in call:
             seen.extend(item.events)
-            if item.lot_sequence == right.lot_sequence:
+            if item.lot_sequence == last.lot_sequence:
                 break
     call.cancel()
+    kinds = [e.WhichOneof("event") for e in seen]
     window = next(e.lucky_window_opened for e in seen if e.WhichOneof("event") == "lucky_window_opened")
-    picks = [e.option_picked for e in seen if e.WhichOneof("event") == "option_picked"]
+    revealed = next(e.lucky_draw_revealed for e in seen if e.WhichOneof("event") == "lucky_draw_revealed")
+    shown_picks = [e.option_picked for e in seen if e.WhichOneof("event") == "option_picked"]
     assert not window.HasField("winning_option")
     aliases = [
         (
             await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=token(who, Role.BIDDER))
         ).state.viewer_alias
-        for who in ("eve", "frank")
+        for who in picks
     ]
-    assert [p.bidder for p in picks] == aliases  # watchers see per-sale pseudonyms; each bidder knows theirs
-    assert not {"eve", "frank"} & set(aliases)
-    assert not any(p.HasField("option") or p.HasField("correct") for p in picks)
+    assert [p.bidder for p in shown_picks] == aliases  # watchers see per-sale pseudonyms; each bidder knows theirs
+    assert not set(picks) & set(aliases)
+    assert not any(p.HasField("option") or p.HasField("correct") for p in shown_picks)
+    assert kinds.index("lucky_window_opened") < kinds.index("option_picked") < kinds.index("lucky_draw_revealed")
+    # any bidder can now check that the option was fixed before the first pick
+    assert revealed.option == picks[winner]
+    assert verify(lot.id, revealed.draw, revealed.option, revealed.nonce, window.commitment)
 
 
 async def test_a_declined_win_passes_to_the_runner_up_who_confirms(room: Room):

@@ -68,7 +68,7 @@ async def stubs(cluster: RoomCluster) -> AsyncIterator[list[pb_grpc.RoomServiceS
 
 async def connect_as(cluster: RoomCluster, user: str) -> nats.NATS:
     return await gavel_nats.connect(
-        cluster.nats.server.url, f"test-{user}", credentials=cluster.nats.credentials[user], first_connect_timeout_s=5
+        cluster.server_url, f"test-{user}", credentials=cluster.credentials[user], first_connect_timeout_s=5
     )
 
 
@@ -100,7 +100,7 @@ async def code_of(call) -> tuple[grpc.StatusCode, list[str]]:
 
 async def test_a_client_without_credentials_cannot_connect_to_nats(cluster):
     with pytest.raises(Exception, match="Authorization"):
-        await nats.connect(cluster.nats.server.url, allow_reconnect=False, max_reconnect_attempts=0)
+        await nats.connect(cluster.server_url, allow_reconnect=False, max_reconnect_attempts=0)
 
 
 async def test_only_room_replicas_may_forward_announce_or_append(cluster, events, stubs):

@@ -4,6 +4,7 @@ an announcer, the active-lot index, a terms source, a controllable clock."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +180,9 @@ def world(
         wakeups=wakeups,
         append_slots=asyncio.Semaphore(max_in_flight),
         spawn=tasks,
+        draw_secret=lambda: os.urandom(32),
         closing_soon_ms=closing_soon_ms,
+        owns=owns,
     )
     directory = LotDirectory(deps, 8, owns)
     return World(

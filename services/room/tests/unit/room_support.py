@@ -82,10 +82,12 @@ def dutch(
     tick_ms: int = 1_000,
     step: int = 1_000,
     random_steps: int = 0,
+    steps: tuple[int, ...] = (),
     **lot_kwargs: Any,
 ) -> LotTerms:
-    mode = DutchStepMode.RANDOM if random_steps else DutchStepMode.FIXED
-    params = DutchParams(start, floor, tick_ms, mode, 0 if random_steps else step, random_steps)
+    random = bool(random_steps or steps)
+    mode = DutchStepMode.RANDOM if random else DutchStepMode.FIXED
+    params = DutchParams(start, floor, tick_ms, mode, 0 if random else step, random_steps, steps)
     return terms(params, Format.DUTCH, **lot_kwargs)
 
 
@@ -93,20 +95,27 @@ def lucky(
     options: tuple[str, ...] = ("red", "green", "blue"),
     price: int = 2_000,
     window_ms: int = 10_000,
-    winning: int | None = 1,
+    rule: LuckyWinningRule = LuckyWinningRule.DRAWN,
+    winning_option: int = 0,
     **lot_kwargs: Any,
 ) -> LotTerms:
-    rule = LuckyWinningRule.SEEDED if winning is None else LuckyWinningRule.FIXED
-    params = LuckyParams(options, price, window_ms, rule, winning or 0)
+    params = LuckyParams(options, price, window_ms, rule, winning_option)
     return terms(params, Format.LUCKY, **lot_kwargs)
 
 
-class Lot:
-    """One lot driven through its engine: `do` decides and applies, keeping the event log."""
+DRAW_SECRET = bytes(range(32))  # what the room would draw with `secrets` (lucky lots)
 
-    def __init__(self, lot_terms: LotTerms, lot_id: str = "lot-1") -> None:
-        self.engine: AnyEngine = engine_for(lot_terms)
-        self.state: LotState = self.engine.initial_state(lot_id)
+
+class Lot:
+    """One lot driven through its engine: `do` decides and applies, keeping the event log.
+    `recorded`: the terms come from a log (retired rules allowed), as when a room rebuilds a lot."""
+
+    def __init__(
+        self, lot_terms: LotTerms, lot_id: str = "lot-1", draw_secret: bytes = DRAW_SECRET, *, recorded: bool = False
+    ) -> None:
+        self.engine: AnyEngine = engine_for(lot_terms, recorded=recorded)
+        self.draw_secret = draw_secret
+        self.state: LotState = self.engine.initial_state(lot_id, draw_secret)
         self.events: list[Event] = []
         self._bids = 0
 
@@ -141,7 +150,7 @@ class Lot:
         return self.refused(PlaceBid(bid_id or f"bid-{self._bids}", bidder, amount), at)
 
     def replayed(self) -> LotState:
-        return self.engine.replay(self.state.lot_id, self.events)
+        return self.engine.replay(self.state.lot_id, self.events, self.draw_secret)
 
     def of_type(self, event_type: type[Event]) -> list[Any]:
         return [event for event in self.events if type(event) is event_type]

@@ -8,9 +8,9 @@ import pytest
 from room_support import crier, dutch, english, lucky, rounds, soft
 
 from gavel_core.errors import InvalidArgument
-from gavel_core.formats import LotTerms
+from gavel_core.formats import LotTerms, LuckyWinningRule
 from room.domain import ALL_EVENTS, event_from_dict, event_to_dict, terms_from_dict, terms_to_dict
-from room.domain.events import BidAccepted, LotSold
+from room.domain.events import BidAccepted, BiddingReopened, LotSold, LuckyWindowOpened
 
 
 def sample(event_type: type) -> object:
@@ -50,6 +50,31 @@ def test_a_bad_event_dict_is_refused_field_by_field() -> None:
     assert {v.field for v in caught.value.violations} == {"price", "extra", "bid_id"}
 
 
+@pytest.mark.parametrize(
+    ("data", "event"),
+    [
+        (
+            {
+                "type": "LuckyWindowOpened",
+                "lot_id": "L",
+                "at_ms": 0,
+                "window": 1,
+                "winning_option": 2,
+                "deadline_ms": 9,
+            },
+            LuckyWindowOpened("L", 0, 1, 2, 9, ""),
+        ),
+        (
+            {"type": "BiddingReopened", "lot_id": "L", "at_ms": 0, "price": 800, "deadline_ms": 9},
+            BiddingReopened("L", 0, 800, 9, None),
+        ),
+    ],
+    ids=["window-without-commitment", "reopened-without-tick"],
+)
+def test_an_event_logged_before_a_field_was_added_still_reads(data: dict[str, object], event: object) -> None:
+    assert event_from_dict(data) == event
+
+
 def test_an_unknown_event_type_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         event_from_dict({"type": "Nope"})
@@ -60,12 +85,13 @@ def test_an_unknown_event_type_is_refused() -> None:
     [
         english(reserve=5_000, buy_now=9_000, confirm_ms=1_000, seed=3, extra={"below_reserve": "offer_vendor"}),
         soft(cap_ms=5_000),
-        rounds(),
+        rounds(rounds_beat_by_increment=True),
         crier(grace_ms=2_000, policy=[{"min_force": 500, "jumps": 2}]),
         dutch(random_steps=4, seed=9),
-        lucky(winning=None, seed=1),
+        dutch(steps=(2_500, 2_500, 5_000), seed=9),
+        lucky(rule=LuckyWinningRule.DRAWN_PER_WINDOW, seed=1),
     ],
-    ids=["english", "soft", "rounds", "crier", "dutch", "lucky"],
+    ids=["english", "soft", "rounds", "crier", "dutch", "dutch-steps", "lucky"],
 )
 def test_terms_round_trip_through_json(terms: LotTerms) -> None:
     assert terms_from_dict(json.loads(json.dumps(terms_to_dict(terms)))) == terms

@@ -194,3 +194,40 @@ async def test_an_ended_watcher_gets_what_was_offered_before_the_end_then_ends()
     assert await received(watcher, 2) == [1, 2]
     with pytest.raises(WatchEnded):
         await watcher.next()
+
+
+async def test_a_feed_keeps_only_its_recent_history_and_serves_older_batches_from_the_log():
+    source, tasks = FakeFeedSource(), Tasks()
+    for sequence in range(1, 11):
+        source.store(sequence)
+    feeds = Feeds(source, tasks, Clock(), history=4)
+    first = Watcher()
+    feeds.watch(first, LOT, 0)
+    await tasks.settle()
+    assert await received(first, 10) == list(range(1, 11))  # the first read hands out everything
+    feed = feeds.feeds[LOT]
+    assert [item.lot_sequence for item in feed.items] == [7, 8, 9, 10]
+    recent, old = Watcher(), Watcher()
+    feeds.watch(recent, LOT, 7)
+    assert await received(recent, 3) == [8, 9, 10]
+    reads = source.reads
+    feeds.watch(old, LOT, 2)
+    source.deliver[LOT](source.store(11))  # live batches keep coming while the old one catches up
+    await tasks.settle()
+    assert source.reads == reads + 1
+    assert await received(old, 9) == list(range(3, 12))
+    assert nothing_more(old)
+    assert [item.lot_sequence for item in feed.items] == [8, 9, 10, 11]
+
+
+async def test_a_feed_uses_bounded_memory_however_long_its_lot_runs():
+    source, tasks = FakeFeedSource(), Tasks()
+    feeds = Feeds(source, tasks, Clock(), history=16)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    for sequence in range(1, 1_001):
+        source.deliver[LOT](source.store(sequence))
+        await watcher.next()
+    assert len(feeds.feeds[LOT].items) == 16
+    assert feeds.feeds[LOT].head == 1_000

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from room_fakes import Clock, FakeLog, FakeTerms, world
-from room_support import HOUR, crier, english
+from room_support import HOUR, crier, english, lucky
 
 from gavel_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from room.app.lots import CommandRequest, NotOwner
@@ -234,6 +234,61 @@ async def test_a_lot_whose_partition_moved_refuses_further_jobs():
         w.lots.actor(LOT)
 
 
+async def test_a_replica_whose_lease_lapsed_writes_nothing_and_fires_no_timer_until_it_holds_the_partition_again():
+    owned = {"yes": True}
+    clock = Clock()
+    w = world(owns=lambda partition: owned["yes"], clock=clock)
+    actor = await opened(w, terms=english(opening_bid=1_000, duration_ms=HOUR))
+    stored = len(w.log.batches(LOT))
+    owned["yes"] = False  # the heartbeat lapsed: the lots stay loaded, but are not ours to change
+    with pytest.raises(NotOwner):
+        await actor.execute(bid("b1", "alice", 5_000))
+    clock.advance(HOUR)
+    assert w.wakeups.pop_due() == [LOT]
+    w.lots.wake(LOT)  # the deadline comes while the partition is not held: nothing fires
+    await w.tasks.settle()
+    assert len(w.log.batches(LOT)) == stored
+    assert w.wakeups.pop_due() == []
+    owned["yes"] = True  # claimed back with its lots kept
+    w.lots.rearm(actor.partition)
+    assert w.wakeups.pop_due() == [LOT]
+    w.lots.wake(LOT)
+    await w.tasks.settle()
+    assert isinstance(w.log.batches(LOT)[-1].events[-1], LotUnsold)
+
+
+async def test_a_command_decided_before_the_lease_lapsed_is_not_appended_after_it():
+    owned = {"yes": True}
+    w = world(owns=lambda partition: owned["yes"], max_in_flight=1)
+    first = await opened(w, "lot-a")
+    second = await opened(w, "lot-b")
+    w.log.delay_s = 0.05
+    slow = asyncio.create_task(first.execute(bid("a1", "alice", 2_000)))
+    await asyncio.sleep(0.01)  # lot-a's append holds the only slot
+    waiting = asyncio.create_task(second.execute(bid("b1", "bob", 2_000)))
+    await asyncio.sleep(0.01)  # lot-b decided and waits for the slot
+    owned["yes"] = False
+    await slow  # already sent: the expected-sequence check is what guards it
+    with pytest.raises(NotOwner):
+        await waiting
+    assert [b.command_id for b in w.log.batches("lot-b")] == ["configure", "open-lot-b"]
+    owned["yes"] = True
+    again = await second.execute(bid("b1", "bob", 2_000))  # rebuilt from the log, decided afresh
+    assert again.lot_sequence == 3
+
+
+async def test_a_lot_remembers_the_answers_of_its_last_commands_only(monkeypatch):
+    monkeypatch.setattr("room.app.lots.RECEIPT_MEMORY", 3)
+    w = world()
+    actor = await opened(w)
+    answers = [await actor.execute(bid(f"b{i}", f"bidder-{i % 2}", 2_000 + 1_000 * i)) for i in range(6)]
+    assert list(actor.receipts) == ["b3", "b4", "b5"]
+    assert await actor.execute(bid("b4", "bidder-0", 6_000)) == answers[4]
+    actor.loaded = False  # a rebuild from the log keeps the same bound
+    await actor.read(lambda a: None)
+    assert list(actor.receipts) == ["b3", "b4", "b5"]
+
+
 async def test_a_crier_lot_has_no_deadline_until_the_hammer():
     w = world()
     actor = await opened(w, terms=crier(grace_ms=0))
@@ -273,3 +328,19 @@ async def test_an_overloaded_replica_refuses_new_commands_at_once():
     refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
     assert len(refused) == 2
     assert w.lots._deps.pending == 0
+
+
+async def test_a_lucky_lot_gets_a_secret_of_the_rooms_in_its_first_batch_and_rebuilds_with_the_same_draw():
+    w = world()
+    w.terms.add(LOT, lucky())
+    w.terms.add("lot-e", english())
+    actor = await w.lots.loaded(LOT)
+    await actor.execute(open_request())
+    [configured] = w.log.batches(LOT)[0].events
+    assert isinstance(configured, LotConfigured)
+    assert len(configured.draw_secret) == 32
+    await w.lots.loaded("lot-e")
+    assert w.log.batches("lot-e")[0].events[0].draw_secret == b""  # only lucky lots draw
+    rebuilt = await world(log=w.log, terms=w.terms).lots.loaded(LOT)  # another replica, from the log
+    assert rebuilt.state == actor.state
+    assert rebuilt.state.winning_option == actor.state.winning_option  # type: ignore[union-attr]

@@ -164,6 +164,7 @@ class Listener:
         self.gains: list[int] = []
         self.lost_partitions: list[int] = []
         self.released: list[int] = []
+        self.resumed_partitions: list[int] = []
 
     async def gained(self, partition: int) -> None:
         self.gains.append(partition)
@@ -173,6 +174,9 @@ class Listener:
 
     def lost(self, partition: int) -> None:
         self.lost_partitions.append(partition)
+
+    def resumed(self, partition: int) -> None:
+        self.resumed_partitions.append(partition)
 
 
 def replica(name: str, bucket: Buckets, clock: Monotonic) -> tuple[Ownership, Listener, Store]:
@@ -253,6 +257,7 @@ async def test_a_replica_whose_heartbeat_slipped_resumes_untouched_partitions_wi
     assert not a.suspended
     assert sorted(events.gains) == list(range(16))  # gained once, at the start: nothing was reloaded
     assert events.lost_partitions == []
+    assert sorted(events.resumed_partitions) == list(range(16))  # their timers are set again
 
 
 async def test_a_partition_claimed_by_another_replica_during_a_slip_is_lost_for_good():
@@ -439,3 +444,50 @@ async def test_a_settled_replica_still_rereads_the_owner_keys_now_and_then():
     reads = store.full_reads
     await run_for(2.0, clock, owner)
     assert store.full_reads == reads + 2  # once a second, however settled
+
+
+def reporting_replica(name: str, bucket: Buckets, clock: Monotonic) -> tuple[Ownership, Store, list[tuple[bool, str]]]:
+    store = Store(bucket)
+    statuses: list[tuple[bool, str]] = []
+    owner = Ownership(
+        name, 16, store, Listener(), clock, ttl_s=1.5, renew_every_s=0.5, on_status=lambda *s: statuses.append(s)
+    )
+    return owner, store, statuses
+
+
+async def test_readiness_holds_while_the_replica_renews_its_heartbeat_and_holds_its_share():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, store, statuses = reporting_replica("a", bucket, clock)
+    await run_for(0.2, clock, a)
+    assert a.status == (True, "")
+    store.fail = True  # NATS unreachable: the heartbeat cannot be renewed
+    await run_for(1.3, clock, a)
+    assert a.status[0] is False
+    assert "heartbeat" in a.status[1]
+    store.fail = False
+    await run_for(0.6, clock, a)
+    assert a.status == (True, "")
+    assert [ok for ok, _ in statuses] == [True, False, True]
+
+
+async def test_a_replica_that_holds_nothing_while_a_share_is_left_for_it_is_not_ready():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    a, _, _ = reporting_replica("a", bucket, clock)
+    await run_for(0.3, clock, a)
+    b, _, b_statuses = reporting_replica("b", bucket, clock)
+    await b.step()  # a holds everything yet: nothing is free for b in its first round
+    assert b.status == (False, "holds no partition yet")
+    await run_for(1.0, clock, a, b)
+    assert b.status == (True, "")
+    assert b_statuses[-1] == (True, "")
+
+
+async def test_a_replica_beyond_the_partition_count_is_ready_with_none():
+    clock = Monotonic()
+    bucket = Buckets(clock, 1.5)
+    owners = [Ownership(f"r{i}", 2, Store(bucket), Listener(), clock, ttl_s=1.5, renew_every_s=0.5) for i in range(3)]
+    await run_for(1.0, clock, *owners)
+    assert sorted(len(o.owned_partitions()) for o in owners) == [0, 1, 1]
+    assert all(o.status == (True, "") for o in owners)

@@ -25,10 +25,12 @@ EXPECTED = [
     {"lot_id": "vase", "outcome": "unsold", "winner": None, "price": None, "bids_accepted": 1, "bids_rejected": 1},
     # three ticks take the price to 7,000 by 3,500 ms; dan takes it, eve (same ms, later line) is too late
     {"lot_id": "tulips", "outcome": "sold", "winner": "dan", "price": 7000, "bids_accepted": 1, "bids_rejected": 1},
-    # round 1: 1,000 then 1,200; round 2: 1,300 (bob's 1,300 is not above it); round 3 silent: 1,300 wins
-    {"lot_id": "painting", "outcome": "sold", "winner": "alice", "price": 1300, "bids_accepted": 3,
-     "bids_rejected": 1},
-    # alice picks wrong at 100, bob right at 200; alice's second pick at 300 finds the lot sold
+    # round 1: 1,000 then 1,200; round 2: alice 1,300, bob's equal 1,300 is taken but the earlier bid
+    # leads; round 3 silent: alice's 1,300 wins
+    {"lot_id": "painting", "outcome": "sold", "winner": "alice", "price": 1300, "bids_accepted": 4,
+     "bids_rejected": 0},
+    # the room's draw (from the lot's draw_secret) is option 2: alice picks wrong at 100, bob right at
+    # 200; alice's second pick at 300 finds the lot sold
     {"lot_id": "box", "outcome": "sold", "winner": "bob", "price": 2000, "bids_accepted": 2, "bids_rejected": 1},
     # alice takes the 1,000 asking; bob's hard paddle press bids three increments over the 1,100 asking
     {"lot_id": "chair", "outcome": "sold", "winner": "bob", "price": 1300, "bids_accepted": 2, "bids_rejected": 0},
@@ -150,3 +152,63 @@ def test_the_module_runs_as_a_script() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("lot", "message"),
+    [
+        ('{"type":"lot","lot_id":"X","format":"lucky","currency":"USD","options":["a","b"],"price":5,'
+         '"window_ms":9,"winning_rule":"fixed","winning_option":1}', "lot.lucky.winning_rule: fixed is retired"),
+        ('{"type":"lot","lot_id":"X","format":"lucky","currency":"USD","options":["a","b"],"price":5,'
+         '"window_ms":9,"winning_option":1}', "lot.lucky.winning_option: deprecated"),
+        ('{"type":"lot","lot_id":"X","format":"dutch","currency":"USD","start_price":10000,"floor_price":0,'
+         '"tick_ms":9,"step_mode":"random","steps":[3000,3000]}',
+         "lot.dutch.steps: the steps must add up to the start price 10000; they add up to 6000"),
+        ('{"type":"lot","lot_id":"X","format":"lucky","currency":"USD","options":["a","b"],"price":5,'
+         '"window_ms":9,"draw_secret":"abc"}', "'draw_secret' must be at least 16 bytes in hex"),
+    ],
+)  # fmt: skip
+def test_lots_the_catalog_would_refuse_are_refused_with_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lot: str, message: str
+) -> None:
+    source = tmp_path / "bad.jsonl"
+    source.write_text(lot + "\n")
+    code, _, err = run(capsys, str(source))
+    assert code == 2
+    assert message in err
+
+
+def test_the_new_lot_parameters_replay_and_round_trip_through_the_event_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, log = tmp_path / "lots.jsonl", tmp_path / "events.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                '{"type":"lot","lot_id":"R","format":"english","close":"rounds","rounds":2,"round_duration_ms":1000,'
+                '"currency":"USD","opening_bid":100,"increments":[[0,10]],"rounds_beat_by_increment":true}',
+                '{"type":"lot","lot_id":"D","format":"dutch","currency":"USD","start_price":10000,"floor_price":0,'
+                '"tick_ms":1000,"step_mode":"random","steps":[2500,2500,5000],"seed":4}',
+                '{"type":"lot","lot_id":"L","format":"lucky","currency":"USD","options":["a","b","c"],"price":5,'
+                '"window_ms":1000,"winning_rule":"drawn_per_window"}',
+                '{"type":"bid","lot_id":"R","t_ms":10,"bidder":"alice","max_amount":100}',
+                '{"type":"bid","lot_id":"R","t_ms":1010,"bidder":"bob","max_amount":100}',
+            ]
+        )
+        + "\n"
+    )
+    code, direct, err = run(capsys, str(source), "--detail", "--record", str(log))
+    assert (code, err) == (0, "")
+    assert [(row["lot_id"], row["outcome"], row["winner"]) for row in direct] == [
+        ("R", "sold", "alice"),  # bob's equal bid in round 2 is refused: the lot asks for an increment more
+        ("D", "unsold", None),
+        ("L", "unsold", None),
+    ]
+    recorded = [json.loads(line) for line in log.read_text().splitlines()]
+    [lucky_lot] = [line for line in recorded if line.get("lot_id") == "L" and line["type"] == "lot"]
+    assert len(bytes.fromhex(lucky_lot["draw_secret"])) == 32  # offline: derived from the lot id and seed
+    assert [line["type"] for line in recorded if line.get("lot_id") == "L"][-4:] == [
+        "LotUnsold", "LuckyDrawRevealed", "LuckyDrawRevealed", "LuckyDrawRevealed"
+    ]  # fmt: skip
+    _, rebuilt, _ = run(capsys, "--events", str(log))
+    assert [row["state_hash"] for row in rebuilt] == [row["state_hash"] for row in direct]

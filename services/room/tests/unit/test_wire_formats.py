@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
-from room_support import crier, dutch, english, lucky, rounds, soft
+from room_support import DRAW_SECRET, Lot, crier, dutch, english, lucky, rounds, soft
 
 from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
+from gavel_core.formats import LuckyWinningRule
 from room.adapters.codec import (
     decode_batch,
     encode_batch,
@@ -23,7 +24,8 @@ from room.adapters.consumers import eligibility_event
 from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary
 from room.app.views import INTERNAL_EVENTS, SECRET_FIELDS
-from room.domain import ALL_EVENTS
+from room.domain import ALL_EVENTS, PickOption
+from room.domain.draws import verify
 
 SAMPLES = {"str": "alice", "int": 4_200, "bool": True, "str | None": "bob", "int | None": 1_700_000_000_123}
 
@@ -65,7 +67,18 @@ def test_every_engine_event_round_trips_through_the_log_format(event_type, nones
 
 
 @pytest.mark.parametrize(
-    "terms", [english(reserve=3_000, buy_now=9_000), soft(), rounds(), crier(grace_ms=500), dutch(), lucky()]
+    "terms",
+    [
+        english(reserve=3_000, buy_now=9_000),
+        soft(),
+        rounds(),
+        rounds(rounds_beat_by_increment=True),
+        crier(grace_ms=500),
+        dutch(),
+        dutch(steps=(1_000, 4_000, 5_000)),
+        lucky(),
+        lucky(rule=LuckyWinningRule.DRAWN_PER_WINDOW),
+    ],
 )
 def test_terms_round_trip_through_the_catalogs_lot(terms):
     terms = type(terms)(**{**{f.name: getattr(terms, f.name) for f in fields(terms)}, "seed": 42})
@@ -81,6 +94,26 @@ def test_the_first_batch_and_closing_soon_round_trip():
     assert decoded.events == (configured, notice)
     assert decoded.after == LotSummary("open", 5, "alice", 9)
     assert decoded.currency == "EUR"
+
+
+def test_a_lucky_lots_draw_secret_stays_in_its_first_batch():
+    configured = LotConfigured("lot-1", 1_000, LotInfo("lot-1", "sale-1", "seller-1"), lucky(), DRAW_SECRET)
+    message = ev.LotEventBatch.FromString(encode_batch(batch(configured)))
+    assert message.events[0].lot_configured.draw_secret == DRAW_SECRET
+    assert decode_batch(message.SerializeToString()).events == (configured,)
+    assert watch_response(message).events == []  # LotConfigured is internal
+
+
+def test_watchers_see_the_lucky_commitment_and_the_reveal_but_never_the_option_before_the_close():
+    lot = Lot(lucky())
+    lot.open(0)
+    lot.do(PickOption("p1", "bob", lot.state.winning_option), 5)  # type: ignore[attr-defined]
+    shown = watch_response(ev.LotEventBatch.FromString(encode_batch(batch(*lot.events)))).events
+    window = next(e.lucky_window_opened for e in shown if e.WhichOneof("event") == "lucky_window_opened")
+    revealed = next(e.lucky_draw_revealed for e in shown if e.WhichOneof("event") == "lucky_draw_revealed")
+    assert not window.HasField("winning_option")
+    assert window.commitment == revealed.commitment != ""
+    assert verify("lot-1", revealed.draw, revealed.option, revealed.nonce, window.commitment)
 
 
 def test_watchers_never_see_internal_events_or_secrets():

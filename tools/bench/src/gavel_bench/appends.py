@@ -26,9 +26,7 @@ import datetime as dt
 import json
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +40,7 @@ from nats.js.errors import APIError
 from gavel_bench.cpu import CpuMeter, Tracked
 from gavel_bench.histograms import Latency
 from gavel_bench.machine import code_revision, machine_info
-from gavel_kit import natsserver
+from gavel_bench.ownserver import own_nats_server
 from gavel_kit.nats import StreamSpec
 
 STREAM = "BENCH_APPENDS"
@@ -235,22 +233,13 @@ def run(
 ) -> dict[str, Any]:
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
-    var_root.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-appends-", dir=var_root)).resolve()
-    say(f"• starting nats-server (JetStream, sync_interval: always), store under {data_dir}")
-    server = natsserver.start(data_dir, server_name="gavel-bench-appends")
-    try:
-        tracked = [Tracked("nats-server", server.process.pid), Tracked("bench", os.getpid())]
+    with own_nats_server(var_root, "bench-appends", say, keep=keep) as (server, data_dir, tracked):
         say(
             f"• stream {STREAM} (file, {SUBJECT_PREFIX}>, allow_direct), {subjects:,} subjects, "
             f"{PAYLOAD_BYTES}-byte messages, expected-last-subject-sequence on every append; "
             f"in flight {', '.join(str(level) for level in levels)}, {seconds:g} s each"
         )
         found = asyncio.run(measure(server.url, levels, seconds, tracked, subjects, say=say))
-    finally:
-        server.stop()
-        if not keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
     best = best_level(found)
     return {
         "benchmark": "appends",

@@ -6,6 +6,7 @@
     gavel bench --target --rooms 100 …          (a running cluster: GAVEL_* env, or the options)
     gavel bench matrix --out docs/benchmarks.md (the standard set; see `gavel bench matrix --help`)
     gavel bench appends --json appends.json     (one JetStream stream's durable appends/s on this disk)
+    gavel bench keyedlog --json keyedlog.json   (the shared group-committed keyed log alone, open loop)
     gavel bench capacity --one-room A.json --watchers-run B.json [--appends C.json]  (a capacity model)
     gavel bench floor --one-room A.json --appends C.json  (what the bare gRPC call and append allow here)
 
@@ -81,6 +82,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="S",
         help="SIGKILL (and restart) an extra room replica every S seconds",
     )
+    failover.add_argument(
+        "--kill-nats-every",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="SIGKILL the started cluster's embedded nats-server every S seconds (gavel up restarts it)",
+    )
     target = p.add_argument_group("a running cluster (default: start one)")
     target.add_argument("--target", action="store_true", help="drive a running cluster instead of starting one")
     target.add_argument("--catalog-addr", default=None, help="default: GAVEL_CATALOG_ADDR or the default port")
@@ -125,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from gavel_bench.appends import main as appends_main
 
         return appends_main(args_list[1:])
+    if args_list and args_list[0] == "keyedlog":
+        from gavel_bench.keyedlog import main as keyedlog_main
+
+        return keyedlog_main(args_list[1:])
     if args_list and args_list[0] == "capacity":
         from gavel_bench.capacity import main as capacity_main
 
@@ -140,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.watchers < 0:
         print("gavel bench: --watchers must be 0 or more", file=sys.stderr)
         return 2
+    if args.kill_nats_every and args.target:
+        print("gavel bench: --kill-nats-every needs a cluster it starts (not --target)", file=sys.stderr)
+        return 2
     if args.kill_room_replica_every and args.room_replicas < 2:
         print("gavel bench: --kill-room-replica-every needs --room-replicas 2 or more", file=sys.stderr)
         return 2
@@ -151,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ramp=args.ramp,
         room_replicas=args.room_replicas,
         kill_every_s=args.kill_room_replica_every,
+        kill_nats_every_s=args.kill_nats_every,
         target=args.target,
         catalog=args.catalog_addr,
         room_addresses=args.room_addr,

@@ -9,7 +9,8 @@ SIGKILL to its process group if that takes too long.
 Extra room replicas (`--room-replicas K`) are `python -m room.main serve` processes with their
 own ports, replica id and var dir, on the same NATS and the same room database as the cluster's
 room service; the failover run SIGKILLs and restarts them. The cluster's own room replica is never
-killed: `gavel up` stops the whole cluster when one of its children exits.
+killed, so the failover figures measure handover between replicas rather than `gavel up`'s
+restarts (the fault suite measures those: docs/operations.md, "What survives what").
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from gavel_bench.access import ops_credentials, use_nats_credentials
 from gavel_bench.processes import stop_popen
 from gavel_kit import settings as gavel_settings
+from gavel_kit.healthcheck import grpc_serving
 
 LOOPBACK = "127.0.0.1"
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
@@ -80,17 +79,6 @@ def with_parent_death_signal(argv: list[str], signum: int) -> list[str]:
     return [sys.executable, "-c", launcher, *argv[1:]]
 
 
-def grpc_serving(address: str, service: str, timeout_s: float = 1.0) -> bool:
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
-            )
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
-
-
 def _clean_environment() -> dict[str, str]:
     """The inherited environment without GAVEL_* and OTEL_* settings, which belong to other clusters."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("GAVEL_", "OTEL_"))}
@@ -114,7 +102,7 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
-        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 4))
+        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 6))
         env = _clean_environment()
         env["GAVEL_VAR_DIR"] = str(self.var_dir)
         env["GAVEL_HOST"] = LOOPBACK
@@ -125,6 +113,8 @@ class LocalCluster:
         env["GAVEL_ROOM_PROJECTOR_METRICS_PORT"] = str(next(ports))
         env["GAVEL_GATEWAY_HTTP_PORT"] = str(next(ports))
         env["GAVEL_EMBEDDED_NATS_PORT"] = str(next(ports))
+        env["GAVEL_NOTIFY_SMTP_PORT"] = str(next(ports))  # notify's sandboxes, not the default ports
+        env["GAVEL_NOTIFY_SMS_SANDBOX_PORT"] = str(next(ports))
         env["PYTHONUNBUFFERED"] = "1"
         self.env = env
 

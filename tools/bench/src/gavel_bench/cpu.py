@@ -85,3 +85,53 @@ class CpuMeter:
                 number += 1
             shares[name] = round(100 * (used - began) / elapsed, 1)
         return shares
+
+
+def rss_bytes(pid: int) -> int | None:
+    """The process's resident memory now (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class MemoryMeter:
+    """Resident memory of each tracked process, sampled every `every_s` during the window: a soak's
+    question is whether it stays flat once the load has settled (the second half of the window)."""
+
+    def __init__(self, tracked: Iterable[Tracked], every_s: float = 5.0) -> None:
+        self.tracked = list(tracked)
+        self.every_s = every_s
+        self.samples: dict[str, list[tuple[float, int]]] = {}
+        self._next = 0.0
+
+    def poll(self, now: float) -> None:
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        for process in self.tracked:
+            rss = rss_bytes(process.pid)
+            if rss is not None:
+                self.samples.setdefault(f"{process.name}:{process.pid}", []).append((now, rss))
+
+    def summary(self, bids_per_s: float) -> dict[str, dict[str, float]]:
+        """Per process: MB at the start, end and peak, and growth over the second half of its samples
+        (MB per minute, and bytes per acknowledged bid at the run's rate)."""
+        found: dict[str, dict[str, float]] = {}
+        for name, samples in self.samples.items():
+            if len(samples) < 4:
+                continue
+            half = samples[len(samples) // 2 :]
+            (t1, r1), (t2, r2) = half[0], half[-1]
+            per_s = (r2 - r1) / max(1e-6, t2 - t1)
+            found[name] = {
+                "start_mb": round(samples[0][1] / 2**20, 1),
+                "end_mb": round(samples[-1][1] / 2**20, 1),
+                "max_mb": round(max(r for _, r in samples) / 2**20, 1),
+                "growth_mb_per_min_second_half": round(per_s * 60 / 2**20, 2),
+                "growth_bytes_per_bid_second_half": round(per_s / bids_per_s, 1) if bids_per_s else 0.0,
+            }
+        return found

@@ -12,7 +12,10 @@ Runs, one after the other, each in its own process with its own cluster:
   rooms again at 250 bids/s, below saturation on a small machine;
 - one room process at full rate: 1,000 rooms, no watchers, a ramp of rates, to find the most
   durable bids/s one room replica acknowledges while keeping up;
-- failover: 3 room replicas, one SIGKILLed (and restarted) every 10 s under load.
+- failover: 3 room replicas, one SIGKILLed (and restarted) every 10 s under load;
+- soak: 20 rooms, 3 watchers each, 100 bids/s for 10 minutes while an extra room replica is
+  SIGKILLed every 60 s and the embedded nats-server every 120 s (`gavel up` restarts it): the
+  processes' memory must stay flat (second-half growth per bid) and no acknowledged bid be lost.
 
 Each writes its JSON and PNG to docs/benchmarks/<name>.{json,png}. The page keeps its "Engine
 alone" prose and every section it does not generate (e.g. a profile written by hand), and
@@ -100,6 +103,26 @@ def standard_runs(duration_s: float) -> list[MatrixRun]:
                 "10",
                 "--duration",
                 "40",
+            ),
+        ),
+        MatrixRun(
+            "soak",
+            "soak: 10 minutes, room replica and nats-server SIGKILLed now and then",
+            (
+                "--rooms",
+                "20",
+                "--watchers",
+                "3",
+                "--rate",
+                "100",
+                "--room-replicas",
+                "2",
+                "--kill-room-replica-every",
+                "60",
+                "--kill-nats-every",
+                "120",
+                "--duration",
+                "600",
             ),
         ),
     ]
@@ -425,6 +448,25 @@ open their watch streams and each stream's first message per lot proves it is li
   machine has 2 CPUs); each owns a share of the lots, bids on them and runs their watchers."""
 
 
+def soak_section(result: dict[str, Any] | None) -> str:
+    """Each process's memory over the soak run (flat means: no growth per bid in its second half)."""
+    if not result or not result.get("memory"):
+        return ""
+    lines = [
+        f"{result['bids_acknowledged']:,} bids acknowledged, lost {result['bids_lost']}, duplicated "
+        f"{result['bids_duplicated']}; nats-server SIGKILLed at {result.get('nats_kills_at_s') or '-'} s.",
+        "",
+        "| process | start MB | end MB | peak MB | growth, second half (MB/min) | bytes per bid, second half |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, memory in sorted(result["memory"].items()):
+        lines.append(
+            f"| {name} | {memory['start_mb']} | {memory['end_mb']} | {memory['max_mb']} "
+            f"| {memory['growth_mb_per_min_second_half']} | {memory['growth_bytes_per_bid_second_half']} |"
+        )
+    return "\n".join(lines)
+
+
 def render(
     existing: str,
     rows: Sequence[tuple[MatrixRun, str, dict[str, Any] | None, str | None]],
@@ -460,6 +502,9 @@ def render(
         generated += ["", "### The floor: what the bare call and append allow on this machine", "", bare]
     if ramp:
         generated += ["", "### One room process: the ramp", "", ramp]
+    soak = soak_section(results.get("soak"))
+    if soak:
+        generated += ["", "### Soak: memory under faults", "", soak]
     profiles = profile_section(rows, directory)
     if profiles:
         generated += ["", "### Where the room's time goes (py-spy, recorded by the runs)", "", profiles]

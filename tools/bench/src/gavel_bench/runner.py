@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import multiprocessing
 import os
 import queue
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +37,7 @@ from typing import Any
 from gavel.common.v1.money_pb2 import Money
 from gavel.room.v1 import room_service_pb2 as room_pb
 from gavel_bench.cluster import Endpoints, LocalCluster, RoomReplica, room_replicas, target_endpoints
-from gavel_bench.cpu import CpuMeter, Tracked, cluster_processes
+from gavel_bench.cpu import CpuMeter, MemoryMeter, Tracked, cluster_processes
 from gavel_bench.echo import EchoResult, measure_echo_ceiling
 from gavel_bench.eventlog import audit, logged_bid_ids
 from gavel_bench.failover import Kill, failover_gaps, read_leases
@@ -80,6 +82,7 @@ class RunOptions:
     ramp: tuple[float, ...] = ()  # target rates, each for duration_s (one set-up, one cluster)
     room_replicas: int = 1
     kill_every_s: float | None = None
+    kill_nats_every_s: float | None = None  # SIGKILL the started cluster's nats-server (gavel up restarts it)
     target: bool = False
     catalog: str | None = None
     room_addresses: list[str] | None = None
@@ -436,6 +439,9 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
         tracked += [Tracked(f"client-{n}", worker.pid) for n, worker in enumerate(workers)]
         tracked += [Tracked(f"extra-{r.replica_id}", r.process.pid) for r in replicas if r.process is not None]
         meter = CpuMeter(tracked)
+        memory = MemoryMeter(tracked)
+        nats_kills: list[float] = []
+        nats_kill_at = t0 + options.kill_nats_every_s if options.kill_nats_every_s and cluster is not None else None
         step_cpu = StepCpu(tracked) if len(rates) > 1 else None
         meter_running = False
         cpu_percent: dict[str, float] | None = None
@@ -454,6 +460,14 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 cpu_percent, meter_running = meter.stop(), False
             if step_cpu is not None and time.time() >= t0:
                 step_cpu.poll(time.time())
+            if t0 <= time.time() <= t0 + window_s + pauses:
+                memory.poll(time.time())
+            if nats_kill_at is not None and cluster is not None and time.time() >= nats_kill_at:
+                if nats_kill_at < t0 + window_s + pauses:
+                    nats_kills.append(_kill_nats(cluster.var_dir, t0, say))
+                    nats_kill_at += options.kill_nats_every_s or 0
+                else:
+                    nats_kill_at = None
             if kill_at is not None and time.time() >= kill_at:
                 if kill_at < t0 + window_s + pauses:
                     kills.append(_kill_one(replicas, endpoints.nats_url, t0, say))
@@ -556,6 +570,8 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             "bid_rpc_ms": chosen["bid_rpc_ms"],
             "fanout_ms": chosen["fanout_ms"],
             "failover_s": failover,
+            "memory": memory.summary(chosen["bids_per_s"] or 0.0),
+            "nats_kills_at_s": nats_kills,
             "echo_ceiling_rps": echo.rps,
             "bids_per_s_to_echo_ceiling": round(chosen["bids_per_s"] / echo.rps, 3) if echo.rps else None,
             "bids_sent": sum(step["bids_sent"] for step in steps),
@@ -659,6 +675,18 @@ def _start_profile(
         return None, None
     say(f"  py-spy is sampling the room replica (pid {pid}) for {options.profile_room_s:g} s → {raw_path}")
     return profiler, raw_path
+
+
+def _kill_nats(var_dir: Path, t0: float, say: Callable[[str], None]) -> float:
+    """SIGKILL the cluster's embedded nats-server (its pid from `gavel up`'s status file); `gavel up`
+    starts it again. Returns when, in seconds from the window's start."""
+    status = json.loads((var_dir / "run" / "gavel-up.json").read_text())
+    pid = status["nats-server"]["pid"]
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    at = time.time() - t0
+    say(f"  SIGKILL nats-server (pid {pid}) at {at:.1f} s")
+    return round(at, 2)
 
 
 def _kill_one(replicas: Sequence[RoomReplica], nats_url: str, t0: float, say: Callable[[str], None]) -> Kill:

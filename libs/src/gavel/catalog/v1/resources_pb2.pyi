@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _SaleKind:
@@ -195,7 +200,9 @@ class _DutchStepModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DutchSt
     """Means FIXED."""
     DUTCH_STEP_MODE_FIXED: _DutchStepMode.ValueType  # 1
     DUTCH_STEP_MODE_RANDOM: _DutchStepMode.ValueType  # 2
-    """The drop from start to floor is split into random_steps seeded random steps."""
+    """The price drops by the seller's `steps` (which add up to the start price), or by the drop
+    from start to floor split into `random_steps` steps; in an order drawn from the lot's seed.
+    """
 
 class DutchStepMode(_DutchStepMode, metaclass=_DutchStepModeEnumTypeWrapper): ...
 
@@ -203,7 +210,9 @@ DUTCH_STEP_MODE_UNSPECIFIED: DutchStepMode.ValueType  # 0
 """Means FIXED."""
 DUTCH_STEP_MODE_FIXED: DutchStepMode.ValueType  # 1
 DUTCH_STEP_MODE_RANDOM: DutchStepMode.ValueType  # 2
-"""The drop from start to floor is split into random_steps seeded random steps."""
+"""The price drops by the seller's `steps` (which add up to the start price), or by the drop
+from start to floor split into `random_steps` steps; in an order drawn from the lot's seed.
+"""
 Global___DutchStepMode: _TypeAlias = DutchStepMode  # noqa: Y015
 
 class _LuckyWinningRule:
@@ -213,20 +222,37 @@ class _LuckyWinningRule:
 class _LuckyWinningRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LuckyWinningRule.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     LUCKY_WINNING_RULE_UNSPECIFIED: _LuckyWinningRule.ValueType  # 0
-    """Means FIXED."""
-    LUCKY_WINNING_RULE_FIXED: _LuckyWinningRule.ValueType  # 1
-    """The seller names the winning option."""
-    LUCKY_WINNING_RULE_SEEDED: _LuckyWinningRule.ValueType  # 2
-    """The lot's secret seed picks it, reproducibly, when bidding opens."""
+    """Means DRAWN."""
+    @_builtins.property
+    @_deprecated("""This enum value has been marked as deprecated using proto enum value options.""")
+    def LUCKY_WINNING_RULE_FIXED(self) -> _LuckyWinningRule.ValueType:   # 1
+        """Retired (refused for new lots): the seller named the winning option."""
+    @_builtins.property
+    @_deprecated("""This enum value has been marked as deprecated using proto enum value options.""")
+    def LUCKY_WINNING_RULE_SEEDED(self) -> _LuckyWinningRule.ValueType:   # 2
+        """Retired (refused for new lots): derived from the seed, which the seller can read."""
+    LUCKY_WINNING_RULE_DRAWN: _LuckyWinningRule.ValueType  # 3
+    """The room draws it once per lot from a secret of its own; each window opens with a commitment
+    (sha256) to it, revealed when the lot closes (docs/auction-formats.md "Lucky pick").
+    """
+    LUCKY_WINNING_RULE_DRAWN_PER_WINDOW: _LuckyWinningRule.ValueType  # 4
+    """As DRAWN, with a fresh draw (and commitment) for every window."""
 
-class LuckyWinningRule(_LuckyWinningRule, metaclass=_LuckyWinningRuleEnumTypeWrapper): ...
+class LuckyWinningRule(_LuckyWinningRule, metaclass=_LuckyWinningRuleEnumTypeWrapper):
+    """Who fixes the winning option of a lucky lot: the room, never the seller."""
 
 LUCKY_WINNING_RULE_UNSPECIFIED: LuckyWinningRule.ValueType  # 0
-"""Means FIXED."""
+"""Means DRAWN."""
 LUCKY_WINNING_RULE_FIXED: LuckyWinningRule.ValueType  # 1
-"""The seller names the winning option."""
+"""Retired (refused for new lots): the seller named the winning option."""
 LUCKY_WINNING_RULE_SEEDED: LuckyWinningRule.ValueType  # 2
-"""The lot's secret seed picks it, reproducibly, when bidding opens."""
+"""Retired (refused for new lots): derived from the seed, which the seller can read."""
+LUCKY_WINNING_RULE_DRAWN: LuckyWinningRule.ValueType  # 3
+"""The room draws it once per lot from a secret of its own; each window opens with a commitment
+(sha256) to it, revealed when the lot closes (docs/auction-formats.md "Lucky pick").
+"""
+LUCKY_WINNING_RULE_DRAWN_PER_WINDOW: LuckyWinningRule.ValueType  # 4
+"""As DRAWN, with a fresh draw (and commitment) for every window."""
 Global___LuckyWinningRule: _TypeAlias = LuckyWinningRule  # noqa: Y015
 
 class _LotState:
@@ -699,6 +725,7 @@ class EnglishParams(_message.Message):
     VENDOR_MAY_ACCEPT_FIELD_NUMBER: _builtins.int
     OPENING_CALL_RESERVE_BP_FIELD_NUMBER: _builtins.int
     REOPEN_GRACE_MS_FIELD_NUMBER: _builtins.int
+    ROUNDS_BEAT_BY_INCREMENT_FIELD_NUMBER: _builtins.int
     increment_preset: _builtins.str
     """"ebay_usd", "auction_house", "real_estate" or "flat_100"."""
     close: Global___EnglishClose.ValueType
@@ -716,6 +743,10 @@ class EnglishParams(_message.Message):
     """> 0: the opening call is this fraction of the reserve, rounded to the increment."""
     reopen_grace_ms: _builtins.int
     """CRIER: how long after a hammer the crier may reopen."""
+    rounds_beat_by_increment: _builtins.bool
+    """ROUNDS: a bid must beat the highest so far (the previous round's, then the round's) by an
+    increment. Off (default, the specification's rule): at or above it; the earlier equal bid leads.
+    """
     @_builtins.property
     def opening_bid(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -746,10 +777,11 @@ class EnglishParams(_message.Message):
         vendor_may_accept: _builtins.bool = ...,
         opening_call_reserve_bp: _builtins.int = ...,
         reopen_grace_ms: _builtins.int = ...,
+        rounds_beat_by_increment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buy_now", b"buy_now", "opening_bid", b"opening_bid", "reserve", b"reserve"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buy_now", b"buy_now", "close", b"close", "duration_ms", b"duration_ms", "increment_preset", b"increment_preset", "increments", b"increments", "opening_bid", b"opening_bid", "opening_call_reserve_bp", b"opening_call_reserve_bp", "reopen_grace_ms", b"reopen_grace_ms", "reserve", b"reserve", "round_duration_ms", b"round_duration_ms", "rounds", b"rounds", "soft_close_max_extension_ms", b"soft_close_max_extension_ms", "soft_close_mode", b"soft_close_mode", "soft_close_window_ms", b"soft_close_window_ms", "vendor_may_accept", b"vendor_may_accept"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buy_now", b"buy_now", "close", b"close", "duration_ms", b"duration_ms", "increment_preset", b"increment_preset", "increments", b"increments", "opening_bid", b"opening_bid", "opening_call_reserve_bp", b"opening_call_reserve_bp", "reopen_grace_ms", b"reopen_grace_ms", "reserve", b"reserve", "round_duration_ms", b"round_duration_ms", "rounds", b"rounds", "rounds_beat_by_increment", b"rounds_beat_by_increment", "soft_close_max_extension_ms", b"soft_close_max_extension_ms", "soft_close_mode", b"soft_close_mode", "soft_close_window_ms", b"soft_close_window_ms", "vendor_may_accept", b"vendor_may_accept"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -765,10 +797,11 @@ class DutchParams(_message.Message):
     STEP_MODE_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     RANDOM_STEPS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     tick_ms: _builtins.int
     step_mode: Global___DutchStepMode.ValueType
     random_steps: _builtins.int
-    """RANDOM: how many ticks the drop is split into."""
+    """RANDOM without steps: how many ticks the drop from start to floor is split into."""
     @_builtins.property
     def start_price(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -776,6 +809,12 @@ class DutchParams(_message.Message):
     @_builtins.property
     def step(self) -> _money_pb2.Money:
         """FIXED: the drop per tick."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[_money_pb2.Money]:
+        """RANDOM: the seller's (or sale admin's) steps, 2 to 1000 positive amounts adding up to the
+        start price; presented in an order drawn from the lot's seed, until the price reaches the floor.
+        """
 
     def __init__(
         self,
@@ -786,10 +825,11 @@ class DutchParams(_message.Message):
         step_mode: Global___DutchStepMode.ValueType = ...,
         step: _money_pb2.Money | None = ...,
         random_steps: _builtins.int = ...,
+        steps: _abc.Iterable[_money_pb2.Money] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["floor_price", b"floor_price", "start_price", b"start_price", "step", b"step"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["floor_price", b"floor_price", "random_steps", b"random_steps", "start_price", b"start_price", "step", b"step", "step_mode", b"step_mode", "tick_ms", b"tick_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floor_price", b"floor_price", "random_steps", b"random_steps", "start_price", b"start_price", "step", b"step", "step_mode", b"step_mode", "steps", b"steps", "tick_ms", b"tick_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -806,8 +846,20 @@ class LuckyParams(_message.Message):
     WINNING_OPTION_FIELD_NUMBER: _builtins.int
     window_ms: _builtins.int
     winning_rule: Global___LuckyWinningRule.ValueType
-    winning_option: _builtins.int
-    """FIXED: index into options. Secret: shown only to the seller, admins and services."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def winning_option(self) -> _builtins.int:
+        """Deprecated: the room draws the winning option. Must be unset (0) for new lots; only lots of
+        the retired FIXED rule carry it. Secret: shown only to the seller, admins and services.
+        """
+
+    @winning_option.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def winning_option(self, value: _builtins.int) -> None:
+        """Deprecated: the room draws the winning option. Must be unset (0) for new lots; only lots of
+        the retired FIXED rule carry it. Secret: shown only to the seller, admins and services.
+        """
+
     @_builtins.property
     def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """2 to 64 distinct options of 1 to 200 characters."""
@@ -972,8 +1024,8 @@ class Lot(_message.Message):
     confirmation_timeout_ms: _builtins.int
     """How long the winner has to confirm; 0: no confirmation needed."""
     seed: _builtins.int
-    """Output only, and only for the seller, admins and services: the lot's secret seed for every
-    seeded choice (Dutch random steps, lucky option).
+    """Output only, and only for the seller, admins and services: the lot's seed for every seeded
+    choice (the order of Dutch random steps). The lucky option is never derived from it.
     """
     has_reserve: _builtins.bool
     """Output only: whether a reserve (english) or minimum price (tender) is set, even when hidden."""

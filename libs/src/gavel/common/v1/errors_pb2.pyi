@@ -89,6 +89,43 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The lot does not let the vendor accept now."""
     ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
+    ERROR_REASON_WINNING_RULE_RETIRED: _ErrorReason.ValueType  # 250
+    """Issue 20 (numbered from E's range so parallel appends do not collide).
+    A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+    has not opened: it never opens; configure it again.
+    """
+    ERROR_REASON_NO_ADDRESS: _ErrorReason.ValueType  # 200
+    """Notifications (numbered from D's range).
+    A channel needs an address (e-mail or phone) before it can be verified or used.
+    """
+    ERROR_REASON_CODE_RECENTLY_SENT: _ErrorReason.ValueType  # 201
+    """A verification code was sent moments ago; wait before asking for another."""
+    ERROR_REASON_NO_CODE_SENT: _ErrorReason.ValueType  # 202
+    """No verification code is pending for this address."""
+    ERROR_REASON_CODE_EXPIRED: _ErrorReason.ValueType  # 203
+    """The verification code expired; ask for a new one."""
+    ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 204
+    """The address must be verified before this channel is used."""
+    ERROR_REASON_TERMS_FROZEN: _ErrorReason.ValueType  # 51
+    """Terms that may no longer change (a published lot's, a sale's once invoiced)."""
+    ERROR_REASON_INSUFFICIENT_FUNDS: _ErrorReason.ValueType  # 150
+    """Payments (numbered from C's range).
+    The account does not hold enough for this operation (e.g. a deposit to apply, a refund).
+    """
+    ERROR_REASON_NOTHING_TO_PAY: _ErrorReason.ValueType  # 151
+    """The invoice has nothing left to pay."""
+    ERROR_REASON_NO_DEPOSIT_ASKED: _ErrorReason.ValueType  # 152
+    """The sale asks for no deposit."""
+    ERROR_REASON_NO_TICKETS: _ErrorReason.ValueType  # 153
+    """The bidder holds no bid tickets to spend or refund."""
+    ERROR_REASON_PAYMENT_IN_PROGRESS: _ErrorReason.ValueType  # 154
+    """A payment of this invoice is already being authorised; wait for its outcome."""
+    ERROR_REASON_SALE_CLOSED: _ErrorReason.ValueType  # 155
+    """The sale is closed for this operation (e.g. a deposit after the sale ended)."""
+    ERROR_REASON_BAD_SIGNATURE: _ErrorReason.ValueType  # 156
+    """A provider webhook whose signature or timestamp does not verify."""
+    ERROR_REASON_WRONG_CODE: _ErrorReason.ValueType  # 205
+    """The verification code does not match (metadata attempts_left)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Gavel's errors travel as gRPC status codes with google.rpc details (grpcio-status):
@@ -167,4 +204,41 @@ ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
 """The lot does not let the vendor accept now."""
 ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
+ERROR_REASON_WINNING_RULE_RETIRED: ErrorReason.ValueType  # 250
+"""Issue 20 (numbered from E's range so parallel appends do not collide).
+A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
+has not opened: it never opens; configure it again.
+"""
+ERROR_REASON_NO_ADDRESS: ErrorReason.ValueType  # 200
+"""Notifications (numbered from D's range).
+A channel needs an address (e-mail or phone) before it can be verified or used.
+"""
+ERROR_REASON_CODE_RECENTLY_SENT: ErrorReason.ValueType  # 201
+"""A verification code was sent moments ago; wait before asking for another."""
+ERROR_REASON_NO_CODE_SENT: ErrorReason.ValueType  # 202
+"""No verification code is pending for this address."""
+ERROR_REASON_CODE_EXPIRED: ErrorReason.ValueType  # 203
+"""The verification code expired; ask for a new one."""
+ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 204
+"""The address must be verified before this channel is used."""
+ERROR_REASON_TERMS_FROZEN: ErrorReason.ValueType  # 51
+"""Terms that may no longer change (a published lot's, a sale's once invoiced)."""
+ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 150
+"""Payments (numbered from C's range).
+The account does not hold enough for this operation (e.g. a deposit to apply, a refund).
+"""
+ERROR_REASON_NOTHING_TO_PAY: ErrorReason.ValueType  # 151
+"""The invoice has nothing left to pay."""
+ERROR_REASON_NO_DEPOSIT_ASKED: ErrorReason.ValueType  # 152
+"""The sale asks for no deposit."""
+ERROR_REASON_NO_TICKETS: ErrorReason.ValueType  # 153
+"""The bidder holds no bid tickets to spend or refund."""
+ERROR_REASON_PAYMENT_IN_PROGRESS: ErrorReason.ValueType  # 154
+"""A payment of this invoice is already being authorised; wait for its outcome."""
+ERROR_REASON_SALE_CLOSED: ErrorReason.ValueType  # 155
+"""The sale is closed for this operation (e.g. a deposit after the sale ended)."""
+ERROR_REASON_BAD_SIGNATURE: ErrorReason.ValueType  # 156
+"""A provider webhook whose signature or timestamp does not verify."""
+ERROR_REASON_WRONG_CODE: ErrorReason.ValueType  # 205
+"""The verification code does not match (metadata attempts_left)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -446,3 +446,73 @@ class SeatAssigned(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SeatAssigned: _TypeAlias = SeatAssigned  # noqa: Y015
+
+@_typing.final
+class LotsRetimed(_message.Message):
+    """The running order slipped: a live-session lot started later than estimated, so the groups after
+    it in its sale start later too. Lists every still-scheduled group whose estimated start moved.
+    Subject: gavel.catalog.lots_retimed.<sale_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    STARTED_LOT_ID_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    sale_id: _builtins.str
+    started_lot_id: _builtins.str
+    """The lot whose late start moved the others."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetimedGroup]: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        sale_id: _builtins.str = ...,
+        started_lot_id: _builtins.str = ...,
+        groups: _abc.Iterable[Global___RetimedGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "groups", b"groups", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "started_lot_id", b"started_lot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotsRetimed: _TypeAlias = LotsRetimed  # noqa: Y015
+
+@_typing.final
+class RetimedGroup(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    LOT_IDS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_START_FIELD_NUMBER: _builtins.int
+    ESTIMATED_START_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    @_builtins.property
+    def lot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def previous_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def estimated_start(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        lot_ids: _abc.Iterable[_builtins.str] | None = ...,
+        previous_start: _timestamp_pb2.Timestamp | None = ...,
+        estimated_start: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["estimated_start", b"estimated_start", "previous_start", b"previous_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_start", b"estimated_start", "group_id", b"group_id", "lot_ids", b"lot_ids", "previous_start", b"previous_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetimedGroup: _TypeAlias = RetimedGroup  # noqa: Y015

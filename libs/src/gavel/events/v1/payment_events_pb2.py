@@ -26,7 +26,7 @@ from gavel.common.v1 import money_pb2 as gavel_dot_common_dot_v1_dot_money__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$gavel/events/v1/payment_events.proto\x12\x0fgavel.events.v1\x1a\x1bgavel/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\rInvoiceIssued\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x0f\n\x07sale_id\x18\x05 \x01(\t\x12\x0e\n\x06lot_id\x18\x06 \x01(\t\x12%\n\x05total\x18\x07 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12*\n\x06\x64ue_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\x0fPaymentCaptured\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12&\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x17\n\x0finvoice_settled\x18\x07 \x01(\x08\"\x9d\x01\n\rPaymentFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xcd\x01\n\x0eInvoiceOverdue\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe4\x01\n\x0ePenaltyCharged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npenalty_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x0f\n\x07sale_id\x18\x05 \x01(\t\x12\x0e\n\x06lot_id\x18\x06 \x01(\t\x12&\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0f\n\x07strikes\x18\t \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$gavel/events/v1/payment_events.proto\x12\x0fgavel.events.v1\x1a\x1bgavel/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x02\n\rInvoiceIssued\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x0f\n\x07sale_id\x18\x05 \x01(\t\x12\x0e\n\x06lot_id\x18\x06 \x01(\t\x12%\n\x05total\x18\x07 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12*\n\x06\x64ue_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06to_pay\x18\x96\x01 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x12\n\tseller_id\x18\x97\x01 \x01(\t\"\xe1\x01\n\x0fPaymentCaptured\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12&\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x17\n\x0finvoice_settled\x18\x07 \x01(\x08\x12\x0f\n\x06method\x18\x96\x01 \x01(\t\"\x9d\x01\n\rPaymentFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xcd\x01\n\x0eInvoiceOverdue\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12%\n\x05total\x18\x05 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12*\n\x06\x64ue_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x02\n\x0ePenaltyCharged\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npenalty_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x0f\n\x07sale_id\x18\x05 \x01(\t\x12\x0e\n\x06lot_id\x18\x06 \x01(\t\x12&\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0f\n\x07strikes\x18\t \x01(\r\x12-\n\x0c\x66rom_deposit\x18\x96\x01 \x01(\x0b\x32\x16.gavel.common.v1.Money\"\x9c\x01\n\x0fPenaltyReversed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npenalty_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07strikes\x18\x06 \x01(\r\"\xda\x01\n\x0fRefundCompleted\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trefund_id\x18\x03 \x01(\t\x12\x11\n\tbidder_id\x18\x04 \x01(\t\x12\x12\n\npayment_id\x18\x05 \x01(\t\x12&\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x16.gavel.common.v1.Money\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x11\n\ttarget_id\x18\x08 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gavel.events.v1.payment_eve
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVOICEISSUED']._serialized_start=120
-  _globals['_INVOICEISSUED']._serialized_end=357
-  _globals['_PAYMENTCAPTURED']._serialized_start=360
-  _globals['_PAYMENTCAPTURED']._serialized_end=568
-  _globals['_PAYMENTFAILED']._serialized_start=571
-  _globals['_PAYMENTFAILED']._serialized_end=728
-  _globals['_INVOICEOVERDUE']._serialized_start=731
-  _globals['_INVOICEOVERDUE']._serialized_end=936
-  _globals['_PENALTYCHARGED']._serialized_start=939
-  _globals['_PENALTYCHARGED']._serialized_end=1167
+  _globals['_INVOICEISSUED']._serialized_end=418
+  _globals['_PAYMENTCAPTURED']._serialized_start=421
+  _globals['_PAYMENTCAPTURED']._serialized_end=646
+  _globals['_PAYMENTFAILED']._serialized_start=649
+  _globals['_PAYMENTFAILED']._serialized_end=806
+  _globals['_INVOICEOVERDUE']._serialized_start=809
+  _globals['_INVOICEOVERDUE']._serialized_end=1014
+  _globals['_PENALTYCHARGED']._serialized_start=1017
+  _globals['_PENALTYCHARGED']._serialized_end=1292
+  _globals['_PENALTYREVERSED']._serialized_start=1295
+  _globals['_PENALTYREVERSED']._serialized_end=1451
+  _globals['_REFUNDCOMPLETED']._serialized_start=1454
+  _globals['_REFUNDCOMPLETED']._serialized_end=1672
 # @@protoc_insertion_point(module_scope)

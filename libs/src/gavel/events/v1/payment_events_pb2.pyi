@@ -38,18 +38,25 @@ class InvoiceIssued(_message.Message):
     LOT_ID_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
+    TO_PAY_FIELD_NUMBER: _builtins.int
+    SELLER_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     invoice_id: _builtins.str
     bidder_id: _builtins.str
     sale_id: _builtins.str
     lot_id: _builtins.str
     """The lot (or tender lot) the invoice is for."""
+    seller_id: _builtins.str
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def total(self) -> _money_pb2.Money: ...
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def to_pay(self) -> _money_pb2.Money:
+        """What is left to pay after the deposit and ticket credit applied at issue."""
+
     def __init__(
         self,
         *,
@@ -61,10 +68,12 @@ class InvoiceIssued(_message.Message):
         lot_id: _builtins.str = ...,
         total: _money_pb2.Money | None = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
+        to_pay: _money_pb2.Money | None = ...,
+        seller_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "occurred_at", b"occurred_at", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "occurred_at", b"occurred_at", "to_pay", b"to_pay", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "due_at", b"due_at", "event_id", b"event_id", "invoice_id", b"invoice_id", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "due_at", b"due_at", "event_id", b"event_id", "invoice_id", b"invoice_id", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "seller_id", b"seller_id", "to_pay", b"to_pay", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -83,12 +92,15 @@ class PaymentCaptured(_message.Message):
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     INVOICE_SETTLED_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     invoice_id: _builtins.str
     bidder_id: _builtins.str
     payment_id: _builtins.str
     invoice_settled: _builtins.bool
     """Whether the invoice is now paid in full."""
+    method: _builtins.str
+    """card or bank_transfer."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -103,10 +115,11 @@ class PaymentCaptured(_message.Message):
         payment_id: _builtins.str = ...,
         amount: _money_pb2.Money | None = ...,
         invoice_settled: _builtins.bool = ...,
+        method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "invoice_id", b"invoice_id", "invoice_settled", b"invoice_settled", "occurred_at", b"occurred_at", "payment_id", b"payment_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "invoice_id", b"invoice_id", "invoice_settled", b"invoice_settled", "method", b"method", "occurred_at", b"occurred_at", "payment_id", b"payment_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,6 +219,7 @@ class PenaltyCharged(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     STRIKES_FIELD_NUMBER: _builtins.int
+    FROM_DEPOSIT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     penalty_id: _builtins.str
     bidder_id: _builtins.str
@@ -219,6 +233,10 @@ class PenaltyCharged(_message.Message):
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def from_deposit(self) -> _money_pb2.Money:
+        """The part taken from the bidder's deposit for the sale (the rest is owed)."""
+
     def __init__(
         self,
         *,
@@ -231,11 +249,100 @@ class PenaltyCharged(_message.Message):
         amount: _money_pb2.Money | None = ...,
         reason: _builtins.str = ...,
         strikes: _builtins.int = ...,
+        from_deposit: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "from_deposit", b"from_deposit", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "penalty_id", b"penalty_id", "reason", b"reason", "sale_id", b"sale_id", "strikes", b"strikes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "from_deposit", b"from_deposit", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "penalty_id", b"penalty_id", "reason", b"reason", "sale_id", b"sale_id", "strikes", b"strikes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PenaltyCharged: _TypeAlias = PenaltyCharged  # noqa: Y015
+
+@_typing.final
+class PenaltyReversed(_message.Message):
+    """An admin reversed a penalty: its money moved back and its strike no longer counts.
+    Subject: gavel.payment.penalty.reversed.<bidder_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    PENALTY_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STRIKES_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    penalty_id: _builtins.str
+    bidder_id: _builtins.str
+    reason: _builtins.str
+    strikes: _builtins.int
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        penalty_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        strikes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "penalty_id", b"penalty_id", "reason", b"reason", "strikes", b"strikes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PenaltyReversed: _TypeAlias = PenaltyReversed  # noqa: Y015
+
+@_typing.final
+class RefundCompleted(_message.Message):
+    """Money went back to a bidder's card: a released deposit or refunded bid tickets.
+    Subject: gavel.payment.refund.completed.<bidder_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    refund_id: _builtins.str
+    bidder_id: _builtins.str
+    payment_id: _builtins.str
+    """The card payment refunded (a deposit's or a ticket pack's)."""
+    purpose: _builtins.str
+    """deposit_release or ticket_refund."""
+    target_id: _builtins.str
+    """The sale (deposit) or ticket batch."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        refund_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        purpose: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payment_id", b"payment_id", "purpose", b"purpose", "refund_id", b"refund_id", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundCompleted: _TypeAlias = RefundCompleted  # noqa: Y015

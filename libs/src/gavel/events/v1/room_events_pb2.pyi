@@ -172,6 +172,7 @@ class RoomEvent(_message.Message):
     REOPENED_FIELD_NUMBER: _builtins.int
     BID_UNDONE_FIELD_NUMBER: _builtins.int
     CLOSING_SOON_FIELD_NUMBER: _builtins.int
+    LUCKY_DRAW_REVEALED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -242,6 +243,10 @@ class RoomEvent(_message.Message):
     def bid_undone(self) -> Global___BidUndone: ...
     @_builtins.property
     def closing_soon(self) -> Global___ClosingSoon: ...
+    @_builtins.property
+    def lucky_draw_revealed(self) -> Global___LuckyDrawRevealed:
+        """The lucky draws of a lot, revealed when it closes (one per draw)."""
+
     def __init__(
         self,
         *,
@@ -278,12 +283,13 @@ class RoomEvent(_message.Message):
         reopened: Global___Reopened | None = ...,
         bid_undone: Global___BidUndone | None = ...,
         closing_soon: Global___ClosingSoon | None = ...,
+        lucky_draw_revealed: Global___LuckyDrawRevealed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["lot_configured", "lot_opened", "bid_accepted", "floor_bid_accepted", "closing_extended", "buy_now_taken", "round_ended", "price_dropped", "bidding_reopened", "lucky_window_opened", "option_picked", "offered_to_vendor", "vendor_accepted", "vendor_declined", "provisional_winner_declared", "confirmation_requested", "winner_confirmed", "offer_lapsed", "penalty_assessed", "lot_sold", "lot_unsold", "lot_paused", "lot_resumed", "asking_set", "increment_set", "going_once", "going_twice", "hammered", "passed", "reopened", "bid_undone", "closing_soon"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["lot_configured", "lot_opened", "bid_accepted", "floor_bid_accepted", "closing_extended", "buy_now_taken", "round_ended", "price_dropped", "bidding_reopened", "lucky_window_opened", "option_picked", "offered_to_vendor", "vendor_accepted", "vendor_declined", "provisional_winner_declared", "confirmation_requested", "winner_confirmed", "offer_lapsed", "penalty_assessed", "lot_sold", "lot_unsold", "lot_paused", "lot_resumed", "asking_set", "increment_set", "going_once", "going_twice", "hammered", "passed", "reopened", "bid_undone", "closing_soon", "lucky_draw_revealed"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -298,18 +304,24 @@ class LotConfigured(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LOT_FIELD_NUMBER: _builtins.int
+    DRAW_SECRET_FIELD_NUMBER: _builtins.int
+    draw_secret: _builtins.bytes
+    """Lucky lots: the room's secret (32 random bytes drawn when the lot is configured) that the
+    winning option and the commitment nonces are derived from. Never leaves the log.
+    """
     @_builtins.property
     def lot(self) -> _resources_pb2.Lot:
-        """The catalog's lot, secrets included (seed, reserve, fixed lucky option)."""
+        """The catalog's lot, secrets included (seed, reserve, a retired fixed lucky option)."""
 
     def __init__(
         self,
         *,
         lot: _resources_pb2.Lot | None = ...,
+        draw_secret: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw_secret", b"draw_secret", "lot", b"lot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -582,12 +594,17 @@ Global___PriceDropped: _TypeAlias = PriceDropped  # noqa: Y015
 
 @_typing.final
 class BiddingReopened(_message.Message):
-    """Dutch: after a winner defaulted the clock runs on from `price`."""
+    """Dutch: after a winner defaulted the descent resumes at the next lower price, `price` (count
+    `tick` of the lot's schedule), for a full tick until `deadline`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PRICE_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    TICK_FIELD_NUMBER: _builtins.int
+    tick: _builtins.int
+    """Unset in logs recorded before the descent resumed (the defaulted price was offered again)."""
     @_builtins.property
     def price(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -597,12 +614,15 @@ class BiddingReopened(_message.Message):
         *,
         price: _money_pb2.Money | None = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
+        tick: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_tick", b"_tick", "deadline", b"deadline", "price", b"price", "tick", b"tick"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "price", b"price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tick", b"_tick", "deadline", b"deadline", "price", b"price", "tick", b"tick"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__tick: _TypeAlias = _typing.Literal["tick"]  # noqa: Y015
+    _WhichOneofArgType__tick: _TypeAlias = _typing.Literal["_tick", b"_tick"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tick) -> _WhichOneofReturnType__tick | None: ...
 
 Global___BiddingReopened: _TypeAlias = BiddingReopened  # noqa: Y015
 
@@ -613,9 +633,14 @@ class LuckyWindowOpened(_message.Message):
     WINDOW_FIELD_NUMBER: _builtins.int
     WINNING_OPTION_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
     window: _builtins.int
     winning_option: _builtins.int
     """Secret."""
+    commitment: _builtins.str
+    """Public: sha256 hex of "gavel-lucky-v1:<lot_id>:<draw>:<option>:<nonce>", the room's commitment
+    to this window's winning option, published before any pick (empty for retired rules).
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -624,16 +649,53 @@ class LuckyWindowOpened(_message.Message):
         window: _builtins.int = ...,
         winning_option: _builtins.int | None = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
+        commitment: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_winning_option", b"_winning_option", "deadline", b"deadline", "winning_option", b"winning_option"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_winning_option", b"_winning_option", "deadline", b"deadline", "window", b"window", "winning_option", b"winning_option"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_winning_option", b"_winning_option", "commitment", b"commitment", "deadline", b"deadline", "window", b"window", "winning_option", b"winning_option"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__winning_option: _TypeAlias = _typing.Literal["winning_option"]  # noqa: Y015
     _WhichOneofArgType__winning_option: _TypeAlias = _typing.Literal["_winning_option", b"_winning_option"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__winning_option) -> _WhichOneofReturnType__winning_option | None: ...
 
 Global___LuckyWindowOpened: _TypeAlias = LuckyWindowOpened  # noqa: Y015
+
+@_typing.final
+class LuckyDrawRevealed(_message.Message):
+    """Public, at the close of a lucky lot: what each commitment hid. Anyone can check that
+    sha256("gavel-lucky-v1:<lot_id>:<draw>:<option>:<nonce>") equals `commitment`
+    (docs/auction-formats.md "Verifying a lucky draw", `gavel lucky-verify`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    OPTION_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    draw: _builtins.int
+    """1 for a DRAWN lot; the window for DRAWN_PER_WINDOW."""
+    option: _builtins.int
+    """The winning option's index into the lot's options."""
+    nonce: _builtins.str
+    """64 lowercase hex characters."""
+    commitment: _builtins.str
+    def __init__(
+        self,
+        *,
+        draw: _builtins.int = ...,
+        option: _builtins.int = ...,
+        nonce: _builtins.str = ...,
+        commitment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "draw", b"draw", "nonce", b"nonce", "option", b"option"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LuckyDrawRevealed: _TypeAlias = LuckyDrawRevealed  # noqa: Y015
 
 @_typing.final
 class OptionPicked(_message.Message):

@@ -23,31 +23,95 @@ _sym_db = _symbol_database.Default()
 
 
 from gavel.common.v1 import auth_pb2 as gavel_dot_common_dot_v1_dot_auth__pb2
+from gavel.common.v1 import paging_pb2 as gavel_dot_common_dot_v1_dot_paging__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$gavel/notify/v1/notify_service.proto\x12\x0fgavel.notify.v1\x1a\x1agavel/common/v1/auth.proto\"u\n\x15SetPreferencesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x08\x63hannels\x18\x02 \x03(\x0e\x32\x18.gavel.notify.v1.Channel\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\"\x18\n\x16SetPreferencesResponse\"A\n\x18ListNotificationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"j\n\x19ListNotificationsResponse\x12\x34\n\rnotifications\x18\x01 \x03(\x0b\x32\x1d.gavel.notify.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12)\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t*F\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02\x32\xf3\x01\n\rNotifyService\x12k\n\x0eSetPreferences\x12&.gavel.notify.v1.SetPreferencesRequest\x1a\'.gavel.notify.v1.SetPreferencesResponse\"\x08\xca\xf3\x18\x04\x12\x02\x01\x02\x12u\n\x11ListNotifications\x12).gavel.notify.v1.ListNotificationsRequest\x1a*.gavel.notify.v1.ListNotificationsResponse\"\t\xca\xf3\x18\x05\x12\x03\x01\x02\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$gavel/notify/v1/notify_service.proto\x12\x0fgavel.notify.v1\x1a\x1agavel/common/v1/auth.proto\x1a\x1cgavel/common/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"b\n\x0c\x43ontactPoint\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x10\n\x08verified\x18\x02 \x01(\x08\x12/\n\x0bverified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x0eKindPreference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\x08\x12\x0b\n\x03sms\x18\x03 \x01(\x08\"S\n\nQuietHours\x12)\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"\xcf\x03\n\x0bPreferences\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06locale\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12,\n\x05\x65mail\x18\x04 \x01(\x0b\x32\x1d.gavel.notify.v1.ContactPoint\x12,\n\x05phone\x18\x05 \x01(\x0b\x32\x1d.gavel.notify.v1.ContactPoint\x12.\n\x05kinds\x18\x06 \x03(\x0b\x32\x1f.gavel.notify.v1.KindPreference\x12\x30\n\x0bquiet_hours\x18\x07 \x03(\x0b\x32\x1b.gavel.notify.v1.QuietHours\x12 \n\x18reminder_offsets_minutes\x18\x08 \x03(\x05\x12.\n\x07\x64igests\x18\t \x03(\x0e\x32\x1d.gavel.notify.v1.DigestPeriod\x12\x18\n\x0b\x64igest_hour\x18\n \x01(\x05H\x00\x88\x01\x01\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\temail_off\x18\x0c \x01(\x08\x12\x0f\n\x07sms_off\x18\r \x01(\x08\x42\x0e\n\x0c_digest_hour\"(\n\x15GetPreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"K\n\x16GetPreferencesResponse\x12\x31\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x1c.gavel.notify.v1.Preferences\"o\n\x15SetPreferencesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x31\n\x0bpreferences\x18\x03 \x01(\x0b\x32\x1c.gavel.notify.v1.Preferences\"K\n\x16SetPreferencesResponse\x12\x31\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x1c.gavel.notify.v1.Preferences\"Y\n\x18StartVerificationRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\"\\\n\x19StartVerificationResponse\x12\x0f\n\x07sent_to\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x1a\x43onfirmVerificationRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"M\n\x1b\x43onfirmVerificationResponse\x12.\n\x07\x63ontact\x18\x01 \x01(\x0b\x32\x1d.gavel.notify.v1.ContactPoint\"W\n\x16SendTestMessageRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\".\n\x17SendTestMessageResponse\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"\xb2\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12)\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x18.gavel.notify.v1.Channel\x12/\n\x06status\x18\x05 \x01(\x0e\x32\x1f.gavel.notify.v1.DeliveryStatus\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x12\n\nlast_error\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08segments\x18\x0e \x01(\x05\x12\x13\n\x0b\x66olded_into\x18\x0f \x01(\t\x12\x0e\n\x06lot_id\x18\x10 \x01(\t\"H\n\x1aListMyNotificationsRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.gavel.common.v1.PageRequest\"x\n\x1bListMyNotificationsResponse\x12\x30\n\rnotifications\x18\x01 \x03(\x0b\x32\x19.gavel.notify.v1.Delivery\x12\'\n\x04page\x18\x02 \x01(\x0b\x32\x19.gavel.common.v1.PageInfo\"\x87\x01\n\x15ListDeliveriesRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.gavel.common.v1.PageRequest\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x31\n\x08statuses\x18\x03 \x03(\x0e\x32\x1f.gavel.notify.v1.DeliveryStatus\"p\n\x16ListDeliveriesResponse\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.gavel.notify.v1.Delivery\x12\'\n\x04page\x18\x02 \x01(\x0b\x32\x19.gavel.common.v1.PageInfo\"u\n\nDeadLetter\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.gavel.notify.v1.Delivery\x12+\n\x07\x64\x65\x61\x64_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"D\n\x16ListDeadLettersRequest\x12*\n\x04page\x18\x01 \x01(\x0b\x32\x1c.gavel.common.v1.PageRequest\"u\n\x17ListDeadLettersResponse\x12\x31\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1b.gavel.notify.v1.DeadLetter\x12\'\n\x04page\x18\x02 \x01(\x0b\x32\x19.gavel.common.v1.PageInfo\"A\n\x16RetryDeadLetterRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"F\n\x17RetryDeadLetterResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.gavel.notify.v1.Delivery\"#\n\x12UnsubscribeRequest\x12\r\n\x05token\x18\x01 \x01(\t\"_\n\x13UnsubscribeResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12)\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x18.gavel.notify.v1.Channel*F\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x02*{\n\x0c\x44igestPeriod\x12\x1d\n\x19\x44IGEST_PERIOD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44IGEST_PERIOD_DAILY\x10\x01\x12\x18\n\x14\x44IGEST_PERIOD_WEEKLY\x10\x02\x12\x19\n\x15\x44IGEST_PERIOD_MONTHLY\x10\x03*\x90\x02\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_HELD\x10\x02\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x04\x12\x1b\n\x17\x44\x45LIVERY_STATUS_DROPPED\x10\x05\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FOLDED\x10\x06\x12\x18\n\x14\x44\x45LIVERY_STATUS_DEAD\x10\x07\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x08\x32\x88\t\n\rNotifyService\x12o\n\x0eGetPreferences\x12&.gavel.notify.v1.GetPreferencesRequest\x1a\'.gavel.notify.v1.GetPreferencesResponse\"\x0c\xca\xf3\x18\x08\x12\x06\x01\x02\x03\x04\x05\x07\x12o\n\x0eSetPreferences\x12&.gavel.notify.v1.SetPreferencesRequest\x1a\'.gavel.notify.v1.SetPreferencesResponse\"\x0c\xca\xf3\x18\x08\x12\x06\x01\x02\x03\x04\x05\x07\x12w\n\x11StartVerification\x12).gavel.notify.v1.StartVerificationRequest\x1a*.gavel.notify.v1.StartVerificationResponse\"\x0b\xca\xf3\x18\x07\x12\x05\x01\x02\x03\x04\x05\x12}\n\x13\x43onfirmVerification\x12+.gavel.notify.v1.ConfirmVerificationRequest\x1a,.gavel.notify.v1.ConfirmVerificationResponse\"\x0b\xca\xf3\x18\x07\x12\x05\x01\x02\x03\x04\x05\x12q\n\x0fSendTestMessage\x12\'.gavel.notify.v1.SendTestMessageRequest\x1a(.gavel.notify.v1.SendTestMessageResponse\"\x0b\xca\xf3\x18\x07\x12\x05\x01\x02\x03\x04\x05\x12}\n\x13ListMyNotifications\x12+.gavel.notify.v1.ListMyNotificationsRequest\x1a,.gavel.notify.v1.ListMyNotificationsResponse\"\x0b\xca\xf3\x18\x07\x12\x05\x01\x02\x03\x04\x05\x12k\n\x0eListDeliveries\x12&.gavel.notify.v1.ListDeliveriesRequest\x1a\'.gavel.notify.v1.ListDeliveriesResponse\"\x08\xca\xf3\x18\x04\x12\x02\x05\x07\x12m\n\x0fListDeadLetters\x12\'.gavel.notify.v1.ListDeadLettersRequest\x1a(.gavel.notify.v1.ListDeadLettersResponse\"\x07\xca\xf3\x18\x03\x12\x01\x05\x12m\n\x0fRetryDeadLetter\x12\'.gavel.notify.v1.RetryDeadLetterRequest\x1a(.gavel.notify.v1.RetryDeadLetterResponse\"\x07\xca\xf3\x18\x03\x12\x01\x05\x12`\n\x0bUnsubscribe\x12#.gavel.notify.v1.UnsubscribeRequest\x1a$.gavel.notify.v1.UnsubscribeResponse\"\x06\xca\xf3\x18\x02\x08\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gavel.notify.v1.notify_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['GetPreferences']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['GetPreferences']._serialized_options = b'\312\363\030\010\022\006\001\002\003\004\005\007'
   _globals['_NOTIFYSERVICE'].methods_by_name['SetPreferences']._loaded_options = None
-  _globals['_NOTIFYSERVICE'].methods_by_name['SetPreferences']._serialized_options = b'\312\363\030\004\022\002\001\002'
-  _globals['_NOTIFYSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
-  _globals['_NOTIFYSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\312\363\030\005\022\003\001\002\005'
-  _globals['_CHANNEL']._serialized_start=522
-  _globals['_CHANNEL']._serialized_end=592
-  _globals['_SETPREFERENCESREQUEST']._serialized_start=85
-  _globals['_SETPREFERENCESREQUEST']._serialized_end=202
-  _globals['_SETPREFERENCESRESPONSE']._serialized_start=204
-  _globals['_SETPREFERENCESRESPONSE']._serialized_end=228
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=230
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=295
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=297
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=403
-  _globals['_NOTIFICATION']._serialized_start=405
-  _globals['_NOTIFICATION']._serialized_end=520
-  _globals['_NOTIFYSERVICE']._serialized_start=595
-  _globals['_NOTIFYSERVICE']._serialized_end=838
+  _globals['_NOTIFYSERVICE'].methods_by_name['SetPreferences']._serialized_options = b'\312\363\030\010\022\006\001\002\003\004\005\007'
+  _globals['_NOTIFYSERVICE'].methods_by_name['StartVerification']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['StartVerification']._serialized_options = b'\312\363\030\007\022\005\001\002\003\004\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['ConfirmVerification']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['ConfirmVerification']._serialized_options = b'\312\363\030\007\022\005\001\002\003\004\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['SendTestMessage']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['SendTestMessage']._serialized_options = b'\312\363\030\007\022\005\001\002\003\004\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListMyNotifications']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListMyNotifications']._serialized_options = b'\312\363\030\007\022\005\001\002\003\004\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListDeliveries']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListDeliveries']._serialized_options = b'\312\363\030\004\022\002\005\007'
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListDeadLetters']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['ListDeadLetters']._serialized_options = b'\312\363\030\003\022\001\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['RetryDeadLetter']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['RetryDeadLetter']._serialized_options = b'\312\363\030\003\022\001\005'
+  _globals['_NOTIFYSERVICE'].methods_by_name['Unsubscribe']._loaded_options = None
+  _globals['_NOTIFYSERVICE'].methods_by_name['Unsubscribe']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_CHANNEL']._serialized_start=3142
+  _globals['_CHANNEL']._serialized_end=3212
+  _globals['_DIGESTPERIOD']._serialized_start=3214
+  _globals['_DIGESTPERIOD']._serialized_end=3337
+  _globals['_DELIVERYSTATUS']._serialized_start=3340
+  _globals['_DELIVERYSTATUS']._serialized_end=3612
+  _globals['_CONTACTPOINT']._serialized_start=148
+  _globals['_CONTACTPOINT']._serialized_end=246
+  _globals['_KINDPREFERENCE']._serialized_start=248
+  _globals['_KINDPREFERENCE']._serialized_end=306
+  _globals['_QUIETHOURS']._serialized_start=308
+  _globals['_QUIETHOURS']._serialized_end=391
+  _globals['_PREFERENCES']._serialized_start=394
+  _globals['_PREFERENCES']._serialized_end=857
+  _globals['_GETPREFERENCESREQUEST']._serialized_start=859
+  _globals['_GETPREFERENCESREQUEST']._serialized_end=899
+  _globals['_GETPREFERENCESRESPONSE']._serialized_start=901
+  _globals['_GETPREFERENCESRESPONSE']._serialized_end=976
+  _globals['_SETPREFERENCESREQUEST']._serialized_start=978
+  _globals['_SETPREFERENCESREQUEST']._serialized_end=1089
+  _globals['_SETPREFERENCESRESPONSE']._serialized_start=1091
+  _globals['_SETPREFERENCESRESPONSE']._serialized_end=1166
+  _globals['_STARTVERIFICATIONREQUEST']._serialized_start=1168
+  _globals['_STARTVERIFICATIONREQUEST']._serialized_end=1257
+  _globals['_STARTVERIFICATIONRESPONSE']._serialized_start=1259
+  _globals['_STARTVERIFICATIONRESPONSE']._serialized_end=1351
+  _globals['_CONFIRMVERIFICATIONREQUEST']._serialized_start=1353
+  _globals['_CONFIRMVERIFICATIONREQUEST']._serialized_end=1458
+  _globals['_CONFIRMVERIFICATIONRESPONSE']._serialized_start=1460
+  _globals['_CONFIRMVERIFICATIONRESPONSE']._serialized_end=1537
+  _globals['_SENDTESTMESSAGEREQUEST']._serialized_start=1539
+  _globals['_SENDTESTMESSAGEREQUEST']._serialized_end=1626
+  _globals['_SENDTESTMESSAGERESPONSE']._serialized_start=1628
+  _globals['_SENDTESTMESSAGERESPONSE']._serialized_end=1674
+  _globals['_DELIVERY']._serialized_start=1677
+  _globals['_DELIVERY']._serialized_end=2111
+  _globals['_LISTMYNOTIFICATIONSREQUEST']._serialized_start=2113
+  _globals['_LISTMYNOTIFICATIONSREQUEST']._serialized_end=2185
+  _globals['_LISTMYNOTIFICATIONSRESPONSE']._serialized_start=2187
+  _globals['_LISTMYNOTIFICATIONSRESPONSE']._serialized_end=2307
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=2310
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=2445
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=2447
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2559
+  _globals['_DEADLETTER']._serialized_start=2561
+  _globals['_DEADLETTER']._serialized_end=2678
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2680
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2748
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2750
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2867
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2869
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2934
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2936
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=3006
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_start=3008
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_end=3043
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_start=3045
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_end=3140
+  _globals['_NOTIFYSERVICE']._serialized_start=3615
+  _globals['_NOTIFYSERVICE']._serialized_end=4775
 # @@protoc_insertion_point(module_scope)

@@ -4,8 +4,10 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from gavel.common.v1 import paging_pb2 as _paging_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -36,30 +38,304 @@ CHANNEL_EMAIL: Channel.ValueType  # 1
 CHANNEL_SMS: Channel.ValueType  # 2
 Global___Channel: _TypeAlias = Channel  # noqa: Y015
 
+class _DigestPeriod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DigestPeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DigestPeriod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DIGEST_PERIOD_UNSPECIFIED: _DigestPeriod.ValueType  # 0
+    DIGEST_PERIOD_DAILY: _DigestPeriod.ValueType  # 1
+    DIGEST_PERIOD_WEEKLY: _DigestPeriod.ValueType  # 2
+    """Sent on Mondays for Monday to Sunday."""
+    DIGEST_PERIOD_MONTHLY: _DigestPeriod.ValueType  # 3
+    """Sent on the first of the month for the calendar month."""
+
+class DigestPeriod(_DigestPeriod, metaclass=_DigestPeriodEnumTypeWrapper): ...
+
+DIGEST_PERIOD_UNSPECIFIED: DigestPeriod.ValueType  # 0
+DIGEST_PERIOD_DAILY: DigestPeriod.ValueType  # 1
+DIGEST_PERIOD_WEEKLY: DigestPeriod.ValueType  # 2
+"""Sent on Mondays for Monday to Sunday."""
+DIGEST_PERIOD_MONTHLY: DigestPeriod.ValueType  # 3
+"""Sent on the first of the month for the calendar month."""
+Global___DigestPeriod: _TypeAlias = DigestPeriod  # noqa: Y015
+
+class _DeliveryStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_STATUS_UNSPECIFIED: _DeliveryStatus.ValueType  # 0
+    DELIVERY_STATUS_PENDING: _DeliveryStatus.ValueType  # 1
+    """Waiting for its time (a reminder, a retry)."""
+    DELIVERY_STATUS_HELD: _DeliveryStatus.ValueType  # 2
+    """Held by quiet hours or a rate limit."""
+    DELIVERY_STATUS_SENT: _DeliveryStatus.ValueType  # 3
+    """Handed to the SMTP server or SMS provider."""
+    DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 4
+    """The SMS provider reported delivery to the handset."""
+    DELIVERY_STATUS_DROPPED: _DeliveryStatus.ValueType  # 5
+    """Not sent: stale, opted out, unverified, cancelled, or folded into a digest (see `reason`)."""
+    DELIVERY_STATUS_FOLDED: _DeliveryStatus.ValueType  # 6
+    """Folded into a summary by the per-user rate limit; `folded_into` names the summary."""
+    DELIVERY_STATUS_DEAD: _DeliveryStatus.ValueType  # 7
+    """Failed every try: a dead letter."""
+    DELIVERY_STATUS_FAILED: _DeliveryStatus.ValueType  # 8
+    """The SMS provider reported it undeliverable."""
+
+class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper): ...
+
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
+DELIVERY_STATUS_PENDING: DeliveryStatus.ValueType  # 1
+"""Waiting for its time (a reminder, a retry)."""
+DELIVERY_STATUS_HELD: DeliveryStatus.ValueType  # 2
+"""Held by quiet hours or a rate limit."""
+DELIVERY_STATUS_SENT: DeliveryStatus.ValueType  # 3
+"""Handed to the SMTP server or SMS provider."""
+DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 4
+"""The SMS provider reported delivery to the handset."""
+DELIVERY_STATUS_DROPPED: DeliveryStatus.ValueType  # 5
+"""Not sent: stale, opted out, unverified, cancelled, or folded into a digest (see `reason`)."""
+DELIVERY_STATUS_FOLDED: DeliveryStatus.ValueType  # 6
+"""Folded into a summary by the per-user rate limit; `folded_into` names the summary."""
+DELIVERY_STATUS_DEAD: DeliveryStatus.ValueType  # 7
+"""Failed every try: a dead letter."""
+DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 8
+"""The SMS provider reported it undeliverable."""
+Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
+
+@_typing.final
+class ContactPoint(_message.Message):
+    """An e-mail address or an E.164 phone number ("+8210…"), and whether its owner proved it is theirs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    VERIFIED_AT_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """E-mail: at most 254 characters; phone: "+" and 8 to 15 digits. Empty: none."""
+    verified: _builtins.bool
+    """Output only, except that a site admin or a service may set it (an address it verified itself)."""
+    @_builtins.property
+    def verified_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        verified: _builtins.bool = ...,
+        verified_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["verified_at", b"verified_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "verified", b"verified", "verified_at", b"verified_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactPoint: _TypeAlias = ContactPoint  # noqa: Y015
+
+@_typing.final
+class KindPreference(_message.Message):
+    """Whether a kind of notice goes out on each channel. Kinds not listed take their defaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    SMS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """One of the kinds of docs/notify.md: outbid, reservation_confirmed, lot_starting_soon,
+    lot_next, provisional_win, won, penalty, banned, registration_approved,
+    registration_rejected, payment_due, payment_overdue, payment_failed, closing_soon,
+    tender_closing_soon, sale_cancelled, schedule_digest.
+    """
+    email: _builtins.bool
+    sms: _builtins.bool
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        email: _builtins.bool = ...,
+        sms: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "kind", b"kind", "sms", b"sms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KindPreference: _TypeAlias = KindPreference  # noqa: Y015
+
+@_typing.final
+class QuietHours(_message.Message):
+    """No messages on `channel` between start and end, local time ("HH:MM"; end before start spans
+    midnight). Messages held meanwhile go out when the quiet hours end, unless they are stale then.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    start: _builtins.str
+    end: _builtins.str
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuietHours: _TypeAlias = QuietHours  # noqa: Y015
+
+@_typing.final
+class Preferences(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    REMINDER_OFFSETS_MINUTES_FIELD_NUMBER: _builtins.int
+    DIGESTS_FIELD_NUMBER: _builtins.int
+    DIGEST_HOUR_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    EMAIL_OFF_FIELD_NUMBER: _builtins.int
+    SMS_OFF_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Output only."""
+    locale: _builtins.str
+    """en, fr, ko or zh (default en)."""
+    time_zone: _builtins.str
+    """IANA time zone (default UTC)."""
+    digest_hour: _builtins.int
+    """The local hour (0 to 23) digests are sent at; unset: 8."""
+    email_off: _builtins.bool
+    """Nothing at all on this channel (what a one-click unsubscribe from everything sets)."""
+    sms_off: _builtins.bool
+    @_builtins.property
+    def email(self) -> Global___ContactPoint: ...
+    @_builtins.property
+    def phone(self) -> Global___ContactPoint: ...
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___KindPreference]: ...
+    @_builtins.property
+    def quiet_hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuietHours]:
+        """At most one per channel."""
+
+    @_builtins.property
+    def reminder_offsets_minutes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Minutes before a reserved lot's estimated start to remind (1 to 1,440; at most 3; default [10])."""
+
+    @_builtins.property
+    def digests(self) -> _containers.RepeatedScalarFieldContainer[Global___DigestPeriod.ValueType]: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        locale: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        email: Global___ContactPoint | None = ...,
+        phone: Global___ContactPoint | None = ...,
+        kinds: _abc.Iterable[Global___KindPreference] | None = ...,
+        quiet_hours: _abc.Iterable[Global___QuietHours] | None = ...,
+        reminder_offsets_minutes: _abc.Iterable[_builtins.int] | None = ...,
+        digests: _abc.Iterable[Global___DigestPeriod.ValueType] | None = ...,
+        digest_hour: _builtins.int | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        email_off: _builtins.bool = ...,
+        sms_off: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_digest_hour", b"_digest_hour", "digest_hour", b"digest_hour", "email", b"email", "phone", b"phone", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_digest_hour", b"_digest_hour", "digest_hour", b"digest_hour", "digests", b"digests", "email", b"email", "email_off", b"email_off", "kinds", b"kinds", "locale", b"locale", "phone", b"phone", "quiet_hours", b"quiet_hours", "reminder_offsets_minutes", b"reminder_offsets_minutes", "sms_off", b"sms_off", "time_zone", b"time_zone", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__digest_hour: _TypeAlias = _typing.Literal["digest_hour"]  # noqa: Y015
+    _WhichOneofArgType__digest_hour: _TypeAlias = _typing.Literal["_digest_hour", b"_digest_hour"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__digest_hour) -> _WhichOneofReturnType__digest_hour | None: ...
+
+Global___Preferences: _TypeAlias = Preferences  # noqa: Y015
+
+@_typing.final
+class GetPreferencesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Empty: the caller. Another user: site admins and services only."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPreferencesRequest: _TypeAlias = GetPreferencesRequest  # noqa: Y015
+
+@_typing.final
+class GetPreferencesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFERENCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def preferences(self) -> Global___Preferences: ...
+    def __init__(
+        self,
+        *,
+        preferences: Global___Preferences | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPreferencesResponse: _TypeAlias = GetPreferencesResponse  # noqa: Y015
+
 @_typing.final
 class SetPreferencesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    CHANNELS_FIELD_NUMBER: _builtins.int
-    EMAIL_FIELD_NUMBER: _builtins.int
-    PHONE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PREFERENCES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    email: _builtins.str
-    phone: _builtins.str
+    user_id: _builtins.str
+    """Empty: the caller. Another user: site admins and services only."""
     @_builtins.property
-    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___Channel.ValueType]: ...
+    def preferences(self) -> Global___Preferences: ...
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
-        channels: _abc.Iterable[Global___Channel.ValueType] | None = ...,
-        email: _builtins.str = ...,
-        phone: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        preferences: Global___Preferences | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "email", b"email", "phone", b"phone", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -69,86 +345,483 @@ Global___SetPreferencesRequest: _TypeAlias = SetPreferencesRequest  # noqa: Y015
 class SetPreferencesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    PREFERENCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def preferences(self) -> Global___Preferences: ...
     def __init__(
         self,
+        *,
+        preferences: Global___Preferences | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["preferences", b"preferences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetPreferencesResponse: _TypeAlias = SetPreferencesResponse  # noqa: Y015
 
 @_typing.final
-class ListNotificationsRequest(_message.Message):
+class StartVerificationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    page_size: _builtins.int
-    page_token: _builtins.str
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    channel: Global___Channel.ValueType
     def __init__(
         self,
         *,
-        page_size: _builtins.int = ...,
-        page_token: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        channel: Global___Channel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListNotificationsRequest: _TypeAlias = ListNotificationsRequest  # noqa: Y015
+Global___StartVerificationRequest: _TypeAlias = StartVerificationRequest  # noqa: Y015
 
 @_typing.final
-class ListNotificationsResponse(_message.Message):
+class StartVerificationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENT_TO_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    sent_to: _builtins.str
+    """The address the code went to, partly hidden ("b•••@gavel.demo")."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sent_to: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "sent_to", b"sent_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartVerificationResponse: _TypeAlias = StartVerificationResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmVerificationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    channel: Global___Channel.ValueType
+    code: _builtins.str
+    """The 6 digits sent."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        channel: Global___Channel.ValueType = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "code", b"code", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmVerificationRequest: _TypeAlias = ConfirmVerificationRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmVerificationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contact(self) -> Global___ContactPoint: ...
+    def __init__(
+        self,
+        *,
+        contact: Global___ContactPoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmVerificationResponse: _TypeAlias = ConfirmVerificationResponse  # noqa: Y015
+
+@_typing.final
+class SendTestMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    channel: Global___Channel.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        channel: Global___Channel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTestMessageRequest: _TypeAlias = SendTestMessageRequest  # noqa: Y015
+
+@_typing.final
+class SendTestMessageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    delivery_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        delivery_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_id", b"delivery_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTestMessageResponse: _TypeAlias = SendTestMessageResponse  # noqa: Y015
+
+@_typing.final
+class Delivery(_message.Message):
+    """One notice on one channel to one user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
+    FOLDED_INTO_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    delivery_id: _builtins.str
+    user_id: _builtins.str
+    kind: _builtins.str
+    channel: Global___Channel.ValueType
+    status: Global___DeliveryStatus.ValueType
+    reason: _builtins.str
+    """Why it was dropped, held or failed."""
+    summary: _builtins.str
+    """The subject (e-mail) or the text (SMS) as sent; empty before it is rendered."""
+    address: _builtins.str
+    """The address it went to (partly hidden for users)."""
+    attempts: _builtins.int
+    last_error: _builtins.str
+    segments: _builtins.int
+    """SMS: how many segments it took."""
+    folded_into: _builtins.str
+    lot_id: _builtins.str
+    """The lot it is about, if any."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When it is (or was) due."""
+
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        delivery_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        channel: Global___Channel.ValueType = ...,
+        status: Global___DeliveryStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        address: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        segments: _builtins.int = ...,
+        folded_into: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "due_at", b"due_at", "sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attempts", b"attempts", "channel", b"channel", "created_at", b"created_at", "delivery_id", b"delivery_id", "due_at", b"due_at", "folded_into", b"folded_into", "kind", b"kind", "last_error", b"last_error", "lot_id", b"lot_id", "reason", b"reason", "segments", b"segments", "sent_at", b"sent_at", "status", b"status", "summary", b"summary", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
+
+@_typing.final
+class ListMyNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyNotificationsRequest: _TypeAlias = ListMyNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class ListMyNotificationsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NOTIFICATIONS_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    next_page_token: _builtins.str
+    PAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]: ...
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
     def __init__(
         self,
         *,
-        notifications: _abc.Iterable[Global___Notification] | None = ...,
-        next_page_token: _builtins.str = ...,
+        notifications: _abc.Iterable[Global___Delivery] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "notifications", b"notifications"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notifications", b"notifications", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListNotificationsResponse: _TypeAlias = ListNotificationsResponse  # noqa: Y015
+Global___ListMyNotificationsResponse: _TypeAlias = ListMyNotificationsResponse  # noqa: Y015
 
 @_typing.final
-class Notification(_message.Message):
+class ListDeliveriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    NOTIFICATION_ID_FIELD_NUMBER: _builtins.int
-    CHANNEL_FIELD_NUMBER: _builtins.int
-    SUBJECT_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    notification_id: _builtins.str
-    channel: Global___Channel.ValueType
-    subject: _builtins.str
-    status: _builtins.str
+    PAGE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Empty: every user."""
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___DeliveryStatus.ValueType]:
+        """Empty: every status."""
+
     def __init__(
         self,
         *,
-        notification_id: _builtins.str = ...,
-        channel: Global___Channel.ValueType = ...,
-        subject: _builtins.str = ...,
-        status: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+        user_id: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___DeliveryStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "notification_id", b"notification_id", "status", b"status", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "statuses", b"statuses", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Notification: _TypeAlias = Notification  # noqa: Y015
+Global___ListDeliveriesRequest: _TypeAlias = ListDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___Delivery] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeliveriesResponse: _TypeAlias = ListDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class DeadLetter(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    DEAD_AT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    error: _builtins.str
+    @_builtins.property
+    def delivery(self) -> Global___Delivery: ...
+    @_builtins.property
+    def dead_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        delivery: Global___Delivery | None = ...,
+        dead_at: _timestamp_pb2.Timestamp | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dead_at", b"dead_at", "delivery", b"delivery"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_at", b"dead_at", "delivery", b"delivery", "error", b"error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersRequest: _TypeAlias = ListDeadLettersRequest  # noqa: Y015
+
+@_typing.final
+class ListDeadLettersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        dead_letters: _abc.Iterable[Global___DeadLetter] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letters", b"dead_letters", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class RetryDeadLetterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DELIVERY_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    delivery_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        delivery_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_id", b"delivery_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLetterRequest: _TypeAlias = RetryDeadLetterRequest  # noqa: Y015
+
+@_typing.final
+class RetryDeadLetterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delivery(self) -> Global___Delivery: ...
+    def __init__(
+        self,
+        *,
+        delivery: Global___Delivery | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryDeadLetterResponse: _TypeAlias = RetryDeadLetterResponse  # noqa: Y015
+
+@_typing.final
+class UnsubscribeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeRequest: _TypeAlias = UnsubscribeRequest  # noqa: Y015
+
+@_typing.final
+class UnsubscribeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    kind: _builtins.str
+    """The kind unsubscribed from; "*" for every kind."""
+    channel: Global___Channel.ValueType
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        channel: Global___Channel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "kind", b"kind", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeResponse: _TypeAlias = UnsubscribeResponse  # noqa: Y015

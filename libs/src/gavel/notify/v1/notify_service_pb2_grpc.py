@@ -26,8 +26,13 @@ if _version_not_supported:
 
 
 class NotifyServiceStub:
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
 
     def __init__(self, channel):
@@ -36,31 +41,133 @@ class NotifyServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetPreferences = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/GetPreferences',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.FromString,
+                _registered_method=True)
         self.SetPreferences = channel.unary_unary(
                 '/gavel.notify.v1.NotifyService/SetPreferences',
                 request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SetPreferencesRequest.SerializeToString,
                 response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SetPreferencesResponse.FromString,
                 _registered_method=True)
-        self.ListNotifications = channel.unary_unary(
-                '/gavel.notify.v1.NotifyService/ListNotifications',
-                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.SerializeToString,
-                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.FromString,
+        self.StartVerification = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/StartVerification',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationResponse.FromString,
+                _registered_method=True)
+        self.ConfirmVerification = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/ConfirmVerification',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationResponse.FromString,
+                _registered_method=True)
+        self.SendTestMessage = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/SendTestMessage',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageResponse.FromString,
+                _registered_method=True)
+        self.ListMyNotifications = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/ListMyNotifications',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsResponse.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/ListDeliveries',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/ListDeadLetters',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryDeadLetter = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/RetryDeadLetter',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.Unsubscribe = channel.unary_unary(
+                '/gavel.notify.v1.NotifyService/Unsubscribe',
+                request_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeRequest.SerializeToString,
+                response_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeResponse.FromString,
                 _registered_method=True)
 
 
 class NotifyServiceServicer:
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
 
-    def SetPreferences(self, request, context):
+    def GetPreferences(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListNotifications(self, request, context):
+    def SetPreferences(self, request, context):
+        """Replaces the preferences as a whole (send back what GetPreferences returned, changed). A
+        changed e-mail address or phone number is unverified again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartVerification(self, request, context):
+        """Sends a one-time code to the caller's e-mail address or phone number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmVerification(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestMessage(self, request, context):
+        """Sends a test message to the caller's verified contact point on that channel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyNotifications(self, request, context):
+        """The caller's own notifications, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Every delivery (optionally one user's, or in some states), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeadLetters(self, request, context):
+        """Deliveries that failed every try, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryDeadLetter(self, request, context):
+        """Tries a dead letter again from its first try.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unsubscribe(self, request, context):
+        """One-click unsubscribe: the signed token of a message's link or List-Unsubscribe header.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -68,15 +175,55 @@ class NotifyServiceServicer:
 
 def add_NotifyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPreferences,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.SerializeToString,
+            ),
             'SetPreferences': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPreferences,
                     request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SetPreferencesRequest.FromString,
                     response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SetPreferencesResponse.SerializeToString,
             ),
-            'ListNotifications': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListNotifications,
-                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.FromString,
-                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.SerializeToString,
+            'StartVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartVerification,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationResponse.SerializeToString,
+            ),
+            'ConfirmVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmVerification,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationResponse.SerializeToString,
+            ),
+            'SendTestMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestMessage,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageResponse.SerializeToString,
+            ),
+            'ListMyNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyNotifications,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeadLetter,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterResponse.SerializeToString,
+            ),
+            'Unsubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unsubscribe,
+                    request_deserializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeRequest.FromString,
+                    response_serializer=gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,9 +234,41 @@ def add_NotifyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NotifyService:
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
+
+    @staticmethod
+    def GetPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/GetPreferences',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.GetPreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SetPreferences(request,
@@ -119,7 +298,7 @@ class NotifyService:
             _registered_method=True)
 
     @staticmethod
-    def ListNotifications(request,
+    def StartVerification(request,
             target,
             options=(),
             channel_credentials=None,
@@ -132,9 +311,198 @@ class NotifyService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/gavel.notify.v1.NotifyService/ListNotifications',
-            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsRequest.SerializeToString,
-            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListNotificationsResponse.FromString,
+            '/gavel.notify.v1.NotifyService/StartVerification',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.StartVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/ConfirmVerification',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ConfirmVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/SendTestMessage',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.SendTestMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/ListMyNotifications',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListMyNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/ListDeliveries',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/ListDeadLetters',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/RetryDeadLetter',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.RetryDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unsubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.notify.v1.NotifyService/Unsubscribe',
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeRequest.SerializeToString,
+            gavel_dot_notify_dot_v1_dot_notify__service__pb2.UnsubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

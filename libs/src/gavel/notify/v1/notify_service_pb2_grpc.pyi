@@ -27,44 +27,161 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class NotifyServiceStub:
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifyServiceAsyncStub: ...
+    GetPreferences: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.GetPreferencesRequest, _notify_service_pb2.GetPreferencesResponse]
     SetPreferences: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.SetPreferencesRequest, _notify_service_pb2.SetPreferencesResponse]
-    ListNotifications: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListNotificationsRequest, _notify_service_pb2.ListNotificationsResponse]
+    """Replaces the preferences as a whole (send back what GetPreferences returned, changed). A
+    changed e-mail address or phone number is unverified again.
+    """
+    StartVerification: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.StartVerificationRequest, _notify_service_pb2.StartVerificationResponse]
+    """Sends a one-time code to the caller's e-mail address or phone number."""
+    ConfirmVerification: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ConfirmVerificationRequest, _notify_service_pb2.ConfirmVerificationResponse]
+    SendTestMessage: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.SendTestMessageRequest, _notify_service_pb2.SendTestMessageResponse]
+    """Sends a test message to the caller's verified contact point on that channel."""
+    ListMyNotifications: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListMyNotificationsRequest, _notify_service_pb2.ListMyNotificationsResponse]
+    """The caller's own notifications, newest first."""
+    ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeliveriesRequest, _notify_service_pb2.ListDeliveriesResponse]
+    """Every delivery (optionally one user's, or in some states), newest first."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeadLettersRequest, _notify_service_pb2.ListDeadLettersResponse]
+    """Deliveries that failed every try, newest first."""
+    RetryDeadLetter: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.RetryDeadLetterRequest, _notify_service_pb2.RetryDeadLetterResponse]
+    """Tries a dead letter again from its first try."""
+    Unsubscribe: _grpc.UnaryUnaryMultiCallable[_notify_service_pb2.UnsubscribeRequest, _notify_service_pb2.UnsubscribeResponse]
+    """One-click unsubscribe: the signed token of a message's link or List-Unsubscribe header."""
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    GetPreferences: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.GetPreferencesRequest, _notify_service_pb2.GetPreferencesResponse]  # type: ignore[assignment]
     SetPreferences: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.SetPreferencesRequest, _notify_service_pb2.SetPreferencesResponse]  # type: ignore[assignment]
-    ListNotifications: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListNotificationsRequest, _notify_service_pb2.ListNotificationsResponse]  # type: ignore[assignment]
+    """Replaces the preferences as a whole (send back what GetPreferences returned, changed). A
+    changed e-mail address or phone number is unverified again.
+    """
+    StartVerification: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.StartVerificationRequest, _notify_service_pb2.StartVerificationResponse]  # type: ignore[assignment]
+    """Sends a one-time code to the caller's e-mail address or phone number."""
+    ConfirmVerification: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ConfirmVerificationRequest, _notify_service_pb2.ConfirmVerificationResponse]  # type: ignore[assignment]
+    SendTestMessage: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.SendTestMessageRequest, _notify_service_pb2.SendTestMessageResponse]  # type: ignore[assignment]
+    """Sends a test message to the caller's verified contact point on that channel."""
+    ListMyNotifications: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListMyNotificationsRequest, _notify_service_pb2.ListMyNotificationsResponse]  # type: ignore[assignment]
+    """The caller's own notifications, newest first."""
+    ListDeliveries: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeliveriesRequest, _notify_service_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
+    """Every delivery (optionally one user's, or in some states), newest first."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.ListDeadLettersRequest, _notify_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """Deliveries that failed every try, newest first."""
+    RetryDeadLetter: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.RetryDeadLetterRequest, _notify_service_pb2.RetryDeadLetterResponse]  # type: ignore[assignment]
+    """Tries a dead letter again from its first try."""
+    Unsubscribe: _aio.UnaryUnaryMultiCallable[_notify_service_pb2.UnsubscribeRequest, _notify_service_pb2.UnsubscribeResponse]  # type: ignore[assignment]
+    """One-click unsubscribe: the signed token of a message's link or List-Unsubscribe header."""
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
-    """SMS and e-mail: outbid, lot starting, won, confirm, payment due, schedule digests.
-    Declared by the foundation; the notify issue implements it (until then: UNIMPLEMENTED).
+    """SMS and e-mail notices from the auction's events (docs/notify.md): outbid, reservation
+    confirmed, reserved lot starting soon, your lot is next, provisional win, won, penalties and
+    bans, registration decisions, payment due and overdue, closing soon, schedule digests.
+
+    Notify owns each user's contact points (verified before first use), locale, time zone and
+    preferences. Users act on their own preferences; site admins and services (the gateway at
+    sign-up, `gavel up`'s demo seeding) may name another user with `user_id`.
     """
+
+    @_abc_1.abstractmethod
+    def GetPreferences(
+        self,
+        request: _notify_service_pb2.GetPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.GetPreferencesResponse, _abc.Awaitable[_notify_service_pb2.GetPreferencesResponse]]: ...
 
     @_abc_1.abstractmethod
     def SetPreferences(
         self,
         request: _notify_service_pb2.SetPreferencesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_notify_service_pb2.SetPreferencesResponse, _abc.Awaitable[_notify_service_pb2.SetPreferencesResponse]]: ...
+    ) -> _typing.Union[_notify_service_pb2.SetPreferencesResponse, _abc.Awaitable[_notify_service_pb2.SetPreferencesResponse]]:
+        """Replaces the preferences as a whole (send back what GetPreferences returned, changed). A
+        changed e-mail address or phone number is unverified again.
+        """
 
     @_abc_1.abstractmethod
-    def ListNotifications(
+    def StartVerification(
         self,
-        request: _notify_service_pb2.ListNotificationsRequest,
+        request: _notify_service_pb2.StartVerificationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_notify_service_pb2.ListNotificationsResponse, _abc.Awaitable[_notify_service_pb2.ListNotificationsResponse]]: ...
+    ) -> _typing.Union[_notify_service_pb2.StartVerificationResponse, _abc.Awaitable[_notify_service_pb2.StartVerificationResponse]]:
+        """Sends a one-time code to the caller's e-mail address or phone number."""
+
+    @_abc_1.abstractmethod
+    def ConfirmVerification(
+        self,
+        request: _notify_service_pb2.ConfirmVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ConfirmVerificationResponse, _abc.Awaitable[_notify_service_pb2.ConfirmVerificationResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendTestMessage(
+        self,
+        request: _notify_service_pb2.SendTestMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.SendTestMessageResponse, _abc.Awaitable[_notify_service_pb2.SendTestMessageResponse]]:
+        """Sends a test message to the caller's verified contact point on that channel."""
+
+    @_abc_1.abstractmethod
+    def ListMyNotifications(
+        self,
+        request: _notify_service_pb2.ListMyNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ListMyNotificationsResponse, _abc.Awaitable[_notify_service_pb2.ListMyNotificationsResponse]]:
+        """The caller's own notifications, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListDeliveries(
+        self,
+        request: _notify_service_pb2.ListDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ListDeliveriesResponse, _abc.Awaitable[_notify_service_pb2.ListDeliveriesResponse]]:
+        """Every delivery (optionally one user's, or in some states), newest first."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _notify_service_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_notify_service_pb2.ListDeadLettersResponse]]:
+        """Deliveries that failed every try, newest first."""
+
+    @_abc_1.abstractmethod
+    def RetryDeadLetter(
+        self,
+        request: _notify_service_pb2.RetryDeadLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.RetryDeadLetterResponse, _abc.Awaitable[_notify_service_pb2.RetryDeadLetterResponse]]:
+        """Tries a dead letter again from its first try."""
+
+    @_abc_1.abstractmethod
+    def Unsubscribe(
+        self,
+        request: _notify_service_pb2.UnsubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_service_pb2.UnsubscribeResponse, _abc.Awaitable[_notify_service_pb2.UnsubscribeResponse]]:
+        """One-click unsubscribe: the signed token of a message's link or List-Unsubscribe header."""
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

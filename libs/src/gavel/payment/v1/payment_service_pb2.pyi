@@ -3,9 +3,14 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from gavel.common.v1 import money_pb2 as _money_pb2
+from gavel.common.v1 import paging_pb2 as _paging_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,8 +22,194 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TaxBase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaxBaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaxBase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TAX_BASE_UNSPECIFIED: _TaxBase.ValueType  # 0
+    TAX_BASE_PREMIUM: _TaxBase.ValueType  # 1
+    """Tax on the buyer's premium only."""
+    TAX_BASE_WHOLE: _TaxBase.ValueType  # 2
+    """Tax on hammer (after discount) plus premium."""
+
+class TaxBase(_TaxBase, metaclass=_TaxBaseEnumTypeWrapper): ...
+
+TAX_BASE_UNSPECIFIED: TaxBase.ValueType  # 0
+TAX_BASE_PREMIUM: TaxBase.ValueType  # 1
+"""Tax on the buyer's premium only."""
+TAX_BASE_WHOLE: TaxBase.ValueType  # 2
+"""Tax on hammer (after discount) plus premium."""
+Global___TaxBase: _TypeAlias = TaxBase  # noqa: Y015
+
+class _CreditScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CreditScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREDIT_SCOPE_UNSPECIFIED: _CreditScope.ValueType  # 0
+    CREDIT_SCOPE_PRODUCT: _CreditScope.ValueType  # 1
+    """Ticket credit is redeemable only on the product it was spent on."""
+    CREDIT_SCOPE_ANY: _CreditScope.ValueType  # 2
+    """On any invoice."""
+
+class CreditScope(_CreditScope, metaclass=_CreditScopeEnumTypeWrapper): ...
+
+CREDIT_SCOPE_UNSPECIFIED: CreditScope.ValueType  # 0
+CREDIT_SCOPE_PRODUCT: CreditScope.ValueType  # 1
+"""Ticket credit is redeemable only on the product it was spent on."""
+CREDIT_SCOPE_ANY: CreditScope.ValueType  # 2
+"""On any invoice."""
+Global___CreditScope: _TypeAlias = CreditScope  # noqa: Y015
+
+class _InvoiceStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InvoiceStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InvoiceStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INVOICE_STATUS_UNSPECIFIED: _InvoiceStatus.ValueType  # 0
+    INVOICE_STATUS_ISSUED: _InvoiceStatus.ValueType  # 1
+    INVOICE_STATUS_OVERDUE: _InvoiceStatus.ValueType  # 2
+    INVOICE_STATUS_PAID: _InvoiceStatus.ValueType  # 3
+
+class InvoiceStatus(_InvoiceStatus, metaclass=_InvoiceStatusEnumTypeWrapper): ...
+
+INVOICE_STATUS_UNSPECIFIED: InvoiceStatus.ValueType  # 0
+INVOICE_STATUS_ISSUED: InvoiceStatus.ValueType  # 1
+INVOICE_STATUS_OVERDUE: InvoiceStatus.ValueType  # 2
+INVOICE_STATUS_PAID: InvoiceStatus.ValueType  # 3
+Global___InvoiceStatus: _TypeAlias = InvoiceStatus  # noqa: Y015
+
+class _DocumentFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_FORMAT_UNSPECIFIED: _DocumentFormat.ValueType  # 0
+    DOCUMENT_FORMAT_HTML: _DocumentFormat.ValueType  # 1
+    DOCUMENT_FORMAT_PDF: _DocumentFormat.ValueType  # 2
+
+class DocumentFormat(_DocumentFormat, metaclass=_DocumentFormatEnumTypeWrapper): ...
+
+DOCUMENT_FORMAT_UNSPECIFIED: DocumentFormat.ValueType  # 0
+DOCUMENT_FORMAT_HTML: DocumentFormat.ValueType  # 1
+DOCUMENT_FORMAT_PDF: DocumentFormat.ValueType  # 2
+Global___DocumentFormat: _TypeAlias = DocumentFormat  # noqa: Y015
+
+class _PaymentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_STATUS_UNSPECIFIED: _PaymentStatus.ValueType  # 0
+    PAYMENT_STATUS_PENDING: _PaymentStatus.ValueType  # 1
+    """Sent to the provider; its answer is not known yet (or the call timed out: it is asked again)."""
+    PAYMENT_STATUS_REQUIRES_ACTION: _PaymentStatus.ValueType  # 2
+    """The card holder must confirm on the provider's page (action_url)."""
+    PAYMENT_STATUS_AUTHORIZED: _PaymentStatus.ValueType  # 3
+    PAYMENT_STATUS_CAPTURED: _PaymentStatus.ValueType  # 4
+    PAYMENT_STATUS_FAILED: _PaymentStatus.ValueType  # 5
+    PAYMENT_STATUS_VOIDED: _PaymentStatus.ValueType  # 6
+
+class PaymentStatus(_PaymentStatus, metaclass=_PaymentStatusEnumTypeWrapper): ...
+
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus.ValueType  # 0
+PAYMENT_STATUS_PENDING: PaymentStatus.ValueType  # 1
+"""Sent to the provider; its answer is not known yet (or the call timed out: it is asked again)."""
+PAYMENT_STATUS_REQUIRES_ACTION: PaymentStatus.ValueType  # 2
+"""The card holder must confirm on the provider's page (action_url)."""
+PAYMENT_STATUS_AUTHORIZED: PaymentStatus.ValueType  # 3
+PAYMENT_STATUS_CAPTURED: PaymentStatus.ValueType  # 4
+PAYMENT_STATUS_FAILED: PaymentStatus.ValueType  # 5
+PAYMENT_STATUS_VOIDED: PaymentStatus.ValueType  # 6
+Global___PaymentStatus: _TypeAlias = PaymentStatus  # noqa: Y015
+
+class _PaymentPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_PURPOSE_UNSPECIFIED: _PaymentPurpose.ValueType  # 0
+    PAYMENT_PURPOSE_INVOICE: _PaymentPurpose.ValueType  # 1
+    PAYMENT_PURPOSE_DEPOSIT: _PaymentPurpose.ValueType  # 2
+    PAYMENT_PURPOSE_TICKETS: _PaymentPurpose.ValueType  # 3
+
+class PaymentPurpose(_PaymentPurpose, metaclass=_PaymentPurposeEnumTypeWrapper): ...
+
+PAYMENT_PURPOSE_UNSPECIFIED: PaymentPurpose.ValueType  # 0
+PAYMENT_PURPOSE_INVOICE: PaymentPurpose.ValueType  # 1
+PAYMENT_PURPOSE_DEPOSIT: PaymentPurpose.ValueType  # 2
+PAYMENT_PURPOSE_TICKETS: PaymentPurpose.ValueType  # 3
+Global___PaymentPurpose: _TypeAlias = PaymentPurpose  # noqa: Y015
+
 @_typing.final
-class GetBidderStandingRequest(_message.Message):
+class GetEligibilityRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    """Empty: only the global ban."""
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEligibilityRequest: _TypeAlias = GetEligibilityRequest  # noqa: Y015
+
+@_typing.final
+class GetEligibilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANNED_FIELD_NUMBER: _builtins.int
+    BAN_REASON_FIELD_NUMBER: _builtins.int
+    BUYING_POWER_FIELD_NUMBER: _builtins.int
+    DEPOSIT_HELD_FIELD_NUMBER: _builtins.int
+    STRIKES_FIELD_NUMBER: _builtins.int
+    banned: _builtins.bool
+    ban_reason: _builtins.str
+    strikes: _builtins.int
+    @_builtins.property
+    def buying_power(self) -> _money_pb2.Money:
+        """Unset: no limit from payment for the sale."""
+
+    @_builtins.property
+    def deposit_held(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        banned: _builtins.bool = ...,
+        ban_reason: _builtins.str = ...,
+        buying_power: _money_pb2.Money | None = ...,
+        deposit_held: _money_pb2.Money | None = ...,
+        strikes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buying_power", b"buying_power", "deposit_held", b"deposit_held"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_reason", b"ban_reason", "banned", b"banned", "buying_power", b"buying_power", "deposit_held", b"deposit_held", "strikes", b"strikes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEligibilityResponse: _TypeAlias = GetEligibilityResponse  # noqa: Y015
+
+@_typing.final
+class HasVerifiedDepositRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BIDDER_ID_FIELD_NUMBER: _builtins.int
@@ -37,34 +228,296 @@ class GetBidderStandingRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetBidderStandingRequest: _TypeAlias = GetBidderStandingRequest  # noqa: Y015
+Global___HasVerifiedDepositRequest: _TypeAlias = HasVerifiedDepositRequest  # noqa: Y015
 
 @_typing.final
-class GetBidderStandingResponse(_message.Message):
+class HasVerifiedDepositResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    BANNED_FIELD_NUMBER: _builtins.int
-    BID_LIMIT_FIELD_NUMBER: _builtins.int
-    DEPOSIT_FIELD_NUMBER: _builtins.int
-    banned: _builtins.bool
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    DEPOSIT_HELD_FIELD_NUMBER: _builtins.int
+    verified: _builtins.bool
     @_builtins.property
-    def bid_limit(self) -> _money_pb2.Money: ...
-    @_builtins.property
-    def deposit(self) -> _money_pb2.Money: ...
+    def deposit_held(self) -> _money_pb2.Money: ...
     def __init__(
         self,
         *,
-        banned: _builtins.bool = ...,
-        bid_limit: _money_pb2.Money | None = ...,
-        deposit: _money_pb2.Money | None = ...,
+        verified: _builtins.bool = ...,
+        deposit_held: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bid_limit", b"bid_limit", "deposit", b"deposit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit_held", b"deposit_held"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned", b"banned", "bid_limit", b"bid_limit", "deposit", b"deposit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_held", b"deposit_held", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetBidderStandingResponse: _TypeAlias = GetBidderStandingResponse  # noqa: Y015
+Global___HasVerifiedDepositResponse: _TypeAlias = HasVerifiedDepositResponse  # noqa: Y015
+
+@_typing.final
+class PremiumBand(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_MINOR_FIELD_NUMBER: _builtins.int
+    BP_FIELD_NUMBER: _builtins.int
+    from_minor: _builtins.int
+    """The band covers the (discounted) hammer price from this amount up to the next band's start."""
+    bp: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_minor: _builtins.int = ...,
+        bp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bp", b"bp", "from_minor", b"from_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PremiumBand: _TypeAlias = PremiumBand  # noqa: Y015
+
+@_typing.final
+class SaleTerms(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PREMIUM_BANDS_FIELD_NUMBER: _builtins.int
+    TAX_BP_FIELD_NUMBER: _builtins.int
+    TAX_BASE_FIELD_NUMBER: _builtins.int
+    COMMISSION_BP_FIELD_NUMBER: _builtins.int
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    BUYING_POWER_BP_FIELD_NUMBER: _builtins.int
+    PENALTY_FEE_FIELD_NUMBER: _builtins.int
+    PENALTY_FEE_BP_FIELD_NUMBER: _builtins.int
+    PAYMENT_DUE_DAYS_FIELD_NUMBER: _builtins.int
+    CREDIT_SCOPE_FIELD_NUMBER: _builtins.int
+    FROZEN_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    currency: _builtins.str
+    """ISO 4217: the currency of the deposit and the amounts below."""
+    tax_bp: _builtins.int
+    tax_base: Global___TaxBase.ValueType
+    commission_bp: _builtins.int
+    """Seller's commission on the (discounted) hammer."""
+    buying_power_bp: _builtins.int
+    """Buying power = deposit x buying_power_bp / 10,000 (e.g. 100000 = 10x)."""
+    penalty_fee_bp: _builtins.int
+    payment_due_days: _builtins.int
+    credit_scope: Global___CreditScope.ValueType
+    frozen: _builtins.bool
+    """Output only: terms are frozen once the sale's first invoice is issued."""
+    @_builtins.property
+    def premium_bands(self) -> _containers.RepeatedCompositeFieldContainer[Global___PremiumBand]: ...
+    @_builtins.property
+    def deposit(self) -> _money_pb2.Money:
+        """The deposit a bidder is asked for (0: none)."""
+
+    @_builtins.property
+    def penalty_fee(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        premium_bands: _abc.Iterable[Global___PremiumBand] | None = ...,
+        tax_bp: _builtins.int = ...,
+        tax_base: Global___TaxBase.ValueType = ...,
+        commission_bp: _builtins.int = ...,
+        deposit: _money_pb2.Money | None = ...,
+        buying_power_bp: _builtins.int = ...,
+        penalty_fee: _money_pb2.Money | None = ...,
+        penalty_fee_bp: _builtins.int = ...,
+        payment_due_days: _builtins.int = ...,
+        credit_scope: Global___CreditScope.ValueType = ...,
+        frozen: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit", "penalty_fee", b"penalty_fee"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buying_power_bp", b"buying_power_bp", "commission_bp", b"commission_bp", "credit_scope", b"credit_scope", "currency", b"currency", "deposit", b"deposit", "frozen", b"frozen", "payment_due_days", b"payment_due_days", "penalty_fee", b"penalty_fee", "penalty_fee_bp", b"penalty_fee_bp", "premium_bands", b"premium_bands", "sale_id", b"sale_id", "tax_base", b"tax_base", "tax_bp", b"tax_bp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaleTerms: _TypeAlias = SaleTerms  # noqa: Y015
+
+@_typing.final
+class SetSaleTermsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def terms(self) -> Global___SaleTerms: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        terms: Global___SaleTerms | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSaleTermsRequest: _TypeAlias = SetSaleTermsRequest  # noqa: Y015
+
+@_typing.final
+class SetSaleTermsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def terms(self) -> Global___SaleTerms: ...
+    def __init__(
+        self,
+        *,
+        terms: Global___SaleTerms | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSaleTermsResponse: _TypeAlias = SetSaleTermsResponse  # noqa: Y015
+
+@_typing.final
+class GetSaleTermsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSaleTermsRequest: _TypeAlias = GetSaleTermsRequest  # noqa: Y015
+
+@_typing.final
+class GetSaleTermsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMS_FIELD_NUMBER: _builtins.int
+    SET_FIELD_NUMBER: _builtins.int
+    set: _builtins.bool
+    """False: the sale has no terms of its own (lots use the catalog's flat premium and tax)."""
+    @_builtins.property
+    def terms(self) -> Global___SaleTerms: ...
+    def __init__(
+        self,
+        *,
+        terms: Global___SaleTerms | None = ...,
+        set: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["set", b"set", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSaleTermsResponse: _TypeAlias = GetSaleTermsResponse  # noqa: Y015
+
+@_typing.final
+class Invoice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SELLER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    HAMMER_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
+    PREMIUM_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    DEPOSIT_APPLIED_FIELD_NUMBER: _builtins.int
+    CREDIT_APPLIED_FIELD_NUMBER: _builtins.int
+    BALANCE_DUE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    PAID_AT_FIELD_NUMBER: _builtins.int
+    PAID_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    number: _builtins.str
+    """Human-readable: INV-<year>-<sequence>."""
+    bidder_id: _builtins.str
+    seller_id: _builtins.str
+    sale_id: _builtins.str
+    lot_id: _builtins.str
+    product_id: _builtins.str
+    status: Global___InvoiceStatus.ValueType
+    paid_by: _builtins.str
+    """card, bank_transfer, funds."""
+    @_builtins.property
+    def hammer(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def discount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def premium(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def tax(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """hammer - discount + premium + tax."""
+
+    @_builtins.property
+    def deposit_applied(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def credit_applied(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def balance_due(self) -> _money_pb2.Money:
+        """What is left to pay now (from the ledger)."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def paid_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        number: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        seller_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        hammer: _money_pb2.Money | None = ...,
+        discount: _money_pb2.Money | None = ...,
+        premium: _money_pb2.Money | None = ...,
+        tax: _money_pb2.Money | None = ...,
+        total: _money_pb2.Money | None = ...,
+        deposit_applied: _money_pb2.Money | None = ...,
+        credit_applied: _money_pb2.Money | None = ...,
+        balance_due: _money_pb2.Money | None = ...,
+        status: Global___InvoiceStatus.ValueType = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        paid_at: _timestamp_pb2.Timestamp | None = ...,
+        paid_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_due", b"balance_due", "credit_applied", b"credit_applied", "deposit_applied", b"deposit_applied", "discount", b"discount", "due_at", b"due_at", "hammer", b"hammer", "issued_at", b"issued_at", "paid_at", b"paid_at", "premium", b"premium", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_due", b"balance_due", "bidder_id", b"bidder_id", "credit_applied", b"credit_applied", "deposit_applied", b"deposit_applied", "discount", b"discount", "due_at", b"due_at", "hammer", b"hammer", "id", b"id", "issued_at", b"issued_at", "lot_id", b"lot_id", "number", b"number", "paid_at", b"paid_at", "paid_by", b"paid_by", "premium", b"premium", "product_id", b"product_id", "sale_id", b"sale_id", "seller_id", b"seller_id", "status", b"status", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Invoice: _TypeAlias = Invoice  # noqa: Y015
 
 @_typing.final
 class GetInvoiceRequest(_message.Message):
@@ -89,24 +542,1573 @@ Global___GetInvoiceRequest: _TypeAlias = GetInvoiceRequest  # noqa: Y015
 class GetInvoiceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    INVOICE_ID_FIELD_NUMBER: _builtins.int
-    TOTAL_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    invoice_id: _builtins.str
-    status: _builtins.str
+    INVOICE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def total(self) -> _money_pb2.Money: ...
+    def invoice(self) -> Global___Invoice: ...
     def __init__(
         self,
         *,
-        invoice_id: _builtins.str = ...,
-        total: _money_pb2.Money | None = ...,
-        status: _builtins.str = ...,
+        invoice: Global___Invoice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "status", b"status", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInvoiceResponse: _TypeAlias = GetInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class ListInvoicesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    """Bidders: empty or their own id. Admins: any bidder, or empty for all."""
+    sale_id: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___InvoiceStatus.ValueType]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___InvoiceStatus.ValueType] | None = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "page", b"page", "sale_id", b"sale_id", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvoicesRequest: _TypeAlias = ListInvoicesRequest  # noqa: Y015
+
+@_typing.final
+class ListInvoicesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        invoices: _abc.Iterable[Global___Invoice] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoices", b"invoices", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvoicesResponse: _TypeAlias = ListInvoicesResponse  # noqa: Y015
+
+@_typing.final
+class RenderInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    format: Global___DocumentFormat.ValueType
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        format: Global___DocumentFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "invoice_id", b"invoice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderInvoiceRequest: _TypeAlias = RenderInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class RenderInvoiceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    content_type: _builtins.str
+    content: _builtins.bytes
+    filename: _builtins.str
+    def __init__(
+        self,
+        *,
+        content_type: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "filename", b"filename"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderInvoiceResponse: _TypeAlias = RenderInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class Payment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTION_URL_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    purpose: Global___PaymentPurpose.ValueType
+    target_id: _builtins.str
+    """The invoice id, the sale id (deposit) or the pack id (tickets)."""
+    bidder_id: _builtins.str
+    status: Global___PaymentStatus.ValueType
+    action_url: _builtins.str
+    """Set while REQUIRES_ACTION: where the card holder confirms."""
+    failure_reason: _builtins.str
+    """declined, insufficient_funds, authentication_failed, …"""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def refunded(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        purpose: Global___PaymentPurpose.ValueType = ...,
+        target_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        status: Global___PaymentStatus.ValueType = ...,
+        action_url: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        refunded: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "refunded", b"refunded", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_url", b"action_url", "amount", b"amount", "bidder_id", b"bidder_id", "created_at", b"created_at", "failure_reason", b"failure_reason", "id", b"id", "purpose", b"purpose", "refunded", b"refunded", "status", b"status", "target_id", b"target_id", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Payment: _TypeAlias = Payment  # noqa: Y015
+
+@_typing.final
+class PayInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    invoice_id: _builtins.str
+    payment_method: _builtins.str
+    """The provider's card token (the sandbox takes its test card numbers)."""
+    return_url: _builtins.str
+    """Where the provider sends the card holder back after a confirmation page."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "payment_method", b"payment_method", "request_id", b"request_id", "return_url", b"return_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayInvoiceRequest: _TypeAlias = PayInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class PayInvoiceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    INVOICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___Payment: ...
+    @_builtins.property
+    def invoice(self) -> Global___Invoice: ...
+    def __init__(
+        self,
+        *,
+        payment: Global___Payment | None = ...,
+        invoice: Global___Invoice | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayInvoiceResponse: _TypeAlias = PayInvoiceResponse  # noqa: Y015
+
+@_typing.final
+class MarkInvoicePaidRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    invoice_id: _builtins.str
+    reference: _builtins.str
+    """The bank transfer's reference."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "reference", b"reference", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInvoicePaidRequest: _TypeAlias = MarkInvoicePaidRequest  # noqa: Y015
+
+@_typing.final
+class MarkInvoicePaidResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invoice(self) -> Global___Invoice: ...
+    def __init__(
+        self,
+        *,
+        invoice: Global___Invoice | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkInvoicePaidResponse: _TypeAlias = MarkInvoicePaidResponse  # noqa: Y015
+
+@_typing.final
+class GetPaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_id", b"payment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentRequest: _TypeAlias = GetPaymentRequest  # noqa: Y015
+
+@_typing.final
+class GetPaymentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___Payment: ...
+    def __init__(
+        self,
+        *,
+        payment: Global___Payment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentResponse: _TypeAlias = GetPaymentResponse  # noqa: Y015
+
+@_typing.final
+class ListPaymentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    target_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "page", b"page", "target_id", b"target_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPaymentsRequest: _TypeAlias = ListPaymentsRequest  # noqa: Y015
+
+@_typing.final
+class ListPaymentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Payment]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        payments: _abc.Iterable[Global___Payment] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "payments", b"payments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPaymentsResponse: _TypeAlias = ListPaymentsResponse  # noqa: Y015
+
+@_typing.final
+class HandleProviderWebhookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    signature: _builtins.str
+    """The provider's signature header (t=<unix seconds>,v1=<hex HMAC-SHA256>)."""
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HandleProviderWebhookRequest: _TypeAlias = HandleProviderWebhookRequest  # noqa: Y015
+
+@_typing.final
+class HandleProviderWebhookResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """False: a replay or an older version of what is known (no effect)."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HandleProviderWebhookResponse: _TypeAlias = HandleProviderWebhookResponse  # noqa: Y015
+
+@_typing.final
+class Deposit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    BUYING_POWER_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    FORFEITED_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    released: _builtins.bool
+    @_builtins.property
+    def held(self) -> _money_pb2.Money:
+        """What the bidder holds for the sale now."""
+
+    @_builtins.property
+    def buying_power(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def applied(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def forfeited(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def refunded(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        held: _money_pb2.Money | None = ...,
+        buying_power: _money_pb2.Money | None = ...,
+        applied: _money_pb2.Money | None = ...,
+        forfeited: _money_pb2.Money | None = ...,
+        refunded: _money_pb2.Money | None = ...,
+        released: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "buying_power", b"buying_power", "forfeited", b"forfeited", "held", b"held", "refunded", b"refunded"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "bidder_id", b"bidder_id", "buying_power", b"buying_power", "forfeited", b"forfeited", "held", b"held", "refunded", b"refunded", "released", b"released", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Deposit: _TypeAlias = Deposit  # noqa: Y015
+
+@_typing.final
+class PlaceDepositRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    sale_id: _builtins.str
+    payment_method: _builtins.str
+    return_url: _builtins.str
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Empty: the sale's terms' deposit."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        payment_method: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payment_method", b"payment_method", "request_id", b"request_id", "return_url", b"return_url", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceDepositRequest: _TypeAlias = PlaceDepositRequest  # noqa: Y015
+
+@_typing.final
+class PlaceDepositResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___Payment: ...
+    @_builtins.property
+    def deposit(self) -> Global___Deposit: ...
+    def __init__(
+        self,
+        *,
+        payment: Global___Payment | None = ...,
+        deposit: Global___Deposit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit", "payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit", "payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceDepositResponse: _TypeAlias = PlaceDepositResponse  # noqa: Y015
+
+@_typing.final
+class ListDepositsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDepositsRequest: _TypeAlias = ListDepositsRequest  # noqa: Y015
+
+@_typing.final
+class ListDepositsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPOSITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deposits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Deposit]: ...
+    def __init__(
+        self,
+        *,
+        deposits: _abc.Iterable[Global___Deposit] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposits", b"deposits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDepositsResponse: _TypeAlias = ListDepositsResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseDepositsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    sale_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseDepositsRequest: _TypeAlias = ReleaseDepositsRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseDepositsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_FIELD_NUMBER: _builtins.int
+    released: _builtins.int
+    """How many deposits were refunded."""
+    def __init__(
+        self,
+        *,
+        released: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseDepositsResponse: _TypeAlias = ReleaseDepositsResponse  # noqa: Y015
+
+@_typing.final
+class Penalty(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FROM_DEPOSIT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    REVERSED_AT_FIELD_NUMBER: _builtins.int
+    REVERSED_BY_FIELD_NUMBER: _builtins.int
+    REVERSAL_REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    lot_id: _builtins.str
+    reason: _builtins.str
+    """confirmation_timeout, confirmation_declined, non_payment."""
+    cause: _builtins.str
+    """The room event or invoice that caused it."""
+    reversed_by: _builtins.str
+    reversal_reason: _builtins.str
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def from_deposit(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reversed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        from_deposit: _money_pb2.Money | None = ...,
+        reason: _builtins.str = ...,
+        cause: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        reversed_at: _timestamp_pb2.Timestamp | None = ...,
+        reversed_by: _builtins.str = ...,
+        reversal_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "from_deposit", b"from_deposit", "reversed_at", b"reversed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bidder_id", b"bidder_id", "cause", b"cause", "created_at", b"created_at", "from_deposit", b"from_deposit", "id", b"id", "lot_id", b"lot_id", "reason", b"reason", "reversal_reason", b"reversal_reason", "reversed_at", b"reversed_at", "reversed_by", b"reversed_by", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Penalty: _TypeAlias = Penalty  # noqa: Y015
+
+@_typing.final
+class ListPenaltiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPenaltiesRequest: _TypeAlias = ListPenaltiesRequest  # noqa: Y015
+
+@_typing.final
+class ListPenaltiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENALTIES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    STRIKES_FIELD_NUMBER: _builtins.int
+    strikes: _builtins.int
+    """The bidder's strikes counting now (when bidder_id is set)."""
+    @_builtins.property
+    def penalties(self) -> _containers.RepeatedCompositeFieldContainer[Global___Penalty]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        penalties: _abc.Iterable[Global___Penalty] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+        strikes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "penalties", b"penalties", "strikes", b"strikes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPenaltiesResponse: _TypeAlias = ListPenaltiesResponse  # noqa: Y015
+
+@_typing.final
+class ReversePenaltyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PENALTY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    penalty_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        penalty_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["penalty_id", b"penalty_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReversePenaltyRequest: _TypeAlias = ReversePenaltyRequest  # noqa: Y015
+
+@_typing.final
+class ReversePenaltyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENALTY_FIELD_NUMBER: _builtins.int
+    STRIKES_FIELD_NUMBER: _builtins.int
+    strikes: _builtins.int
+    @_builtins.property
+    def penalty(self) -> Global___Penalty: ...
+    def __init__(
+        self,
+        *,
+        penalty: Global___Penalty | None = ...,
+        strikes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["penalty", b"penalty"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["penalty", b"penalty", "strikes", b"strikes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReversePenaltyResponse: _TypeAlias = ReversePenaltyResponse  # noqa: Y015
+
+@_typing.final
+class Ban(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    BANNED_AT_FIELD_NUMBER: _builtins.int
+    BANNED_BY_FIELD_NUMBER: _builtins.int
+    LIFTED_AT_FIELD_NUMBER: _builtins.int
+    LIFTED_BY_FIELD_NUMBER: _builtins.int
+    LIFT_REASON_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    """Empty: every sale."""
+    reason: _builtins.str
+    source: _builtins.str
+    """strikes or admin."""
+    banned_by: _builtins.str
+    lifted_by: _builtins.str
+    lift_reason: _builtins.str
+    @_builtins.property
+    def banned_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lifted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        source: _builtins.str = ...,
+        banned_at: _timestamp_pb2.Timestamp | None = ...,
+        banned_by: _builtins.str = ...,
+        lifted_at: _timestamp_pb2.Timestamp | None = ...,
+        lifted_by: _builtins.str = ...,
+        lift_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["banned_at", b"banned_at", "lifted_at", b"lifted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_at", b"banned_at", "banned_by", b"banned_by", "bidder_id", b"bidder_id", "lift_reason", b"lift_reason", "lifted_at", b"lifted_at", "lifted_by", b"lifted_by", "reason", b"reason", "sale_id", b"sale_id", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ban: _TypeAlias = Ban  # noqa: Y015
+
+@_typing.final
+class BanBidderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "reason", b"reason", "request_id", b"request_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanBidderRequest: _TypeAlias = BanBidderRequest  # noqa: Y015
+
+@_typing.final
+class BanBidderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ban(self) -> Global___Ban: ...
+    def __init__(
+        self,
+        *,
+        ban: Global___Ban | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban", b"ban"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban", b"ban"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BanBidderResponse: _TypeAlias = BanBidderResponse  # noqa: Y015
+
+@_typing.final
+class LiftBanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "reason", b"reason", "request_id", b"request_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftBanRequest: _TypeAlias = LiftBanRequest  # noqa: Y015
+
+@_typing.final
+class LiftBanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ban(self) -> Global___Ban: ...
+    def __init__(
+        self,
+        *,
+        ban: Global___Ban | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban", b"ban"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban", b"ban"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftBanResponse: _TypeAlias = LiftBanResponse  # noqa: Y015
+
+@_typing.final
+class ListBansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_ONLY_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    active_only: _builtins.bool
+    """Only bans in force."""
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+        active_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_only", b"active_only", "bidder_id", b"bidder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBansRequest: _TypeAlias = ListBansRequest  # noqa: Y015
+
+@_typing.final
+class ListBansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ban]: ...
+    def __init__(
+        self,
+        *,
+        bans: _abc.Iterable[Global___Ban] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBansResponse: _TypeAlias = ListBansResponse  # noqa: Y015
+
+@_typing.final
+class TicketPack(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tickets: _builtins.int
+    active: _builtins.bool
+    @_builtins.property
+    def unit_price(self) -> _money_pb2.Money:
+        """The price of one ticket; the pack costs tickets x unit_price."""
+
+    @_builtins.property
+    def price(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tickets: _builtins.int = ...,
+        unit_price: _money_pb2.Money | None = ...,
+        price: _money_pb2.Money | None = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "unit_price", b"unit_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "id", b"id", "price", b"price", "tickets", b"tickets", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketPack: _TypeAlias = TicketPack  # noqa: Y015
+
+@_typing.final
+class DefineTicketPackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PACK_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def pack(self) -> Global___TicketPack: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        pack: Global___TicketPack | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pack", b"pack"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pack", b"pack", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DefineTicketPackRequest: _TypeAlias = DefineTicketPackRequest  # noqa: Y015
+
+@_typing.final
+class DefineTicketPackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pack(self) -> Global___TicketPack: ...
+    def __init__(
+        self,
+        *,
+        pack: Global___TicketPack | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pack", b"pack"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pack", b"pack"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DefineTicketPackResponse: _TypeAlias = DefineTicketPackResponse  # noqa: Y015
+
+@_typing.final
+class ListTicketPacksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTicketPacksRequest: _TypeAlias = ListTicketPacksRequest  # noqa: Y015
+
+@_typing.final
+class ListTicketPacksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def packs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TicketPack]: ...
+    def __init__(
+        self,
+        *,
+        packs: _abc.Iterable[Global___TicketPack] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packs", b"packs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTicketPacksResponse: _TypeAlias = ListTicketPacksResponse  # noqa: Y015
+
+@_typing.final
+class BuyTicketPackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PACK_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    pack_id: _builtins.str
+    payment_method: _builtins.str
+    return_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        pack_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pack_id", b"pack_id", "payment_method", b"payment_method", "request_id", b"request_id", "return_url", b"return_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyTicketPackRequest: _TypeAlias = BuyTicketPackRequest  # noqa: Y015
+
+@_typing.final
+class BuyTicketPackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___Payment: ...
+    def __init__(
+        self,
+        *,
+        payment: Global___Payment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyTicketPackResponse: _TypeAlias = BuyTicketPackResponse  # noqa: Y015
+
+@_typing.final
+class ConsumeBidTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The bid's id: one ticket per bid, however often it is retried."""
+    bidder_id: _builtins.str
+    sale_id: _builtins.str
+    lot_id: _builtins.str
+    product_id: _builtins.str
+    currency: _builtins.str
+    """The lot's currency: tickets bought in it are spent."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "currency", b"currency", "lot_id", b"lot_id", "product_id", b"product_id", "request_id", b"request_id", "sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsumeBidTicketRequest: _TypeAlias = ConsumeBidTicketRequest  # noqa: Y015
+
+@_typing.final
+class ConsumeBidTicketResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKETS_LEFT_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    tickets_left: _builtins.int
+    @_builtins.property
+    def value(self) -> _money_pb2.Money:
+        """What the ticket was worth."""
+
+    def __init__(
+        self,
+        *,
+        tickets_left: _builtins.int = ...,
+        value: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tickets_left", b"tickets_left", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsumeBidTicketResponse: _TypeAlias = ConsumeBidTicketResponse  # noqa: Y015
+
+@_typing.final
+class SettleLotTicketsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    WINNER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    winner_id: _builtins.str
+    """Empty: nobody won."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        winner_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "request_id", b"request_id", "winner_id", b"winner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleLotTicketsRequest: _TypeAlias = SettleLotTicketsRequest  # noqa: Y015
+
+@_typing.final
+class SettleLotTicketsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDITED_FIELD_NUMBER: _builtins.int
+    credited: _builtins.int
+    """How many bidders' spend turned into credit."""
+    def __init__(
+        self,
+        *,
+        credited: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited", b"credited"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleLotTicketsResponse: _TypeAlias = SettleLotTicketsResponse  # noqa: Y015
+
+@_typing.final
+class RefundTicketsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    TICKETS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    currency: _builtins.str
+    tickets: _builtins.int
+    """0: every unspent ticket in the currency."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        tickets: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "request_id", b"request_id", "tickets", b"tickets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundTicketsRequest: _TypeAlias = RefundTicketsRequest  # noqa: Y015
+
+@_typing.final
+class RefundTicketsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    refunded: _builtins.int
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        refunded: _builtins.int = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "refunded", b"refunded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundTicketsResponse: _TypeAlias = RefundTicketsResponse  # noqa: Y015
+
+@_typing.final
+class Balance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """cash, deposit, ticket_funds, tickets, ticket_spend, credit, penalties_owed."""
+    scope: _builtins.str
+    """The sale (deposit), lot (ticket_spend) or product / "*" (credit)."""
+    @_builtins.property
+    def balance(self) -> _money_pb2.Money:
+        """For tickets: amount_minor is a count and currency is TICKETS:<ISO>."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        balance: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "kind", b"kind", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Balance: _TypeAlias = Balance  # noqa: Y015
+
+@_typing.final
+class GetWalletRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    bidder_id: _builtins.str
+    """Bidders: empty or their own id."""
+    def __init__(
+        self,
+        *,
+        bidder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletRequest: _TypeAlias = GetWalletRequest  # noqa: Y015
+
+@_typing.final
+class GetWalletResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___Balance]: ...
+    def __init__(
+        self,
+        *,
+        balances: _abc.Iterable[Global___Balance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalletResponse: _TypeAlias = GetWalletResponse  # noqa: Y015
+
+@_typing.final
+class SettlementLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    HAMMER_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    lot_id: _builtins.str
+    buyer_id: _builtins.str
+    paid: _builtins.bool
+    """Paid by the buyer (counted in the settlement) or still open (pending)."""
+    @_builtins.property
+    def hammer(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def commission(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def net(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        invoice_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        buyer_id: _builtins.str = ...,
+        hammer: _money_pb2.Money | None = ...,
+        commission: _money_pb2.Money | None = ...,
+        net: _money_pb2.Money | None = ...,
+        paid: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commission", b"commission", "hammer", b"hammer", "net", b"net"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "commission", b"commission", "hammer", b"hammer", "invoice_id", b"invoice_id", "lot_id", b"lot_id", "net", b"net", "paid", b"paid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementLine: _TypeAlias = SettlementLine  # noqa: Y015
+
+@_typing.final
+class GetSettlementStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELLER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    seller_id: _builtins.str
+    """Sellers: empty or their own id."""
+    sale_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        seller_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sale_id", b"sale_id", "seller_id", b"seller_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementStatementRequest: _TypeAlias = GetSettlementStatementRequest  # noqa: Y015
+
+@_typing.final
+class GetSettlementStatementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELLER_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
+    seller_id: _builtins.str
+    sale_id: _builtins.str
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementLine]: ...
+    @_builtins.property
+    def settled(self) -> _money_pb2.Money:
+        """Net of commission, over paid lines."""
+
+    @_builtins.property
+    def pending(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def commission(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        seller_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___SettlementLine] | None = ...,
+        settled: _money_pb2.Money | None = ...,
+        pending: _money_pb2.Money | None = ...,
+        commission: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commission", b"commission", "pending", b"pending", "settled", b"settled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commission", b"commission", "lines", b"lines", "pending", b"pending", "sale_id", b"sale_id", "seller_id", b"seller_id", "settled", b"settled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementStatementResponse: _TypeAlias = GetSettlementStatementResponse  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerRequest: _TypeAlias = VerifyLedgerRequest  # noqa: Y015
+
+@_typing.final
+class VerifyLedgerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    MISMATCHED_ACCOUNTS_FIELD_NUMBER: _builtins.int
+    UNBALANCED_TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_PAST_FLOOR_FIELD_NUMBER: _builtins.int
+    accounts: _builtins.int
+    transactions: _builtins.int
+    @_builtins.property
+    def mismatched_accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accounts whose stored balance differs from the sum of their entries."""
+
+    @_builtins.property
+    def unbalanced_transactions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Transactions whose entries do not sum to zero per currency."""
+
+    @_builtins.property
+    def accounts_past_floor(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accounts beyond their floor."""
+
+    def __init__(
+        self,
+        *,
+        accounts: _builtins.int = ...,
+        transactions: _builtins.int = ...,
+        mismatched_accounts: _abc.Iterable[_builtins.str] | None = ...,
+        unbalanced_transactions: _abc.Iterable[_builtins.str] | None = ...,
+        accounts_past_floor: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "accounts_past_floor", b"accounts_past_floor", "mismatched_accounts", b"mismatched_accounts", "transactions", b"transactions", "unbalanced_transactions", b"unbalanced_transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyLedgerResponse: _TypeAlias = VerifyLedgerResponse  # noqa: Y015
+
+@_typing.final
+class LedgerEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    kind: _builtins.str
+    cause: _builtins.str
+    """What caused it: invoice:<id>, charge:<id>, room:<event id>, penalty:<id>, admin:<user>, …"""
+    account: _builtins.str
+    amount_minor: _builtins.int
+    currency: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        cause: _builtins.str = ...,
+        account: _builtins.str = ...,
+        amount_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount_minor", b"amount_minor", "cause", b"cause", "created_at", b"created_at", "currency", b"currency", "kind", b"kind", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LedgerEntry: _TypeAlias = LedgerEntry  # noqa: Y015
+
+@_typing.final
+class ListLedgerEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_PREFIX_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    account_prefix: _builtins.str
+    """An account id, or a prefix of one ("bidder|u1|")."""
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        account_prefix: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_prefix", b"account_prefix", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLedgerEntriesRequest: _TypeAlias = ListLedgerEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListLedgerEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LedgerEntry]: ...
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LedgerEntry] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLedgerEntriesResponse: _TypeAlias = ListLedgerEntriesResponse  # noqa: Y015

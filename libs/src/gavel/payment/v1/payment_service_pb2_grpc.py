@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class PaymentServiceStub:
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
     def __init__(self, channel):
@@ -36,30 +38,360 @@ class PaymentServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.GetBidderStanding = channel.unary_unary(
-                '/gavel.payment.v1.PaymentService/GetBidderStanding',
-                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingRequest.SerializeToString,
-                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingResponse.FromString,
+        self.GetEligibility = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/GetEligibility',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityResponse.FromString,
+                _registered_method=True)
+        self.HasVerifiedDeposit = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/HasVerifiedDeposit',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositResponse.FromString,
+                _registered_method=True)
+        self.SetSaleTerms = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/SetSaleTerms',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsResponse.FromString,
+                _registered_method=True)
+        self.GetSaleTerms = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/GetSaleTerms',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsResponse.FromString,
                 _registered_method=True)
         self.GetInvoice = channel.unary_unary(
                 '/gavel.payment.v1.PaymentService/GetInvoice',
                 request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceRequest.SerializeToString,
                 response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceResponse.FromString,
                 _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListInvoices',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
+        self.RenderInvoice = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/RenderInvoice',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceResponse.FromString,
+                _registered_method=True)
+        self.PayInvoice = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/PayInvoice',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceResponse.FromString,
+                _registered_method=True)
+        self.MarkInvoicePaid = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/MarkInvoicePaid',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidResponse.FromString,
+                _registered_method=True)
+        self.GetPayment = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/GetPayment',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentResponse.FromString,
+                _registered_method=True)
+        self.ListPayments = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListPayments',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsResponse.FromString,
+                _registered_method=True)
+        self.HandleProviderWebhook = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/HandleProviderWebhook',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookResponse.FromString,
+                _registered_method=True)
+        self.PlaceDeposit = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/PlaceDeposit',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositResponse.FromString,
+                _registered_method=True)
+        self.ListDeposits = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListDeposits',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsResponse.FromString,
+                _registered_method=True)
+        self.ReleaseDeposits = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ReleaseDeposits',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsResponse.FromString,
+                _registered_method=True)
+        self.ListPenalties = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListPenalties',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesResponse.FromString,
+                _registered_method=True)
+        self.ReversePenalty = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ReversePenalty',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyResponse.FromString,
+                _registered_method=True)
+        self.BanBidder = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/BanBidder',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderResponse.FromString,
+                _registered_method=True)
+        self.LiftBan = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/LiftBan',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanResponse.FromString,
+                _registered_method=True)
+        self.ListBans = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListBans',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansResponse.FromString,
+                _registered_method=True)
+        self.DefineTicketPack = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/DefineTicketPack',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackResponse.FromString,
+                _registered_method=True)
+        self.ListTicketPacks = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListTicketPacks',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksResponse.FromString,
+                _registered_method=True)
+        self.BuyTicketPack = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/BuyTicketPack',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackResponse.FromString,
+                _registered_method=True)
+        self.ConsumeBidTicket = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ConsumeBidTicket',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketResponse.FromString,
+                _registered_method=True)
+        self.SettleLotTickets = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/SettleLotTickets',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsResponse.FromString,
+                _registered_method=True)
+        self.RefundTickets = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/RefundTickets',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsResponse.FromString,
+                _registered_method=True)
+        self.GetWallet = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/GetWallet',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletResponse.FromString,
+                _registered_method=True)
+        self.GetSettlementStatement = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/GetSettlementStatement',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementResponse.FromString,
+                _registered_method=True)
+        self.VerifyLedger = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/VerifyLedger',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
+        self.ListLedgerEntries = channel.unary_unary(
+                '/gavel.payment.v1.PaymentService/ListLedgerEntries',
+                request_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesRequest.SerializeToString,
+                response_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
-    def GetBidderStanding(self, request, context):
+    def GetEligibility(self, request, context):
+        """--- eligibility (rooms, tender book, catalog) ---------------------------------------------
+        Whether the bidder is banned, what deposit they hold for the sale and their buying power.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HasVerifiedDeposit(self, request, context):
+        """The catalog's DepositChecker (registration rule AUTO_VERIFIED_DEPOSIT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSaleTerms(self, request, context):
+        """--- sale terms (sale admins) -------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSaleTerms(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInvoice(self, request, context):
+        """--- invoices -----------------------------------------------------------------------------
+        A bidder sees their own invoices; sale and site admins anyone's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderInvoice(self, request, context):
+        """The invoice as HTML or PDF.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PayInvoice(self, request, context):
+        """Pay what remains by card through the provider. May answer REQUIRES_ACTION with the
+        provider's confirmation page (3-D Secure): the result then arrives by webhook.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkInvoicePaid(self, request, context):
+        """A bank transfer arrived: an admin marks the invoice paid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPayments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandleProviderWebhook(self, request, context):
+        """The provider's webhook, as the gateway forwards it (the payment process also serves it over HTTP).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceDeposit(self, request, context):
+        """--- deposits -----------------------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeposits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseDeposits(self, request, context):
+        """Refund every deposit of the sale not applied to an invoice (also done when the sale closes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPenalties(self, request, context):
+        """--- penalties, strikes, bans -------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReversePenalty(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BanBidder(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftBan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DefineTicketPack(self, request, context):
+        """--- bid tickets and credit ---------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTicketPacks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BuyTicketPack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConsumeBidTicket(self, request, context):
+        """One ticket per bid, called by the tender book's bid-ticket sales (request_id = the bid id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SettleLotTickets(self, request, context):
+        """The lot's outcome for ticket spend (the tender book; room lots are settled from the room's log).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundTickets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWallet(self, request, context):
+        """A bidder's tickets, ticket funds, credit, deposits and penalties owed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlementStatement(self, request, context):
+        """--- sellers and the books ----------------------------------------------------------------
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyLedger(self, request, context):
+        """Every account's stored balance against the sum of its entries, and every transaction balanced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLedgerEntries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,15 +400,155 @@ class PaymentServiceServicer:
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'GetBidderStanding': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetBidderStanding,
-                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingRequest.FromString,
-                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingResponse.SerializeToString,
+            'GetEligibility': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEligibility,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityResponse.SerializeToString,
+            ),
+            'HasVerifiedDeposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.HasVerifiedDeposit,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositResponse.SerializeToString,
+            ),
+            'SetSaleTerms': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSaleTerms,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsResponse.SerializeToString,
+            ),
+            'GetSaleTerms': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSaleTerms,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsResponse.SerializeToString,
             ),
             'GetInvoice': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInvoice,
                     request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceRequest.FromString,
                     response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceResponse.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesResponse.SerializeToString,
+            ),
+            'RenderInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderInvoice,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceResponse.SerializeToString,
+            ),
+            'PayInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.PayInvoice,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceResponse.SerializeToString,
+            ),
+            'MarkInvoicePaid': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkInvoicePaid,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidResponse.SerializeToString,
+            ),
+            'GetPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayment,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentResponse.SerializeToString,
+            ),
+            'ListPayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPayments,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsResponse.SerializeToString,
+            ),
+            'HandleProviderWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandleProviderWebhook,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookResponse.SerializeToString,
+            ),
+            'PlaceDeposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceDeposit,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositResponse.SerializeToString,
+            ),
+            'ListDeposits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeposits,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsResponse.SerializeToString,
+            ),
+            'ReleaseDeposits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseDeposits,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsResponse.SerializeToString,
+            ),
+            'ListPenalties': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPenalties,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesResponse.SerializeToString,
+            ),
+            'ReversePenalty': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReversePenalty,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyResponse.SerializeToString,
+            ),
+            'BanBidder': grpc.unary_unary_rpc_method_handler(
+                    servicer.BanBidder,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderResponse.SerializeToString,
+            ),
+            'LiftBan': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftBan,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanResponse.SerializeToString,
+            ),
+            'ListBans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBans,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansResponse.SerializeToString,
+            ),
+            'DefineTicketPack': grpc.unary_unary_rpc_method_handler(
+                    servicer.DefineTicketPack,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackResponse.SerializeToString,
+            ),
+            'ListTicketPacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTicketPacks,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksResponse.SerializeToString,
+            ),
+            'BuyTicketPack': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuyTicketPack,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackResponse.SerializeToString,
+            ),
+            'ConsumeBidTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsumeBidTicket,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketResponse.SerializeToString,
+            ),
+            'SettleLotTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleLotTickets,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsResponse.SerializeToString,
+            ),
+            'RefundTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundTickets,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsResponse.SerializeToString,
+            ),
+            'GetWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWallet,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletResponse.SerializeToString,
+            ),
+            'GetSettlementStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlementStatement,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementResponse.SerializeToString,
+            ),
+            'VerifyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyLedger,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'ListLedgerEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLedgerEntries,
+                    request_deserializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesRequest.FromString,
+                    response_serializer=gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,12 +559,14 @@ def add_PaymentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PaymentService:
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
     @staticmethod
-    def GetBidderStanding(request,
+    def GetEligibility(request,
             target,
             options=(),
             channel_credentials=None,
@@ -105,9 +579,90 @@ class PaymentService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/gavel.payment.v1.PaymentService/GetBidderStanding',
-            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingRequest.SerializeToString,
-            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetBidderStandingResponse.FromString,
+            '/gavel.payment.v1.PaymentService/GetEligibility',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetEligibilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HasVerifiedDeposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/HasVerifiedDeposit',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.HasVerifiedDepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSaleTerms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/SetSaleTerms',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.SetSaleTermsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSaleTerms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/GetSaleTerms',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSaleTermsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -135,6 +690,681 @@ class PaymentService:
             '/gavel.payment.v1.PaymentService/GetInvoice',
             gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceRequest.SerializeToString,
             gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListInvoices',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/RenderInvoice',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.RenderInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PayInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/PayInvoice',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.PayInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkInvoicePaid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/MarkInvoicePaid',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.MarkInvoicePaidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/GetPayment',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListPayments',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandleProviderWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/HandleProviderWebhook',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.HandleProviderWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceDeposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/PlaceDeposit',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.PlaceDepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeposits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListDeposits',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListDepositsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseDeposits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ReleaseDeposits',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReleaseDepositsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPenalties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListPenalties',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListPenaltiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReversePenalty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ReversePenalty',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ReversePenaltyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BanBidder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/BanBidder',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.BanBidderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftBan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/LiftBan',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.LiftBanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListBans',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListBansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DefineTicketPack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/DefineTicketPack',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.DefineTicketPackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTicketPacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListTicketPacks',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListTicketPacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuyTicketPack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/BuyTicketPack',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.BuyTicketPackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsumeBidTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ConsumeBidTicket',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ConsumeBidTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleLotTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/SettleLotTickets',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.SettleLotTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/RefundTickets',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.RefundTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/GetWallet',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlementStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/GetSettlementStatement',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/VerifyLedger',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLedgerEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.payment.v1.PaymentService/ListLedgerEntries',
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesRequest.SerializeToString,
+            gavel_dot_payment_dot_v1_dot_payment__service__pb2.ListLedgerEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

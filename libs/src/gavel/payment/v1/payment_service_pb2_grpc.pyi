@@ -27,44 +27,371 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PaymentServiceStub:
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PaymentServiceAsyncStub: ...
-    GetBidderStanding: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetBidderStandingRequest, _payment_service_pb2.GetBidderStandingResponse]
+    GetEligibility: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetEligibilityRequest, _payment_service_pb2.GetEligibilityResponse]
+    """--- eligibility (rooms, tender book, catalog) ---------------------------------------------
+    Whether the bidder is banned, what deposit they hold for the sale and their buying power.
+    """
+    HasVerifiedDeposit: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.HasVerifiedDepositRequest, _payment_service_pb2.HasVerifiedDepositResponse]
+    """The catalog's DepositChecker (registration rule AUTO_VERIFIED_DEPOSIT)."""
+    SetSaleTerms: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.SetSaleTermsRequest, _payment_service_pb2.SetSaleTermsResponse]
+    """--- sale terms (sale admins) -------------------------------------------------------------"""
+    GetSaleTerms: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetSaleTermsRequest, _payment_service_pb2.GetSaleTermsResponse]
     GetInvoice: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetInvoiceRequest, _payment_service_pb2.GetInvoiceResponse]
+    """--- invoices -----------------------------------------------------------------------------
+    A bidder sees their own invoices; sale and site admins anyone's.
+    """
+    ListInvoices: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListInvoicesRequest, _payment_service_pb2.ListInvoicesResponse]
+    RenderInvoice: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RenderInvoiceRequest, _payment_service_pb2.RenderInvoiceResponse]
+    """The invoice as HTML or PDF."""
+    PayInvoice: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.PayInvoiceRequest, _payment_service_pb2.PayInvoiceResponse]
+    """Pay what remains by card through the provider. May answer REQUIRES_ACTION with the
+    provider's confirmation page (3-D Secure): the result then arrives by webhook.
+    """
+    MarkInvoicePaid: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.MarkInvoicePaidRequest, _payment_service_pb2.MarkInvoicePaidResponse]
+    """A bank transfer arrived: an admin marks the invoice paid."""
+    GetPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetPaymentRequest, _payment_service_pb2.GetPaymentResponse]
+    ListPayments: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListPaymentsRequest, _payment_service_pb2.ListPaymentsResponse]
+    HandleProviderWebhook: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.HandleProviderWebhookRequest, _payment_service_pb2.HandleProviderWebhookResponse]
+    """The provider's webhook, as the gateway forwards it (the payment process also serves it over HTTP)."""
+    PlaceDeposit: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.PlaceDepositRequest, _payment_service_pb2.PlaceDepositResponse]
+    """--- deposits -----------------------------------------------------------------------------"""
+    ListDeposits: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListDepositsRequest, _payment_service_pb2.ListDepositsResponse]
+    ReleaseDeposits: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ReleaseDepositsRequest, _payment_service_pb2.ReleaseDepositsResponse]
+    """Refund every deposit of the sale not applied to an invoice (also done when the sale closes)."""
+    ListPenalties: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListPenaltiesRequest, _payment_service_pb2.ListPenaltiesResponse]
+    """--- penalties, strikes, bans -------------------------------------------------------------"""
+    ReversePenalty: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ReversePenaltyRequest, _payment_service_pb2.ReversePenaltyResponse]
+    BanBidder: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.BanBidderRequest, _payment_service_pb2.BanBidderResponse]
+    LiftBan: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.LiftBanRequest, _payment_service_pb2.LiftBanResponse]
+    ListBans: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListBansRequest, _payment_service_pb2.ListBansResponse]
+    DefineTicketPack: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.DefineTicketPackRequest, _payment_service_pb2.DefineTicketPackResponse]
+    """--- bid tickets and credit ---------------------------------------------------------------"""
+    ListTicketPacks: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListTicketPacksRequest, _payment_service_pb2.ListTicketPacksResponse]
+    BuyTicketPack: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.BuyTicketPackRequest, _payment_service_pb2.BuyTicketPackResponse]
+    ConsumeBidTicket: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ConsumeBidTicketRequest, _payment_service_pb2.ConsumeBidTicketResponse]
+    """One ticket per bid, called by the tender book's bid-ticket sales (request_id = the bid id)."""
+    SettleLotTickets: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.SettleLotTicketsRequest, _payment_service_pb2.SettleLotTicketsResponse]
+    """The lot's outcome for ticket spend (the tender book; room lots are settled from the room's log)."""
+    RefundTickets: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefundTicketsRequest, _payment_service_pb2.RefundTicketsResponse]
+    GetWallet: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetWalletRequest, _payment_service_pb2.GetWalletResponse]
+    """A bidder's tickets, ticket funds, credit, deposits and penalties owed."""
+    GetSettlementStatement: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetSettlementStatementRequest, _payment_service_pb2.GetSettlementStatementResponse]
+    """--- sellers and the books ----------------------------------------------------------------"""
+    VerifyLedger: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.VerifyLedgerRequest, _payment_service_pb2.VerifyLedgerResponse]
+    """Every account's stored balance against the sum of its entries, and every transaction balanced."""
+    ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListLedgerEntriesRequest, _payment_service_pb2.ListLedgerEntriesResponse]
 
 @_typing.type_check_only
 class PaymentServiceAsyncStub(PaymentServiceStub):
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetBidderStanding: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetBidderStandingRequest, _payment_service_pb2.GetBidderStandingResponse]  # type: ignore[assignment]
+    GetEligibility: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetEligibilityRequest, _payment_service_pb2.GetEligibilityResponse]  # type: ignore[assignment]
+    """--- eligibility (rooms, tender book, catalog) ---------------------------------------------
+    Whether the bidder is banned, what deposit they hold for the sale and their buying power.
+    """
+    HasVerifiedDeposit: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.HasVerifiedDepositRequest, _payment_service_pb2.HasVerifiedDepositResponse]  # type: ignore[assignment]
+    """The catalog's DepositChecker (registration rule AUTO_VERIFIED_DEPOSIT)."""
+    SetSaleTerms: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.SetSaleTermsRequest, _payment_service_pb2.SetSaleTermsResponse]  # type: ignore[assignment]
+    """--- sale terms (sale admins) -------------------------------------------------------------"""
+    GetSaleTerms: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetSaleTermsRequest, _payment_service_pb2.GetSaleTermsResponse]  # type: ignore[assignment]
     GetInvoice: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetInvoiceRequest, _payment_service_pb2.GetInvoiceResponse]  # type: ignore[assignment]
+    """--- invoices -----------------------------------------------------------------------------
+    A bidder sees their own invoices; sale and site admins anyone's.
+    """
+    ListInvoices: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListInvoicesRequest, _payment_service_pb2.ListInvoicesResponse]  # type: ignore[assignment]
+    RenderInvoice: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RenderInvoiceRequest, _payment_service_pb2.RenderInvoiceResponse]  # type: ignore[assignment]
+    """The invoice as HTML or PDF."""
+    PayInvoice: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.PayInvoiceRequest, _payment_service_pb2.PayInvoiceResponse]  # type: ignore[assignment]
+    """Pay what remains by card through the provider. May answer REQUIRES_ACTION with the
+    provider's confirmation page (3-D Secure): the result then arrives by webhook.
+    """
+    MarkInvoicePaid: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.MarkInvoicePaidRequest, _payment_service_pb2.MarkInvoicePaidResponse]  # type: ignore[assignment]
+    """A bank transfer arrived: an admin marks the invoice paid."""
+    GetPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetPaymentRequest, _payment_service_pb2.GetPaymentResponse]  # type: ignore[assignment]
+    ListPayments: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListPaymentsRequest, _payment_service_pb2.ListPaymentsResponse]  # type: ignore[assignment]
+    HandleProviderWebhook: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.HandleProviderWebhookRequest, _payment_service_pb2.HandleProviderWebhookResponse]  # type: ignore[assignment]
+    """The provider's webhook, as the gateway forwards it (the payment process also serves it over HTTP)."""
+    PlaceDeposit: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.PlaceDepositRequest, _payment_service_pb2.PlaceDepositResponse]  # type: ignore[assignment]
+    """--- deposits -----------------------------------------------------------------------------"""
+    ListDeposits: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListDepositsRequest, _payment_service_pb2.ListDepositsResponse]  # type: ignore[assignment]
+    ReleaseDeposits: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ReleaseDepositsRequest, _payment_service_pb2.ReleaseDepositsResponse]  # type: ignore[assignment]
+    """Refund every deposit of the sale not applied to an invoice (also done when the sale closes)."""
+    ListPenalties: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListPenaltiesRequest, _payment_service_pb2.ListPenaltiesResponse]  # type: ignore[assignment]
+    """--- penalties, strikes, bans -------------------------------------------------------------"""
+    ReversePenalty: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ReversePenaltyRequest, _payment_service_pb2.ReversePenaltyResponse]  # type: ignore[assignment]
+    BanBidder: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.BanBidderRequest, _payment_service_pb2.BanBidderResponse]  # type: ignore[assignment]
+    LiftBan: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.LiftBanRequest, _payment_service_pb2.LiftBanResponse]  # type: ignore[assignment]
+    ListBans: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListBansRequest, _payment_service_pb2.ListBansResponse]  # type: ignore[assignment]
+    DefineTicketPack: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.DefineTicketPackRequest, _payment_service_pb2.DefineTicketPackResponse]  # type: ignore[assignment]
+    """--- bid tickets and credit ---------------------------------------------------------------"""
+    ListTicketPacks: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListTicketPacksRequest, _payment_service_pb2.ListTicketPacksResponse]  # type: ignore[assignment]
+    BuyTicketPack: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.BuyTicketPackRequest, _payment_service_pb2.BuyTicketPackResponse]  # type: ignore[assignment]
+    ConsumeBidTicket: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ConsumeBidTicketRequest, _payment_service_pb2.ConsumeBidTicketResponse]  # type: ignore[assignment]
+    """One ticket per bid, called by the tender book's bid-ticket sales (request_id = the bid id)."""
+    SettleLotTickets: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.SettleLotTicketsRequest, _payment_service_pb2.SettleLotTicketsResponse]  # type: ignore[assignment]
+    """The lot's outcome for ticket spend (the tender book; room lots are settled from the room's log)."""
+    RefundTickets: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefundTicketsRequest, _payment_service_pb2.RefundTicketsResponse]  # type: ignore[assignment]
+    GetWallet: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetWalletRequest, _payment_service_pb2.GetWalletResponse]  # type: ignore[assignment]
+    """A bidder's tickets, ticket funds, credit, deposits and penalties owed."""
+    GetSettlementStatement: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetSettlementStatementRequest, _payment_service_pb2.GetSettlementStatementResponse]  # type: ignore[assignment]
+    """--- sellers and the books ----------------------------------------------------------------"""
+    VerifyLedger: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.VerifyLedgerRequest, _payment_service_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
+    """Every account's stored balance against the sum of its entries, and every transaction balanced."""
+    ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListLedgerEntriesRequest, _payment_service_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Invoices, payment gateway, deposits, penalties, bans, bid tickets and credit.
-    Declared by the foundation; the payment issue implements it (until then: UNIMPLEMENTED).
+    """The money side of every sale (docs/payment.md): invoices and their payment, deposits and buying
+    power, penalties, strikes and bans, bid tickets and credit, seller settlement, and the
+    eligibility the room and tender book enforce. Every mutating request carries request_id; a
+    repeat returns the first answer. Amounts are Money in integer minor units.
     """
 
     @_abc_1.abstractmethod
-    def GetBidderStanding(
+    def GetEligibility(
         self,
-        request: _payment_service_pb2.GetBidderStandingRequest,
+        request: _payment_service_pb2.GetEligibilityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_payment_service_pb2.GetBidderStandingResponse, _abc.Awaitable[_payment_service_pb2.GetBidderStandingResponse]]: ...
+    ) -> _typing.Union[_payment_service_pb2.GetEligibilityResponse, _abc.Awaitable[_payment_service_pb2.GetEligibilityResponse]]:
+        """--- eligibility (rooms, tender book, catalog) ---------------------------------------------
+        Whether the bidder is banned, what deposit they hold for the sale and their buying power.
+        """
+
+    @_abc_1.abstractmethod
+    def HasVerifiedDeposit(
+        self,
+        request: _payment_service_pb2.HasVerifiedDepositRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.HasVerifiedDepositResponse, _abc.Awaitable[_payment_service_pb2.HasVerifiedDepositResponse]]:
+        """The catalog's DepositChecker (registration rule AUTO_VERIFIED_DEPOSIT)."""
+
+    @_abc_1.abstractmethod
+    def SetSaleTerms(
+        self,
+        request: _payment_service_pb2.SetSaleTermsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.SetSaleTermsResponse, _abc.Awaitable[_payment_service_pb2.SetSaleTermsResponse]]:
+        """--- sale terms (sale admins) -------------------------------------------------------------"""
+
+    @_abc_1.abstractmethod
+    def GetSaleTerms(
+        self,
+        request: _payment_service_pb2.GetSaleTermsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.GetSaleTermsResponse, _abc.Awaitable[_payment_service_pb2.GetSaleTermsResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetInvoice(
         self,
         request: _payment_service_pb2.GetInvoiceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_payment_service_pb2.GetInvoiceResponse, _abc.Awaitable[_payment_service_pb2.GetInvoiceResponse]]: ...
+    ) -> _typing.Union[_payment_service_pb2.GetInvoiceResponse, _abc.Awaitable[_payment_service_pb2.GetInvoiceResponse]]:
+        """--- invoices -----------------------------------------------------------------------------
+        A bidder sees their own invoices; sale and site admins anyone's.
+        """
+
+    @_abc_1.abstractmethod
+    def ListInvoices(
+        self,
+        request: _payment_service_pb2.ListInvoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListInvoicesResponse, _abc.Awaitable[_payment_service_pb2.ListInvoicesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RenderInvoice(
+        self,
+        request: _payment_service_pb2.RenderInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.RenderInvoiceResponse, _abc.Awaitable[_payment_service_pb2.RenderInvoiceResponse]]:
+        """The invoice as HTML or PDF."""
+
+    @_abc_1.abstractmethod
+    def PayInvoice(
+        self,
+        request: _payment_service_pb2.PayInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.PayInvoiceResponse, _abc.Awaitable[_payment_service_pb2.PayInvoiceResponse]]:
+        """Pay what remains by card through the provider. May answer REQUIRES_ACTION with the
+        provider's confirmation page (3-D Secure): the result then arrives by webhook.
+        """
+
+    @_abc_1.abstractmethod
+    def MarkInvoicePaid(
+        self,
+        request: _payment_service_pb2.MarkInvoicePaidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.MarkInvoicePaidResponse, _abc.Awaitable[_payment_service_pb2.MarkInvoicePaidResponse]]:
+        """A bank transfer arrived: an admin marks the invoice paid."""
+
+    @_abc_1.abstractmethod
+    def GetPayment(
+        self,
+        request: _payment_service_pb2.GetPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.GetPaymentResponse, _abc.Awaitable[_payment_service_pb2.GetPaymentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPayments(
+        self,
+        request: _payment_service_pb2.ListPaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListPaymentsResponse, _abc.Awaitable[_payment_service_pb2.ListPaymentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def HandleProviderWebhook(
+        self,
+        request: _payment_service_pb2.HandleProviderWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.HandleProviderWebhookResponse, _abc.Awaitable[_payment_service_pb2.HandleProviderWebhookResponse]]:
+        """The provider's webhook, as the gateway forwards it (the payment process also serves it over HTTP)."""
+
+    @_abc_1.abstractmethod
+    def PlaceDeposit(
+        self,
+        request: _payment_service_pb2.PlaceDepositRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.PlaceDepositResponse, _abc.Awaitable[_payment_service_pb2.PlaceDepositResponse]]:
+        """--- deposits -----------------------------------------------------------------------------"""
+
+    @_abc_1.abstractmethod
+    def ListDeposits(
+        self,
+        request: _payment_service_pb2.ListDepositsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListDepositsResponse, _abc.Awaitable[_payment_service_pb2.ListDepositsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReleaseDeposits(
+        self,
+        request: _payment_service_pb2.ReleaseDepositsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ReleaseDepositsResponse, _abc.Awaitable[_payment_service_pb2.ReleaseDepositsResponse]]:
+        """Refund every deposit of the sale not applied to an invoice (also done when the sale closes)."""
+
+    @_abc_1.abstractmethod
+    def ListPenalties(
+        self,
+        request: _payment_service_pb2.ListPenaltiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListPenaltiesResponse, _abc.Awaitable[_payment_service_pb2.ListPenaltiesResponse]]:
+        """--- penalties, strikes, bans -------------------------------------------------------------"""
+
+    @_abc_1.abstractmethod
+    def ReversePenalty(
+        self,
+        request: _payment_service_pb2.ReversePenaltyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ReversePenaltyResponse, _abc.Awaitable[_payment_service_pb2.ReversePenaltyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BanBidder(
+        self,
+        request: _payment_service_pb2.BanBidderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.BanBidderResponse, _abc.Awaitable[_payment_service_pb2.BanBidderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def LiftBan(
+        self,
+        request: _payment_service_pb2.LiftBanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.LiftBanResponse, _abc.Awaitable[_payment_service_pb2.LiftBanResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBans(
+        self,
+        request: _payment_service_pb2.ListBansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListBansResponse, _abc.Awaitable[_payment_service_pb2.ListBansResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DefineTicketPack(
+        self,
+        request: _payment_service_pb2.DefineTicketPackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.DefineTicketPackResponse, _abc.Awaitable[_payment_service_pb2.DefineTicketPackResponse]]:
+        """--- bid tickets and credit ---------------------------------------------------------------"""
+
+    @_abc_1.abstractmethod
+    def ListTicketPacks(
+        self,
+        request: _payment_service_pb2.ListTicketPacksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListTicketPacksResponse, _abc.Awaitable[_payment_service_pb2.ListTicketPacksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BuyTicketPack(
+        self,
+        request: _payment_service_pb2.BuyTicketPackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.BuyTicketPackResponse, _abc.Awaitable[_payment_service_pb2.BuyTicketPackResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ConsumeBidTicket(
+        self,
+        request: _payment_service_pb2.ConsumeBidTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ConsumeBidTicketResponse, _abc.Awaitable[_payment_service_pb2.ConsumeBidTicketResponse]]:
+        """One ticket per bid, called by the tender book's bid-ticket sales (request_id = the bid id)."""
+
+    @_abc_1.abstractmethod
+    def SettleLotTickets(
+        self,
+        request: _payment_service_pb2.SettleLotTicketsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.SettleLotTicketsResponse, _abc.Awaitable[_payment_service_pb2.SettleLotTicketsResponse]]:
+        """The lot's outcome for ticket spend (the tender book; room lots are settled from the room's log)."""
+
+    @_abc_1.abstractmethod
+    def RefundTickets(
+        self,
+        request: _payment_service_pb2.RefundTicketsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.RefundTicketsResponse, _abc.Awaitable[_payment_service_pb2.RefundTicketsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWallet(
+        self,
+        request: _payment_service_pb2.GetWalletRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.GetWalletResponse, _abc.Awaitable[_payment_service_pb2.GetWalletResponse]]:
+        """A bidder's tickets, ticket funds, credit, deposits and penalties owed."""
+
+    @_abc_1.abstractmethod
+    def GetSettlementStatement(
+        self,
+        request: _payment_service_pb2.GetSettlementStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.GetSettlementStatementResponse, _abc.Awaitable[_payment_service_pb2.GetSettlementStatementResponse]]:
+        """--- sellers and the books ----------------------------------------------------------------"""
+
+    @_abc_1.abstractmethod
+    def VerifyLedger(
+        self,
+        request: _payment_service_pb2.VerifyLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.VerifyLedgerResponse, _abc.Awaitable[_payment_service_pb2.VerifyLedgerResponse]]:
+        """Every account's stored balance against the sum of its entries, and every transaction balanced."""
+
+    @_abc_1.abstractmethod
+    def ListLedgerEntries(
+        self,
+        request: _payment_service_pb2.ListLedgerEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_payment_service_pb2.ListLedgerEntriesResponse]]: ...
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -35,6 +35,7 @@ from catalog.domain.events import (
     CatalogEvent,
     LotOutcomeRecorded,
     LotScheduled,
+    LotsRetimed,
     LotStarting,
     RegistrationDecided,
     ReservationCancelled,
@@ -558,6 +559,21 @@ def event_message(event: CatalogEvent) -> Message:
             sale_id=event.sale_id,
             format=FORMATS.wire(event.format),
             started_at=timestamp(event.started_at),
+        )
+    if isinstance(event, LotsRetimed):
+        return ev.LotsRetimed(
+            **head,
+            sale_id=event.sale_id,
+            started_lot_id=event.started_lot_id,
+            groups=[
+                ev.RetimedGroup(
+                    group_id=group.group_id,
+                    lot_ids=list(group.lot_ids),
+                    previous_start=timestamp(group.previous_start),
+                    estimated_start=timestamp(group.estimated_start),
+                )
+                for group in event.groups
+            ],
         )
     if isinstance(event, LotOutcomeRecorded):
         return ev.LotOutcomeRecorded(

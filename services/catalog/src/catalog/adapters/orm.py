@@ -252,6 +252,7 @@ _PARAM_DECODERS: Mapping[str, Any] = {
     "step_mode": DutchStepMode,
     "winning_rule": LuckyWinningRule,
     "options": tuple,
+    "steps": lambda steps: tuple(int(step) for step in steps),
 }
 _PARAMS_TYPES: Mapping[str, type[FormatParams]] = {
     "english": EnglishParams,

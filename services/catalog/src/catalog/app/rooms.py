@@ -8,8 +8,10 @@ from datetime import datetime
 from catalog.app.common import load_group, load_lot, seat_bidder
 from catalog.app.ports import CatalogUnitOfWork, IdGenerator
 from catalog.domain.access import OPERATORS
-from catalog.domain.events import LotOutcomeRecorded, LotStarting
+from catalog.domain.events import LotOutcomeRecorded, LotsRetimed, LotStarting
 from catalog.domain.lots import LotResult, LotView, view_lot
+from catalog.domain.retiming import retime_after
+from catalog.domain.sales import SaleKind
 from catalog.domain.seating import Seat, entry_blocker
 from catalog.domain.validation import require_id
 from gavel_core.auth import Principal, Role
@@ -69,6 +71,8 @@ async def start_lot(
     - Services, criers and admins only.
     - The lot is scheduled (INVALID_STATE otherwise); its sale becomes live with its first lot.
     - Emits LotStarting: the room opens the lot, notify reminds the reservers.
+    - A live-session lot starting late moves the later groups back (LotsRetimed, for notify's
+      reminders; catalog.domain.retiming).
     """
     principal.require(*OPERATORS)
     require_id("lot_id", lot_id)
@@ -89,6 +93,14 @@ async def start_lot(
             started_at=now,
         )
     )
+    if sale.kind is SaleKind.LIVE_SESSION:
+        moved = retime_after(lot, now, await uow.lots.list_by_sale(sale.id), now)
+        if moved:
+            await uow.collect(
+                LotsRetimed(
+                    event_id=ids.new_id(), occurred_at=now, sale_id=sale.id, started_lot_id=lot.id, groups=tuple(moved)
+                )
+            )
     return view_lot(principal, lot)
 
 

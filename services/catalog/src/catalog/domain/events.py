@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from catalog.domain.lots import Lot, LotOutcome
 from catalog.domain.registrations import RegistrationStatus
+from catalog.domain.retiming import Retimed
 from catalog.domain.sales import SaleKind
 from gavel_core.formats import Format, LotTerms
 
@@ -122,6 +123,21 @@ class LotStarting(CatalogEvent):
     @property
     def subject_id(self) -> str:
         return self.lot_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotsRetimed(CatalogEvent):
+    """A live-session lot started late and the groups after it moved (catalog.domain.retiming)."""
+
+    KIND: ClassVar[str] = "lots_retimed"
+
+    sale_id: str
+    started_lot_id: str
+    groups: tuple[Retimed, ...]
+
+    @property
+    def subject_id(self) -> str:
+        return self.sale_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

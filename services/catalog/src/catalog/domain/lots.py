@@ -338,7 +338,8 @@ def check_publishable(sale: Sale, lots: Sequence[Lot], now: datetime) -> None:
 
 
 def may_see_secrets(principal: Principal, lot: Lot) -> bool:
-    """The seed, reserve, tender minimum and fixed lucky option are for the seller, admins and services."""
+    """The seed, reserve, tender minimum and a retired fixed lucky option are for the seller, admins
+    and services. (The seller never learns a lucky lot's winning option: the room draws it.)"""
     return principal.is_admin or (bool(principal.subject) and principal.subject == lot.seller_id)
 
 

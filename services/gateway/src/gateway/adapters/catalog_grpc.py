@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.adapters.readiness import NotReady
 from gavel.catalog.v1 import catalog_service_pb2 as pb
 from gavel.catalog.v1 import catalog_service_pb2_grpc
+from gavel_kit.grpc.client import RECONNECT_OPTIONS
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -61,7 +62,7 @@ class GrpcHealthProbe:
     """
 
     def __init__(self, address: str, service: str, timeout_s: float = 2.0) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = grpc.aio.insecure_channel(address, options=RECONNECT_OPTIONS)
         self._stub = health_pb2_grpc.HealthStub(self._channel)
         self._service = service
         self._timeout_s = timeout_s

@@ -127,6 +127,7 @@ def encode_event(event: RoomEvent, currency: str, into: ev.RoomEvent) -> None:
     if isinstance(event, LotConfigured):
         into.at.CopyFrom(timestamp(event.at_ms))
         into.lot_configured.lot.CopyFrom(lot_message(event.info, event.terms))
+        into.lot_configured.draw_secret = event.draw_secret
     elif isinstance(event, ClosingSoon):
         into.at.CopyFrom(timestamp(event.at_ms))
         into.closing_soon.deadline.CopyFrom(timestamp(event.deadline_ms))
@@ -137,8 +138,9 @@ def encode_event(event: RoomEvent, currency: str, into: ev.RoomEvent) -> None:
 def decode_event(lot_id: str, wire: ev.RoomEvent) -> RoomEvent:
     which = wire.WhichOneof("event")
     if which == "lot_configured":
-        info, terms = lot_from_message(wire.lot_configured.lot)
-        return LotConfigured(lot_id, millis(wire.at), info, terms)
+        configured = wire.lot_configured
+        info, terms = lot_from_message(configured.lot)
+        return LotConfigured(lot_id, millis(wire.at), info, terms, configured.draw_secret)
     if which == "closing_soon":
         return ClosingSoon(lot_id, millis(wire.at), millis(wire.closing_soon.deadline))
     codec = _BY_ONEOF.get(which or "")

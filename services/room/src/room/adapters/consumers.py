@@ -11,19 +11,22 @@ Durable consumers (shared by the replicas: each message is handled by one of the
 Per-replica followers (ordered consumers, no durable state: every replica needs every event):
 - the payment service's bans and bid limits, `gavel.payment.bidder.>` on PAYMENT_EVENTS, into the
   replica's EligibilityBook, read from the start when the replica starts; the replica reports
-  SERVING only once it has caught up, so a restarted replica never admits a banned bidder.
+  SERVING only once it has caught up, so a restarted replica never admits a banned bidder. After
+  every reconnect it follows again from the event after the last one applied (a restarted NATS
+  server has forgotten the ordered consumer; the client would notice only after missed heartbeats).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import account_events_pb2 as aev
@@ -31,6 +34,7 @@ from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel_core.auth import Principal
 from gavel_core.errors import GavelError, NotFound
+from gavel_kit import nats as gavel_nats
 from gavel_kit import roomlog
 from gavel_kit.consumers import Handle, ensure_stream_exists
 from gavel_kit.logging import get_logger
@@ -173,13 +177,14 @@ class EligibilityFollower:
         self._js = js
         self._book = book
         self._last_sequence = 0
+        self._subscription: JetStreamContext.PushSubscription | None = None
         self.applied = 0
+        self.resubscribed = 0
 
     async def start(self, catch_up_timeout_s: float = 30.0) -> None:
         await ensure_stream_exists(self._js, PAYMENT_SPEC)
-        subscription = await self._js.subscribe(
-            BIDDER_EVENTS, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, cb=self._on_message
-        )
+        subscription = self._subscription = await self._subscribe()
+        gavel_nats.resources(self._nc).add("eligibility follower", self._follow_again)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + catch_up_timeout_s
         while loop.time() < deadline:
@@ -191,7 +196,27 @@ class EligibilityFollower:
             await asyncio.sleep(0.02)
         log.warning("eligibility events not caught up in time; serving with what was read", events=self.applied)
 
+    async def _subscribe(self) -> JetStreamContext.PushSubscription:
+        if not self._last_sequence:
+            return await self._js.subscribe(
+                BIDDER_EVENTS, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, cb=self._on_message
+            )
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._last_sequence + 1)
+        return await self._js.subscribe(BIDDER_EVENTS, ordered_consumer=True, config=config, cb=self._on_message)
+
+    async def _follow_again(self) -> None:
+        """A reconnect step: a new ordered consumer from the event after the last one applied."""
+        await ensure_stream_exists(self._js, PAYMENT_SPEC)
+        previous, self._subscription = self._subscription, await self._subscribe()
+        self.resubscribed += 1
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous.unsubscribe()
+
     async def _on_message(self, message: Msg) -> None:
+        sequence = message.metadata.sequence.stream
+        if sequence <= self._last_sequence:  # the old and the new consumer overlapped
+            return
         try:
             event = eligibility_event(message.subject, message.data)
             if event is not None:
@@ -199,7 +224,7 @@ class EligibilityFollower:
                 self.applied += 1
         except Exception:
             log.warning("bad eligibility event", subject=message.subject, exc_info=True)
-        self._last_sequence = message.metadata.sequence.stream
+        self._last_sequence = sequence
 
 
 class RevocationFollower:

@@ -33,7 +33,7 @@ from gavel_kit import nats as gavel_nats
 from gavel_kit import roomlog
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
-from gavel_kit.streamread import read_subject
+from gavel_kit.streamread import DirectGetUnavailable, read_subject
 from room.adapters.codec import (
     EVENT_TYPE,
     Rename,
@@ -106,6 +106,7 @@ class JetStreamEventLog:
             raise AppendUnconfirmed(repr(exc)) from exc
         except (nats.errors.Error, TimeoutError) as exc:
             APPENDS.labels("unconfirmed").inc()
+            self._recover_if_missing(exc)
             raise AppendUnconfirmed(repr(exc)) from exc
         APPEND_SECONDS.observe(time.perf_counter() - started)
         if ack.duplicate:  # this command id is already stored: the rebuilt lot has its answer
@@ -114,10 +115,15 @@ class JetStreamEventLog:
         APPENDS.labels("stored").inc()
         return Appended(ack.seq, data)
 
+    def _recover_if_missing(self, exc: BaseException) -> None:
+        if gavel_nats.is_missing(exc):  # the stream is gone (a NATS server restarted empty): ensure it again
+            gavel_nats.resources(self._nc).recover(f"{STREAM} missing")
+
     async def read(self, lot_id: str, after_stream_sequence: int = 0) -> list[StoredBatch]:
         try:
             messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
-        except (nats.errors.Error, TimeoutError) as exc:
+        except (nats.errors.Error, TimeoutError, DirectGetUnavailable) as exc:
+            self._recover_if_missing(exc)
             raise Unavailable(f"the event log of lot {lot_id!r} cannot be read right now; retry") from exc
         return [
             StoredBatch(batch_from_message(ev.LotEventBatch.FromString(m.data)), m.sequence, m.data) for m in messages

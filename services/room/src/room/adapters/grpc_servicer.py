@@ -255,7 +255,16 @@ def _page(request: PageRequest) -> tuple[int, int]:
 
 
 class RoomServicer(pb_grpc.RoomServiceServicer):
-    def __init__(self, router: CallRouter, feeds: Feeds, reports: Reports, paddles: Paddles, db: Database) -> None:
+    def __init__(
+        self,
+        router: CallRouter,
+        feeds: Feeds,
+        reports: Reports,
+        paddles: Paddles,
+        db: Database,
+        watcher_limit: int = WATCHER_QUEUE_LIMIT,
+    ) -> None:
+        self._watcher_limit = watcher_limit
         self._router = router
         self._feeds = feeds
         self._reports = reports
@@ -340,7 +349,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             if cursor.lot_id in seen:
                 raise InvalidArgument([FieldViolation(f"lots[{index}].lot_id", "each lot at most once")])
             seen.add(cursor.lot_id)
-        watcher = Watcher(WATCHER_QUEUE_LIMIT)
+        watcher = Watcher(self._watcher_limit)
         for cursor in cursors:
             self._feeds.watch(watcher, cursor.lot_id, cursor.after_sequence)
         WATCH_STREAMS.inc()

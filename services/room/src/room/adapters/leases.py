@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -42,9 +43,13 @@ FIRST_ROUND_ATTEMPTS = 20
 
 
 class KvLeaseStore:
-    def __init__(self, nc: Client, js: JetStreamContext, ttl_s: float) -> None:
-        self.heartbeats = ExpiringKeys(nc, js, REPLICAS_BUCKET, ttl_s, description="room replica heartbeats")
-        self.owners = ExpiringKeys(nc, js, OWNERS_BUCKET, 0, description="room partition owners")
+    """Both buckets are created again when found missing (a NATS restart loses memory storage)."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, ttl_s: float, replicas: int = 1) -> None:
+        self.heartbeats = ExpiringKeys(
+            nc, js, REPLICAS_BUCKET, ttl_s, description="room replica heartbeats", replicas=replicas
+        )
+        self.owners = ExpiringKeys(nc, js, OWNERS_BUCKET, 0, description="room partition owners", replicas=replicas)
 
     async def heartbeat(self, replica_id: str, revision: int | None) -> int | None:
         if revision is None:
@@ -86,7 +91,7 @@ class PartitionCountMismatch(RuntimeError):
 
 
 class KvActiveLots:
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, replicas: int = 1) -> None:
         self.keys = ExpiringKeys(
             nc,
             js,
@@ -94,6 +99,7 @@ class KvActiveLots:
             ACTIVE_TTL_S,
             storage=StorageType.FILE,
             description="room lots that opened and have not ended, by partition",
+            replicas=replicas,
         )
 
     async def check_partition_count(self, partitions: int) -> None:
@@ -133,6 +139,13 @@ class _OnLoop:
     def lost(self, partition: int) -> None:
         self._loop.call_soon_threadsafe(self._listener.lost, partition)
 
+    def resumed(self, partition: int) -> None:
+        self._loop.call_soon_threadsafe(self._listener.resumed, partition)
+
+
+def _ignore(*_: object) -> None:
+    return None
+
 
 class LeaseKeeper:
     """Keeps this replica's partition leases on a thread of its own, with its own event loop and
@@ -156,7 +169,16 @@ class LeaseKeeper:
         ttl_s: float,
         renew_every_s: float,
         event_loop: str = "uvloop",
+        replicas: int = 1,
+        on_status: Callable[[bool, str], None] = _ignore,
+        on_failure: Callable[[str], None] = _ignore,
     ) -> None:
+        """`on_status(ok, detail)` (readiness, module room.app.ownership) and `on_failure(reason)`
+        (the thread died: the replica cannot hold partitions any more) run on the service's loop."""
+        self._replicas = replicas
+        self._on_status = on_status
+        self._on_failure = on_failure
+        self._stopping = False
         self._nats_url = nats_url
         self._nats_credentials = nats_credentials
         self._event_loop = event_loop
@@ -196,6 +218,11 @@ class LeaseKeeper:
             if not self._first_round.done():
                 self._first_round.set_exception(exc)
             log.exception("lease thread stopped")
+            if not self._stopping:
+                service_loop.call_soon_threadsafe(self._on_failure, f"the lease thread stopped: {exc!r}")
+            return
+        if not self._stopping:
+            service_loop.call_soon_threadsafe(self._on_failure, "the lease thread stopped")
 
     async def _keep(self, service_loop: asyncio.AbstractEventLoop) -> None:
         self._loop = asyncio.get_running_loop()
@@ -204,14 +231,20 @@ class LeaseKeeper:
             self._nats_url, f"gavel-room-leases-{self._replica_id}", credentials=self._nats_credentials
         )
         try:
+            on_status = self._on_status
+
+            def status(ok: bool, detail: str) -> None:
+                service_loop.call_soon_threadsafe(on_status, ok, detail)
+
             ownership = Ownership(
                 self._replica_id,
                 self._partitions,
-                KvLeaseStore(nc, nc.jetstream(), self._ttl_s),
+                KvLeaseStore(nc, nc.jetstream(), self._ttl_s, self._replicas),
                 _OnLoop(self._listener, service_loop),
                 time.monotonic,
                 ttl_s=self._ttl_s,
                 renew_every_s=self._renew_every_s,
+                on_status=status,
             )
             self.ownership = ownership
             for attempt in range(FIRST_ROUND_ATTEMPTS):
@@ -233,6 +266,7 @@ class LeaseKeeper:
 
     async def stop(self) -> None:
         """Hand every partition back and stop the thread (graceful shutdown)."""
+        self._stopping = True
         loop, stop, thread = self._loop, self._stop, self._thread
         if loop is None or stop is None or thread is None or not thread.is_alive():
             return

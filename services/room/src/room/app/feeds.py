@@ -1,11 +1,13 @@
 """Watch fan-out: one feed per watched lot per replica, shared by every local watcher of the lot.
 
 A feed follows the lot's announcements (one core NATS subscription per lot per replica), keeps
-the lot's public history since its first batch, and hands each watcher every batch after the
-watcher's cursor exactly once, in lot_sequence order:
+the lot's recent public history (its last `history` batches: a replica's memory must not grow with
+the lots' histories), and hands each watcher every batch after the watcher's cursor exactly once,
+in lot_sequence order:
 
 - a late joiner (or a client resuming after a disconnect) gets the history after its cursor, then
-  the live batches; the history is read from the log when the feed starts;
+  the live batches; the history is read from the log when the feed starts, and a watcher whose
+  cursor is older than what the feed keeps gets the older batches from the log (`_backfill`);
 - announcements are at most once (core NATS), so a batch that arrives ahead of its predecessor is
   held back while the feed reads the missing ones from the log (JetStream has them all); when the
   source says announcements may have been dropped (a reconnect, an overflowing subscription), the
@@ -20,6 +22,7 @@ rather than letting its queue grow without bound.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -30,6 +33,8 @@ from room.app.ports import Clock, FeedItem, LiveFeedSource, Subscription
 log = logging.getLogger("room.feeds")
 
 RETRY_DELAY_S = 0.5
+FEED_HISTORY = 100  # recent batches a feed keeps per lot for resuming watchers (older: from the log)
+BACKFILL_ATTEMPTS = 3
 
 
 class WatcherOverflow(Exception):
@@ -102,13 +107,15 @@ class LotFeed:
         spawn: Callable[[Coroutine[Any, Any, Any]], object],
         clock: Clock,
         reads: asyncio.Semaphore,
+        history: int = FEED_HISTORY,
     ) -> None:
         self.lot_id = lot_id
         self._source = source
         self._spawn = spawn
         self._clock = clock
         self._reads = reads
-        self.items: list[FeedItem] = []  # items[i].lot_sequence == i + 1
+        self.items: deque[FeedItem] = deque(maxlen=history)  # consecutive lot_sequences, the newest last
+        self.backfills = 0  # watchers served older batches from the log
         self.watchers: set[Watcher] = set()
         self._held: list[FeedItem] = []
         self._reading = True
@@ -118,7 +125,13 @@ class LotFeed:
 
     @property
     def head(self) -> int:
-        return len(self.items)
+        """The last lot_sequence this feed has."""
+        return self.items[-1].lot_sequence if self.items else 0
+
+    @property
+    def first(self) -> int:
+        """The oldest lot_sequence this feed still keeps (head + 1 when it keeps none)."""
+        return self.items[0].lot_sequence if self.items else self.head + 1
 
     def start(self) -> None:
         self._spawn(self._subscribe_then_read())
@@ -141,8 +154,36 @@ class LotFeed:
         watcher.cursors[self.lot_id] = after_sequence
         self.watchers.add(watcher)
         self.unwatched_since_ms = None
-        for item in self.items[after_sequence:]:
+        if not self._offer_kept(watcher):
+            self.backfills += 1
+            self._spawn(self._backfill(watcher))
+
+    def _offer_kept(self, watcher: Watcher) -> bool:
+        """Offer what the feed keeps after the watcher's cursor; False if older batches are needed."""
+        cursor = watcher.cursors.get(self.lot_id, 0)
+        first = self.first
+        if cursor + 1 < first:
+            return False
+        for item in itertools.islice(self.items, cursor + 1 - first, None):
             watcher.offer(self.lot_id, item)
+        return True
+
+    async def _backfill(self, watcher: Watcher) -> None:
+        """Hand a watcher the batches older than the feed keeps, from the log, then the kept ones.
+        Live batches offered meanwhile are refused by its cursor and offered again from `items`."""
+        for _ in range(BACKFILL_ATTEMPTS):
+            try:
+                async with self._reads:
+                    older = await self._source.history(self.lot_id, 0)
+            except Exception:
+                log.warning("lot %s: reading its log for a resuming watcher failed", self.lot_id, exc_info=True)
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            for item in older:
+                watcher.offer(self.lot_id, item)  # takes only the next one after its cursor
+            if watcher not in self.watchers or watcher.overflowed or self._offer_kept(watcher):
+                return  # (an overflowed watcher is cut off with what it was given: it resumes again)
+        watcher.end()  # the client resumes (elsewhere) from what it got
 
     def remove(self, watcher: Watcher) -> None:
         self.watchers.discard(watcher)
@@ -211,7 +252,9 @@ class Feeds:
         *,
         linger_ms: int = 30_000,
         max_reads: int = 32,
+        history: int = FEED_HISTORY,
     ) -> None:
+        self._history = history
         self._source = source
         self._spawn = spawn
         self._clock = clock
@@ -224,7 +267,9 @@ class Feeds:
     def watch(self, watcher: Watcher, lot_id: str, after_sequence: int) -> None:
         feed = self.feeds.get(lot_id)
         if feed is None:
-            feed = self.feeds[lot_id] = LotFeed(lot_id, self._source, self._spawn, self._clock, self._reads)
+            feed = self.feeds[lot_id] = LotFeed(
+                lot_id, self._source, self._spawn, self._clock, self._reads, self._history
+            )
             feed.start()
         self._unwatched.pop(lot_id, None)
         feed.add(watcher, after_sequence)

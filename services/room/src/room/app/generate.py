@@ -27,6 +27,17 @@ def _bids(rng: random.Random, lot_id: str, start: int, end: int, low: int, high:
     ]
 
 
+def _steps_adding_up_to(rng: random.Random, total: int) -> list[int]:
+    """A seller's Dutch step list: a few distinct step sizes, some used several times, adding up to `total`."""
+    sizes = sorted({max(1, total // rng.randint(10, 60)) for _ in range(rng.randint(1, 3))})
+    steps: list[int] = []
+    while sum(steps) + sizes[0] <= total:
+        steps.append(rng.choice([size for size in sizes if sum(steps) + size <= total]))
+    if sum(steps) < total:
+        steps.append(total - sum(steps))
+    return steps
+
+
 def _confirmations(rng: random.Random, lot: dict[str, Any], after: int) -> list[dict[str, Any]]:
     if not rng.random() < 0.5:
         return []
@@ -104,10 +115,13 @@ def _lot(rng: random.Random, index: int) -> tuple[dict[str, Any], list[dict[str,
         start = rng.choice((10_000, 50_000, 100_000))
         floor = start // rng.choice((2, 4, 10))
         lot.update(format="dutch", start_price=start, floor_price=floor, tick_ms=1_000)
-        if rng.random() < 0.5:
+        mode = rng.random()
+        if mode < 0.4:
             lot.update(step_mode="fixed", step=(start - floor) // rng.randint(5, 40) or 1)
-        else:
+        elif mode < 0.7:
             lot.update(step_mode="random", random_steps=rng.randint(2, 40))
+        else:
+            lot.update(step_mode="random", steps=_steps_adding_up_to(rng, start))
         end = opens + 45_000
         actions += _bids(rng, lot_id, opens, end, floor, start, rng.randint(0, 3))
     else:
@@ -117,8 +131,8 @@ def _lot(rng: random.Random, index: int) -> tuple[dict[str, Any], list[dict[str,
             options=options,
             price=rng.choice((500, 2_000)),
             window_ms=10_000,
-            winning_rule=rng.choice(("fixed", "seeded")),
-            winning_option=rng.randrange(len(options)),
+            winning_rule=rng.choice(("drawn", "drawn_per_window")),
+            draw_secret=rng.randbytes(32).hex(),
         )
         end = opens + 30_000
         for _ in range(rng.randint(0, 8)):

@@ -14,6 +14,15 @@ If the append is refused because the subject moved on (another owner wrote: a le
 under us) or its outcome is unknown (timeout), the in-memory lot is thrown away, rebuilt from its
 log, and the command decided again (it may already be in the log: then its receipt answers). The
 expected-sequence guard, not the lease, is what makes one writer per lot.
+
+No write without ownership: every job (command, read, wake-up, first configuration) starts only
+while this replica holds the lot's partition (`LotDeps.owns`, which turns false the moment the
+lease may have lapsed), and an append is not sent if the partition was lost while the command was
+being decided; such a job fails with NotOwner and its caller re-routes. The expected-sequence
+check stays the last line of defence for an append already on its way.
+
+Receipts (the answers to accepted commands, for retries) are kept for the lot's last
+`RECEIPT_MEMORY` commands; refusals for its last `REFUSAL_MEMORY` within `REFUSAL_TTL_MS`.
 """
 
 from __future__ import annotations
@@ -29,7 +38,16 @@ from gavel_core.errors import FailedPrecondition, GavelError, NotFound, Resource
 from gavel_core.formats import LotTerms
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, Receipt, RoomEvent, StoredBatch
 from room.app.partitions import partition_of
-from room.app.ports import ActiveLots, Announcer, AppendUnconfirmed, Clock, EventLog, TermsSource, WrongLastSequence
+from room.app.ports import (
+    ActiveLots,
+    Announcer,
+    AppendUnconfirmed,
+    Clock,
+    EventLog,
+    SecretSource,
+    TermsSource,
+    WrongLastSequence,
+)
 from room.app.timers import WakeUps
 from room.app.views import TERMINAL_PHASES, summary
 from room.domain import (
@@ -50,6 +68,13 @@ INTERNAL_COMMANDS = frozenset({"Configure", "Tick", "ClosingSoon"})
 MAX_ATTEMPTS = 3  # decide-and-append rounds before giving up on a contended lot
 REFUSAL_MEMORY = 512  # refusals kept per lot, so a retried refused request gets the same answer
 REFUSAL_TTL_MS = 120_000  # ... within the same window JetStream deduplicates retries in
+# Answers to accepted commands kept per lot for retries: a lot's memory must not grow with its
+# history (issue 13 replaces this with snapshots). A retry of an older command is decided again.
+RECEIPT_MEMORY = 1_000
+
+
+def _always(_: int) -> bool:
+    return True
 
 
 class NotOwner(Exception):
@@ -79,9 +104,11 @@ class LotDeps:
     wakeups: WakeUps
     append_slots: asyncio.Semaphore
     spawn: Callable[[Coroutine[Any, Any, Any]], object]
+    draw_secret: SecretSource  # a lucky lot's secret, drawn once when the lot is configured
     closing_soon_ms: int = 60_000
     max_pending: int = 2_000  # commands waiting in all lots' queues before new ones are refused
     pending: int = 0
+    owns: Callable[[int], bool] = _always  # whether this replica holds the partition now
 
 
 def request_id_reused(request_id: str) -> FailedPrecondition:
@@ -112,7 +139,7 @@ class LotActor:
         self.state: LotState | None = None
         self.lot_sequence = 0
         self.stream_sequence = 0
-        self.receipts: dict[str, Receipt] = {}
+        self.receipts: OrderedDict[str, Receipt] = OrderedDict()
         self._refusals: OrderedDict[str, tuple[str, GavelError, int]] = OrderedDict()
         self.opened_at_ms: int | None = None
         self.closing_soon_announced = False
@@ -150,6 +177,9 @@ class LotActor:
     @property
     def idle(self) -> bool:
         return not self._queue and not self._running
+
+    def rearm(self) -> None:
+        self._schedule_wake()
 
     def retire(self) -> None:
         """The partition moved away: refuse queued and future jobs (their callers re-route)."""
@@ -196,7 +226,18 @@ class LotActor:
         finally:
             self._running = False
 
+    def _require_ownership(self) -> None:
+        if not self._deps.owns(self.partition):
+            raise NotOwner(self.lot_id)
+
+    def _remember_receipt(self, command_id: str, receipt: Receipt) -> None:
+        receipts = self.receipts
+        receipts[command_id] = receipt
+        if len(receipts) > RECEIPT_MEMORY:
+            receipts.popitem(last=False)
+
     async def _run(self, kind: str, payload: Any) -> Any:
+        self._require_ownership()
         if kind == "command":
             return await self._execute(payload)
         if kind == "read":
@@ -239,11 +280,13 @@ class LotActor:
         info, terms = found
         engine = engine_for(terms)  # refuses terms no engine runs (tenders: FORMAT_NOT_LIVE)
         now = self._deps.clock()
-        configured = LotConfigured(self.lot_id, now, info, terms)
-        initial = summary(engine.initial_state(self.lot_id))
+        secret = self._deps.draw_secret() if engine.needs_draw_secret else b""
+        configured = LotConfigured(self.lot_id, now, info, terms, secret)
+        initial = summary(engine.initial_state(self.lot_id, secret))
         batch = Batch(self.lot_id, 1, "configure", "Configure", "room", "", now, (configured,), initial, terms.currency)
         try:
             async with self._deps.append_slots:
+                self._require_ownership()
                 appended = await self._deps.log.append(batch, 0)
         except (WrongLastSequence, AppendUnconfirmed):
             return False  # someone configured it first (or we may have): read it back
@@ -261,13 +304,13 @@ class LotActor:
         self.lot_sequence = batch.lot_sequence
         self.stream_sequence = stored.stream_sequence
         if batch.command not in INTERNAL_COMMANDS:
-            self.receipts[batch.command_id] = self._receipt(batch)
+            self._remember_receipt(batch.command_id, self._receipt(batch))
 
     def _apply(self, event: RoomEvent) -> None:
         if isinstance(event, LotConfigured):
             self.info = event.info
-            self.engine = engine_for(event.terms)
-            self.state = self.engine.initial_state(self.lot_id)
+            self.engine = engine_for(event.terms, recorded=True)
+            self.state = self.engine.initial_state(self.lot_id, event.draw_secret)
             return
         if isinstance(event, ClosingSoon):
             self.closing_soon_announced = True
@@ -337,7 +380,7 @@ class LotActor:
             if batch is None:
                 continue
             receipt = self._receipt(batch)
-            self.receipts[request.command_id] = receipt
+            self._remember_receipt(request.command_id, receipt)
             return receipt
         raise Unavailable(f"lot {self.lot_id!r} is contended by another replica; retry with the same request_id")
 
@@ -368,9 +411,11 @@ class LotActor:
         state, engine = self.state, self.engine
         assert state is not None
         assert engine is not None
+        self._require_ownership()
         if not self.marked_active and any(type(event) is LotOpened for event in events):
             await self._deps.active.mark(self.partition, self.lot_id)  # before the append: see ActiveLots
             self.marked_active = True
+            self._require_ownership()
         for event in events:
             self._apply(event)
         batch = Batch(
@@ -386,7 +431,8 @@ class LotActor:
             engine.terms.currency,
         )
         try:
-            async with self._deps.append_slots:
+            async with self._deps.append_slots:  # waiting for a slot may outlast the lease
+                self._require_ownership()
                 appended = await self._deps.log.append(batch, self.stream_sequence)
         except (WrongLastSequence, AppendUnconfirmed) as exc:
             log.info("lot %s: append not confirmed (%s); rebuilding from its log", self.lot_id, type(exc).__name__)
@@ -503,9 +549,18 @@ class LotDirectory:
         await self.actor(info.lot_id).configure(info, terms)
 
     def wake(self, lot_id: str) -> None:
+        """A lot's time has come: fire it if this replica holds its partition (a partition held
+        again after a lapse has its lots' timers set again by `rearm`)."""
         actor = self._actors.get(lot_id)
-        if actor is not None and not actor.retired:
+        if actor is not None and not actor.retired and self._owns(actor.partition):
             actor.wake()
+
+    def rearm(self, partition: int) -> None:
+        """The partition is held again after a lapse, its lots kept: set their timers again (the
+        wake-ups that came while it was not held were skipped)."""
+        for actor in self._actors.values():
+            if actor.partition == partition and actor.loaded and not actor.retired:
+                actor.rearm()
 
     def drop_partition(self, partition: int) -> int:
         """Forget every lot of a partition this replica no longer owns; returns how many."""

@@ -35,12 +35,14 @@ class LotInfo:
 
 @dataclass(frozen=True, slots=True)
 class LotConfigured:
-    """The lot's first event: its identity and terms (secrets included)."""
+    """The lot's first event: its identity and terms (secrets included), and for a lucky lot the
+    room's own `draw_secret` (random bytes the winning option comes from; never published)."""
 
     lot_id: str
     at_ms: int
     info: LotInfo
     terms: LotTerms
+    draw_secret: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,10 @@ partition's lots; that only one *does* is guaranteed by the expected-sequence ap
 
 `owns` and `owned_partitions` may be called from another thread than the one running the loop
 (the service keeps its leases on a thread of their own, so a busy event loop cannot starve them).
+
+`status` is what readiness reports: unmet while the heartbeat is not renewed in time (the replica
+can hold nothing) or while the replica holds no partition although the live replicas leave it a
+share (it joined, or is claiming again after a lapse, e.g. after a NATS restart lost the buckets).
 """
 
 from __future__ import annotations
@@ -107,6 +111,17 @@ class PartitionListener(Protocol):
         """Forget the partition's lots (its lease is gone or given back)."""
         ...
 
+    def resumed(self, partition: int) -> None:
+        """Held again after a lapse with its lots kept: serve them again (re-arm their timers)."""
+        ...
+
+
+StatusListener = Callable[[bool, str], None]
+
+
+def _ignore_status(ok: bool, detail: str) -> None:
+    return None
+
 
 class Ownership:
     def __init__(
@@ -122,6 +137,7 @@ class Ownership:
         check_every_s: float = 0.1,
         margin_s: float = 0.25,
         refresh_owners_every_s: float = 1.0,
+        on_status: StatusListener = _ignore_status,
     ) -> None:
         if renew_every_s * 2 >= ttl_s:
             raise ValueError("renew at least twice per lease TTL")
@@ -145,6 +161,9 @@ class Ownership:
         self._valid_until = float("-inf")
         self._last_beat = float("-inf")
         self._stopping = False
+        self._on_status = on_status
+        self.status: tuple[bool, str] = (False, "claiming partitions")
+        self._live_replicas = 0
 
     def owns(self, partition: int) -> bool:
         return partition in self.owned and self._monotonic() < self._valid_until
@@ -164,16 +183,36 @@ class Ownership:
             self._last_beat = self._monotonic()
             await self._beat()
 
+    def _report(self) -> None:
+        """Tell readiness whether this replica can do its share now (module doc)."""
+        if self._monotonic() >= self._valid_until:
+            status = (False, "heartbeat not renewed (NATS or the lease buckets unreachable)")
+        elif not self.owned and max(1, self._live_replicas) <= self.partitions:  # a share is left for it
+            status = (False, "holds no partition yet")
+        else:
+            status = (True, "")
+        if status != self.status:
+            self.status = status
+            self._on_status(*status)
+
     async def plan_round(self) -> None:
         """Step back if the heartbeat lapsed, then claim or release per the plan."""
         if self._monotonic() >= self._valid_until:  # no live heartbeat of ours: we may hold nothing
             if self.owned:
                 log.warning("heartbeat not renewed in time: stepping back from %d partitions", len(self.owned))
                 self._suspend_all()
+            self._report()
             return
         if self._stopping or self._heartbeat_revision is None:
             return
+        try:
+            await self._plan()
+        finally:
+            self._report()
+
+    async def _plan(self) -> None:
         view = await self._read_view()
+        self._live_replicas = len(view.replicas | {self.replica_id})
         owned_before = dict(self.owned)
         suspended_before = dict(self.suspended)
         for partition in list(self.owned):
@@ -255,8 +294,10 @@ class Ownership:
             return
         self.owned[partition] = revision
         if self.suspended.pop(partition, None) is not None:
+            # Nobody wrote its lots meanwhile: a writer must first have claimed its key.
             log.info("partition %d: claimed back by %s, its lots kept", partition, self.replica_id)
-            return  # nobody wrote its lots meanwhile: a writer must first have claimed its key
+            self._listener.resumed(partition)
+            return
         log.info("partition %d: claimed by %s", partition, self.replica_id)
         await self._listener.gained(partition)
 

@@ -16,6 +16,12 @@ class Clock(Protocol):
         ...
 
 
+class SecretSource(Protocol):
+    def __call__(self) -> bytes:
+        """Fresh random bytes no one can predict (for a lucky lot's draw; `secrets` in production)."""
+        ...
+
+
 class WrongLastSequence(Exception):
     """The lot's subject moved on since this replica read it: another owner appended. The
     in-memory lot is stale and must be rebuilt from the log."""

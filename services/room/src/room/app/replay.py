@@ -8,7 +8,9 @@ Input lines (one JSON object per line; blank lines and lines starting with `#` a
     {"type":"bid","lot_id":"L1","t_ms":1200,"bidder":"alice","max_amount":17500}
 
 A lot line takes every `LotTerms` field and every parameter of its format (`room.domain.codec`),
-plus `opens_at_ms` (default 0) and `closes_at_ms` (HARD/SOFT English: sets `duration_ms`).
+plus `opens_at_ms` (default 0), `closes_at_ms` (HARD/SOFT English: sets `duration_ms`) and, for
+a lucky lot, `draw_secret` (hex; default: derived from the lot id and seed - fine offline, where
+nobody is kept from predicting the draw; the room draws it at random).
 Command lines name their lot and `t_ms`; besides `bid` (with `paddle`, `device_id`, `force`,
 `press_ms` it is a floor bid) there are `buy_now`, `pick` (`option`), `confirm`/`decline`
 (`bidder`), `vendor_accept`/`vendor_decline`, `pause`/`resume`, `tick`, and `crier` with
@@ -21,6 +23,7 @@ runs on through every pending deadline (close, rounds, ticks, confirmation timeo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -64,7 +67,7 @@ from room.domain import (
 )
 
 BID_KINDS = frozenset({"bid", "buy_now", "pick"})
-LOT_KEYS = ("type", "lot_id", "opens_at_ms", "closes_at_ms")
+LOT_KEYS = ("type", "lot_id", "opens_at_ms", "closes_at_ms", "draw_secret")
 
 
 class ReplayInputError(Exception):
@@ -91,6 +94,7 @@ class LotSpec:
     engine: AnyEngine
     opens_at_ms: int
     line: int
+    draw_secret: bytes = b""
     actions: list[Action] = field(default_factory=list)
 
 
@@ -152,7 +156,28 @@ def _describe(error: InvalidArgument) -> str:
     return "; ".join(f"{v.field}: {v.description}" for v in error.violations)
 
 
-def parse_lot(data: dict[str, Any], line: int) -> LotSpec:
+def offline_draw_secret(lot_id: str, seed: int) -> bytes:
+    """The draw secret of a replayed lot that names none: reproducible, so predictable - offline only."""
+    return hashlib.sha256(f"gavel replay offline draw:{lot_id}:{seed}".encode()).digest()
+
+
+def _draw_secret(data: dict[str, Any], line: int, lot_id: str, terms: LotTerms, engine: AnyEngine) -> bytes:
+    if not engine.needs_draw_secret:
+        return b""
+    given = _get(data, "draw_secret", str, line, None)
+    if given is None:
+        return offline_draw_secret(lot_id, terms.seed)
+    try:
+        secret = bytes.fromhex(given)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ReplayInputError(line, "'draw_secret' must be at least 16 bytes in hex")
+    return secret
+
+
+def parse_lot(data: dict[str, Any], line: int, *, recorded: bool = False) -> LotSpec:
+    """A lot line; `recorded`: from an event log, so retired rules are accepted (they replay)."""
     lot_id = _get(data, "lot_id", str, line)
     if not lot_id:
         raise ReplayInputError(line, "'lot_id' must not be empty")
@@ -167,12 +192,12 @@ def parse_lot(data: dict[str, Any], line: int) -> LotSpec:
         spec["duration_ms"] = closes_at - opens_at
     try:
         terms = terms_from_dict(spec)
-        engine = engine_for(terms)
+        engine = engine_for(terms, recorded=recorded)
     except InvalidArgument as exc:
         raise ReplayInputError(line, f"invalid lot {lot_id!r}: {_describe(exc)}") from None
     except FailedPrecondition as exc:
         raise ReplayInputError(line, f"invalid lot {lot_id!r}: {exc.message}") from None
-    return LotSpec(lot_id, terms, engine, opens_at, line)
+    return LotSpec(lot_id, terms, engine, opens_at, line, _draw_secret(data, line, lot_id, terms, engine))
 
 
 def _bid_id(data: dict[str, Any], line: int, lot_id: str) -> str:
@@ -271,7 +296,7 @@ def _rejection(action: Action, error: GavelError) -> dict[str, Any]:
 def run_lot(spec: LotSpec) -> LotRun:
     """Open the lot, run its commands in time order (ties in file order), then every pending deadline."""
     engine = spec.engine
-    state = engine.initial_state(spec.lot_id)
+    state = engine.initial_state(spec.lot_id, spec.draw_secret)
     run = LotRun(spec, state, [])
     opening = Action("open", spec.opens_at_ms, spec.line, OpenLot("crier" if engine.takes_asking else "system"))
     # Stable sort: file order among equal times, and the opening before the commands at its time.
@@ -304,7 +329,11 @@ def replay(lines: Iterable[str], *, detail: bool = False) -> list[dict[str, Any]
 
 
 def lot_line(spec: LotSpec) -> dict[str, Any]:
-    return {"type": "lot", "lot_id": spec.lot_id, **terms_to_dict(spec.terms)}
+    """The lot as an event log declares it: terms in full, and the draw secret (the log is internal)."""
+    line = {"type": "lot", "lot_id": spec.lot_id, **terms_to_dict(spec.terms)}
+    if spec.draw_secret:
+        line["draw_secret"] = spec.draw_secret.hex()
+    return line
 
 
 def event_log_lines(runs: Iterable[LotRun]) -> Iterator[str]:
@@ -320,7 +349,7 @@ def replay_events(lines: Iterable[str]) -> list[dict[str, Any]]:
     lots: dict[str, tuple[LotSpec, list[Event]]] = {}
     for line, data in _json_lines(lines):
         if data.get("type") == "lot":
-            spec = parse_lot(data, line)
+            spec = parse_lot(data, line, recorded=True)
             if spec.lot_id in lots:
                 raise ReplayInputError(line, f"lot {spec.lot_id!r} is declared twice")
             lots[spec.lot_id] = (spec, [])
@@ -336,7 +365,7 @@ def replay_events(lines: Iterable[str]) -> list[dict[str, Any]]:
     results = []
     for spec, events in lots.values():
         try:
-            state = spec.engine.replay(spec.lot_id, events)
+            state = spec.engine.replay(spec.lot_id, events, spec.draw_secret)
         except (KeyError, AttributeError, AssertionError, TypeError) as exc:
             raise ReplayInputError(spec.line, f"the events of lot {spec.lot_id!r} do not replay: {exc!r}") from None
         summary = summarize(state)

@@ -8,7 +8,9 @@
     state_hash(state), next_deadline_ms(state)
 
 No I/O, clock or randomness here (import-linter enforces it): time is `now_ms`, randomness is the
-lot's seed through `prng`. See docs/auction-formats.md for the rules and the choices made.
+lot's seed through `prng`, or (the lucky option, which the seller must not be able to predict) the
+room's own secret passed to `initial_state`, through `draws`. See docs/auction-formats.md for the
+rules, their sources in the specification and the choices made.
 """
 
 from room.domain.codec import event_from_dict, event_to_dict, terms_from_dict, terms_to_dict

@@ -66,7 +66,10 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     for key in data:
         if key != "type" and key not in expected:
             violations.append(FieldViolation(key, f"{name} has no field {key!r}"))
+    defaults = {f.name for f in fields(cls) if f.default is not MISSING}
     for key, type_name in expected.items():
+        if key not in data and key in defaults:
+            continue  # a field added later: logs written before it leave it out
         if key not in data:
             violations.append(FieldViolation(key, "missing"))
         elif not _is(data[key], type_name):
@@ -134,6 +137,11 @@ def _convert(value: Any, type_name: str, path: str, violations: list[FieldViolat
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return tuple(value)
         violations.append(FieldViolation(path, "a list of strings"))
+        return None
+    if type_name == "tuple[int, ...]":
+        if isinstance(value, list) and all(_is(item, "int") for item in value):
+            return tuple(value)
+        violations.append(FieldViolation(path, "a list of integers"))
         return None
     if not _is(value, type_name):
         violations.append(FieldViolation(path, f"must be {type_name}"))

@@ -198,7 +198,14 @@ class Engine(Generic[S]):
 
     # -- the interface --------------------------------------------------------------------------
 
-    def initial_state(self, lot_id: str) -> S:
+    @property
+    def needs_draw_secret(self) -> bool:
+        """Whether the room must give `initial_state` a secret of its own (lucky lots: the option)."""
+        return False
+
+    def initial_state(self, lot_id: str, draw_secret: bytes = b"") -> S:
+        """The lot before it opens. `draw_secret`: the room's random bytes for the draws the
+        seller must not be able to predict (`needs_draw_secret`; ignored by other formats)."""
         if not lot_id:
             raise InvalidArgument([FieldViolation("lot_id", "a lot needs an id")])
         return self.state_type(lot_id=lot_id, terms=self.terms)
@@ -221,8 +228,8 @@ class Engine(Generic[S]):
         self._appliers[type(event)](self, state, event)
         return state
 
-    def replay(self, lot_id: str, events: Iterable[Event]) -> S:
-        state = self.initial_state(lot_id)
+    def replay(self, lot_id: str, events: Iterable[Event], draw_secret: bytes = b"") -> S:
+        state = self.initial_state(lot_id, draw_secret)
         appliers = self._appliers
         for event in events:
             appliers[type(event)](self, state, event)
@@ -295,7 +302,7 @@ class Engine(Generic[S]):
                     )
                 ]
             return [LotUnsold(state.lot_id, at, UnsoldReason.RESERVE_NOT_MET.value)]
-        return self._offer(state, at, award, 1)
+        return self._offer(state, at, award, state.attempt + 1)
 
     def _offer(self, state: S, at: int, award: Award, attempt: int) -> list[Event]:
         """Sell to `award` at once, or make it the provisional winner if the lot needs confirmation."""
@@ -309,6 +316,11 @@ class Engine(Generic[S]):
         ]
 
     def _lapse(self, state: S, at: int, reason: str) -> list[Event]:
+        """A provisional winner declined or timed out. Only the lot's first provisional winner is
+        penalised, in every format: the specification assesses the penalty "상기 낙찰자가 최초의
+        낙찰자인 경우" (when the defaulter is the first winner). Attempts count provisional winners
+        across the lot, so a Dutch taker after the clock resumed or a later lucky window's winner
+        is attempt 2, 3, ... like an English runner-up."""
         lapsed = state.pending
         assert lapsed is not None
         events: list[Event] = [OfferLapsed(state.lot_id, at, lapsed.bidder, lapsed.price, state.attempt, reason)]
@@ -362,7 +374,7 @@ class Engine(Generic[S]):
         if award is None:
             raise FailedPrecondition("VENDOR_CANNOT_ACCEPT", "there is no bid the vendor may accept now")
         accepted = VendorAccepted(state.lot_id, now, command.by, award.bidder, award.price)
-        return [accepted, *self._offer(state, now, award, 1)]
+        return [accepted, *self._offer(state, now, award, state.attempt + 1)]
 
     @decides(VendorDecline)
     def _decide_vendor_decline(self, state: S, command: VendorDecline, now: int) -> list[Event]:

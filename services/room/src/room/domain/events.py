@@ -93,17 +93,34 @@ class PriceDropped(Event):
 
 @dataclass(frozen=True, slots=True)
 class BiddingReopened(Event):
-    """Dutch: after a winner defaulted the clock runs on from `price`."""
+    """Dutch: after a winner defaulted the descent resumes at `price`, the lot's `tick`-th price
+    (the one after the defaulted price), for a full tick until `deadline_ms`. `tick` is None only
+    in logs recorded before this rule, when the defaulted price was offered again."""
 
     price: int
     deadline_ms: int
+    tick: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LuckyWindowOpened(Event):
+    """`winning_option` is secret; `commitment` (public) binds the room to it (`room.domain.draws`).
+    Empty for the retired rules, whose option the room did not draw."""
+
     window: int
     winning_option: int
     deadline_ms: int
+    commitment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LuckyDrawRevealed(Event):
+    """At a lucky lot's close: what the commitment of draw `draw` hid (public, for verification)."""
+
+    draw: int
+    option: int
+    nonce: str
+    commitment: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +157,9 @@ class VendorDeclined(Event):
 
 @dataclass(frozen=True, slots=True)
 class ProvisionalWinnerDeclared(Event):
-    """`bidder` wins at `price` subject to confirmation; `attempt` 1 is the winner, 2+ the cascade."""
+    """`bidder` wins at `price` subject to confirmation; `attempt` 1 is the lot's first provisional
+    winner (the only one penalised for defaulting), 2+ later ones (the English cascade, a Dutch
+    taker after the clock resumed, a later lucky window's winner)."""
 
     bidder: str
     price: int
@@ -271,6 +290,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     BiddingReopened,
     LuckyWindowOpened,
     OptionPicked,
+    LuckyDrawRevealed,
     OfferedToVendor,
     VendorAccepted,
     VendorDeclined,

@@ -17,13 +17,15 @@ from room.domain.rounds import RoundsEngine
 AnyEngine = Engine[Any]
 
 
-def engine_for(terms: LotTerms) -> AnyEngine:
+def engine_for(terms: LotTerms, *, recorded: bool = False) -> AnyEngine:
     """The engine for a live lot's terms (validated here: InvalidArgument lists every bad field).
 
     English lots pick their engine by `close`: HARD/SOFT proxy bidding, ROUNDS, or CRIER.
-    Tender formats are not run by the room: FailedPrecondition FORMAT_NOT_LIVE.
+    Tender formats are not run by the room: FailedPrecondition FORMAT_NOT_LIVE. `recorded`: the
+    terms come from a lot's log, so rules since retired (the seller's lucky option) are still run,
+    to rebuild what was recorded under them; a lot being configured never gets them.
     """
-    terms.validate()
+    terms.validate(allow_retired=recorded)
     if terms.format is Format.ENGLISH:
         assert isinstance(terms.params, EnglishParams)
         close = terms.params.close
@@ -41,7 +43,7 @@ def engine_for(terms: LotTerms) -> AnyEngine:
     )
 
 
-def initial_state(lot_id: str, terms: LotTerms) -> LotState:
-    """A lot before it opens (phase SCHEDULED)."""
-    state: LotState = engine_for(terms).initial_state(lot_id)
+def initial_state(lot_id: str, terms: LotTerms, draw_secret: bytes = b"") -> LotState:
+    """A lot before it opens (phase SCHEDULED); lucky lots need the room's `draw_secret`."""
+    state: LotState = engine_for(terms).initial_state(lot_id, draw_secret)
     return state

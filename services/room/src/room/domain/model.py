@@ -98,7 +98,7 @@ class LotState:
     leader: str | None = None
     bid_ids: set[str] = field(default_factory=set)  # accepted bid ids (proxy English: see english.py)
     pending: Award | None = None  # offered to the vendor or to a provisional winner
-    attempt: int = 0  # which offer of the confirmation cascade is pending (1 = the winner)
+    attempt: int = 0  # how many provisional winners so far (1 = the lot's first: the only one penalised)
     reserve_waived: bool = False  # the vendor accepted a bid below the reserve
     defaulted: set[str] = field(default_factory=set)  # declined or timed out: may not win again
     penalised: list[str] = field(default_factory=list)
@@ -119,9 +119,11 @@ class LotState:
 @dataclass(slots=True)
 class BidBookState(LotState):
     """The English family's common part. `maxima` maps each bidder to their highest bid (their
-    maximum, for proxy English), in the order bidders first bid: the confirmation cascade's list.
-    Two bidders never hold the same amount except the leader and one other on a tie, and the
-    leader is always offered first, so the order only settles what cannot otherwise be settled."""
+    maximum, for proxy English): the confirmation cascade's list, which offers the first of equal
+    amounts. Proxy and crier lots keep the order bidders first bid in (two bidders never hold the
+    same amount there except the leader and one other on a tie, and the leader is offered first);
+    round-limited lots, where equal bids are allowed, move a bidder to the end at each bid, so the
+    first of equal amounts is the one bid earliest."""
 
     maxima: dict[str, int] = field(default_factory=dict)
 
@@ -161,6 +163,12 @@ class DutchState(LotState):
 
 @dataclass(slots=True)
 class LuckyState(LotState):
+    """`draw_secret` (hex) is the room's secret the winning option is derived from (`draws`):
+    internal, like everything in the state; only the commitments and, at the close, the reveals
+    are published."""
+
     window: int = 0
     winning_option: int = -1
     picked: set[str] = field(default_factory=set)  # bidders who picked in the current window
+    draw_secret: str = ""
+    revealed: bool = False

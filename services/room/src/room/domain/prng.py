@@ -1,9 +1,11 @@
 """A tiny deterministic PRNG (SplitMix64) for the only randomness a lot may have: its seed.
 
-Engines never import `random`: every "random" choice (Dutch random steps, the lucky option) is a
-pure function of `LotTerms.seed`, so a replay on any machine, in any Python version, draws the
-same numbers. SplitMix64 is Steele, Lea and Flood's generator (the seeder of xoshiro); its k-th
-output is `mix(seed + k * GAMMA)`, which also gives O(1) random access (`splitmix64_at`).
+Engines never import `random`: every seeded choice (the Dutch random steps and their order) is
+a pure function of `LotTerms.seed`, so a replay on any machine, in any Python version, draws
+the same numbers. (The lucky option is not seeded, because the seller can read the seed: it
+comes from the room's own secret, `room.domain.draws`.) SplitMix64 is Steele, Lea and Flood's
+generator (the seeder of xoshiro); its k-th output is `mix(seed + k * GAMMA)`, which also gives
+O(1) random access (`splitmix64_at`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ GAMMA = 0x9E3779B97F4A7C15
 
 # Salts keep the streams of different uses independent even when a lot's seed is reused.
 DUTCH_STEPS_SALT = 0xD0_7C_45_7E_95
-LUCKY_OPTION_SALT = 0x1C_4B_0F_70_15
+DUTCH_ORDER_SALT = 0xD0_7C_0D_E5_55
+LUCKY_OPTION_SALT = 0x1C_4B_0F_70_15  # the retired SEEDED lucky rule only
 
 
 def mix64(z: int) -> int:
@@ -70,6 +73,16 @@ def random_composition(total: int, parts: int, seed: int) -> tuple[int, ...]:
         cuts.add(j if pick in cuts else pick)
     bounds = [0, *sorted(cuts), total]
     return tuple(b - a for a, b in itertools.pairwise(bounds))
+
+
+def shuffled(items: list[int], seed: int) -> tuple[int, ...]:
+    """`items` in a uniformly random order (Fisher-Yates), reproducibly from `seed`."""
+    rng = SplitMix64(seed)
+    result = list(items)
+    for i in range(len(result) - 1, 0, -1):
+        j = rng.below(i + 1)
+        result[i], result[j] = result[j], result[i]
+    return tuple(result)
 
 
 def seeded_index(seed: int, salt: int, draw: int, bound: int) -> int:
