@@ -35,7 +35,8 @@ ALGORITHM = "EdDSA"
 GATEWAY = "gateway"
 USER_ISSUER = "gavel"  # the `iss` of user tokens (GAVEL_JWT_ISSUER may change it)
 SERVICE_PREFIX = "svc:"
-SIGNERS = (GATEWAY, "catalog", "room", "tender", "payment", "notify")  # what `gavel up` makes keys for
+GATEWAY_SERVICE = "gateway-svc"  # the gateway's own service identity (svc:gateway): a key apart from the user key
+SIGNERS = (GATEWAY, GATEWAY_SERVICE, "catalog", "room", "tender", "payment", "notify")  # `gavel up` makes keys for
 SECRETS = ("pseudonyms", "notify-links")  # deployment secrets: bidder pseudonyms, notify's signed links
 RELOAD_EVERY_S = 1.0  # how often a reader looks whether its file changed
 
@@ -50,7 +51,9 @@ def service_issuer(service: str) -> str:
 
 def issuer_of(signer: str, user_issuer: str = USER_ISSUER) -> str:
     """The issuer a signer's keys sign for: the user issuer for the gateway, `svc:<name>` otherwise."""
-    return user_issuer if signer == GATEWAY else service_issuer(signer)
+    if signer == GATEWAY:
+        return user_issuer
+    return service_issuer(GATEWAY if signer == GATEWAY_SERVICE else signer)
 
 
 def _b64(data: bytes) -> str:

@@ -21,7 +21,7 @@ from typing import overload
 from gavel_core.auth import Role
 from gavel_kit import natsperms, natsserver
 from gavel_kit.auth import MAX_TOKEN_LIFETIME_S, ServiceCredential, TokenSigner
-from gavel_kit.keys import GATEWAY, SIGNERS, KeyStore, SigningKey
+from gavel_kit.keys import GATEWAY, GATEWAY_SERVICE, SIGNERS, KeyStore, SigningKey
 
 SUPERUSER = "gavel-test"
 RENEW_BEFORE_S = 60
@@ -82,7 +82,8 @@ class Identities:
         return LiveBearer(self, subject, roles)
 
     def service_token(self, service: str) -> str:
-        return ServiceCredential(SigningKey(self.store.private_path(service), service), service).token
+        signer = GATEWAY_SERVICE if service == GATEWAY else service  # the gateway's service key is its own
+        return ServiceCredential(SigningKey(self.store.private_path(signer), signer), service).token
 
 
 _default: Identities | None = None
@@ -117,6 +118,9 @@ class AuthenticatedNats:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def __getattr__(self, name: str) -> object:  # process, port, store_dir, log_path: the server's
+        return getattr(self.server, name)
 
 
 def start_nats(directory: Path, server_name: str = "gavel-test") -> AuthenticatedNats:
