@@ -69,6 +69,7 @@ class Cluster:
         }
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_KEYS_DIR", None)  # gavel up makes the cluster's own keys under var/keys
         for name, (grpc_port, metrics_port) in self.ports.items():
             prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
             self.env[prefix + "GRPC_PORT"] = str(grpc_port)

@@ -38,6 +38,7 @@ class RunningCluster:
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_KEYS_DIR", None)  # gavel up makes the cluster's own keys under var/keys
         self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
         self.env.pop("GAVEL_PAYMENT_PROVIDER_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
