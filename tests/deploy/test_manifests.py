@@ -165,7 +165,11 @@ REAL_PATHS = (
 
 def test_the_network_allows_exactly_the_real_paths_between_workloads(rendered):
     database = {(svc, "postgres", 5432) for svc in (*SERVICES, "gateway")}
-    sandboxes = {("payment", "payment-sandbox", 8090), ("notify", "mail-sandbox", 2525)}
+    sandboxes = {
+        ("payment", "payment-sandbox", 8095),
+        ("payment-sandbox", "payment", 8054),
+        ("notify", "mail-sandbox", 2525),
+    }
     sandboxes.add(("notify", "sms-sandbox", 8026))
     assert _allowed(rendered["dev"]) == REAL_PATHS | database | sandboxes
     assert _allowed(rendered["prod"]) == REAL_PATHS
@@ -221,3 +225,19 @@ def test_every_secret_a_workload_reads_exists_in_its_overlay(rendered):
                 refs += [e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e]
                 for ref in refs:
                     assert ref in provided, f"{overlay} {_name(workload)} reads Secret {ref}"
+
+
+def test_every_ingress_path_reaches_a_named_port_of_a_service(rendered):
+    for overlay in OVERLAYS:
+        objects = rendered[overlay]
+        ports = {
+            obj["metadata"]["name"]: {port["name"] for port in obj["spec"]["ports"]}
+            for obj in objects
+            if obj["kind"] == "Service"
+        }
+        for ingress in (obj for obj in objects if obj["kind"] == "Ingress"):
+            assert ingress["spec"]["tls"], _name(ingress)
+            for rule in ingress["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    backend = path["backend"]["service"]
+                    assert backend["port"]["name"] in ports.get(backend["name"], set()), path["path"]

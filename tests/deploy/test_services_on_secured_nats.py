@@ -46,6 +46,7 @@ class Processes:
         self.nats = nats_server
         self.var_dir = var_dir
         self.ports = {name: (free_port(), free_port()) for name in PROCESSES}
+        self.webhook_port = free_port()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def environment(self, name: str) -> dict[str, str]:
@@ -60,6 +61,7 @@ class Processes:
             "GAVEL_CATALOG_ADDR": f"127.0.0.1:{self.ports['catalog'][0]}",
             "GAVEL_ROOM_PROJECTIONS": "false",
             "GAVEL_ROOM_REPLICA_ID": name,
+            "GAVEL_PAYMENT_WEBHOOK_PORT": str(self.webhook_port),
             "PYTHONUNBUFFERED": "1",
             **identities.default().env(),  # no key, no start (as the manifests mount them)
         }
@@ -95,7 +97,8 @@ class Processes:
             for name in sorted(pending):
                 child = self.children[name]
                 assert child.poll() is None, f"{name} exited:\n{self.tail(name)}"
-                service = "" if name == "room-projector" else GRPC_SERVICE_NAMES[PROCESSES[name][1][0].split(".")[0]]
+                module = PROCESSES[name][1][0].split(".")[0]
+                service = "room-projector" if name == "room-projector" else GRPC_SERVICE_NAMES[module]
                 if grpc_serving(f"127.0.0.1:{self.ports[name][0]}", service, timeout_s=1):
                     pending.discard(name)
             assert time.monotonic() < deadline, f"not SERVING: {pending}; {self.nats.violations()[:5]}"

@@ -60,6 +60,20 @@ PER_SERVICE = {"GRPC_PORT", "METRICS_PORT", "HTTP_PORT", "GRPC_HOST", "ADDR"} | 
 )
 
 
+def _option_default(service: str, name: str) -> str:
+    """The default a service's code gives settings.option(name, default)."""
+    text = (ROOT / "services" / service / "src" / service / "main.py").read_text()
+    match = re.search(rf"option\(\s*\"{name}\",\s*\"([^\"]*)\"", text)
+    assert match, f"{service} reads no option {name}"
+    return match.group(1)
+
+
+# Listeners besides gRPC and metrics: payment's webhook receiver (GAVEL_PAYMENT_WEBHOOK_PORT).
+EXTRA_PORTS: dict[str, dict[str, Any]] = {
+    "payment": {"webhook": lambda s: int(s.option("WEBHOOK_PORT", _option_default("payment", "WEBHOOK_PORT")))},
+}
+
+
 def _config_maps(objects: list[Obj]) -> dict[str, dict[str, str]]:
     return {obj["metadata"]["name"]: obj.get("data", {}) for obj in objects if obj["kind"] == "ConfigMap"}
 
@@ -71,6 +85,8 @@ def _environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             env |= maps[source["configMapRef"]["name"]]
+        elif "secretRef" in source:
+            env |= _secret_data(objects, source["secretRef"]["name"])
     for item in container.get("env", []):
         if "value" in item:
             # $(VAR) refers to a variable defined earlier in the list, as the kubelet expands it.
@@ -81,6 +97,14 @@ def _environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
         elif "fieldRef" in item["valueFrom"]:
             env[item["name"]] = "pod-0"
     return env
+
+
+def _secret_data(objects: list[Obj], name: str) -> dict[str, str]:
+    """A rendered Secret's keys and values (dev); prod's come from an ExternalSecret: unknown here."""
+    for obj in objects:
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == name:
+            return {key: base64.b64decode(value).decode() for key, value in obj["data"].items()}
+    return {}
 
 
 def _secret_value(objects: list[Obj], name: str, key: str) -> str:
@@ -163,11 +187,12 @@ def test_ports_probes_and_addresses_are_the_ones_the_settings_give(rendered, ove
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         else:
-            assert ports == {"grpc": s.grpc_port, "metrics": s.metrics_port}, where
+            extra = {name: port(s) for name, port in EXTRA_PORTS.get(service, {}).items()}
+            assert ports == {"grpc": s.grpc_port, "metrics": s.metrics_port, **extra}, where
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["grpc"]["port"] == s.grpc_port, f"{where} {probe}"
-            # Readiness asks for the service name (a worker serves only ""); liveness asks for "".
-            assert container["readinessProbe"]["grpc"]["service"] == s.grpc_service_name, where
+            # Readiness asks for the readiness name (a worker's is its process name); liveness for "".
+            assert container["readinessProbe"]["grpc"]["service"] == s.readiness_name, where
             assert container["livenessProbe"]["grpc"]["service"] == "", where
             annotations = workload["spec"]["template"]["metadata"]["annotations"]
             assert int(annotations["prometheus.io/port"]) == s.metrics_port, where
@@ -181,6 +206,12 @@ def test_ports_probes_and_addresses_are_the_ones_the_settings_give(rendered, ove
             assert nats.hostname in services, where
             assert nats.port in {p["port"] for p in services[nats.hostname]["spec"]["ports"]}, where
             assert nats.username == (process or service), f"{where}: connects as its own NATS user"
+        if service == "notify" and overlay == "dev":
+            # notify's mail and SMS go to the sandboxes' Services.
+            sms = urlsplit(s.option("SMS_URL", ""))
+            for host, port in ((s.option("SMTP_HOST", ""), int(s.option("SMTP_PORT", "0"))), (sms.hostname, sms.port)):
+                assert host in services, f"{where}: {host}"
+                assert port in {p["port"] for p in services[host]["spec"]["ports"]}, f"{where}: {host}:{port}"
         # The pod outlives the drain: preStop, then in-flight RPCs (grace), then the NATS drain.
         pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         budget = workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -216,3 +247,35 @@ def test_prod_replicates_streams_three_times_and_traces_to_the_collector(rendere
     assert config["prod"]["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
     assert gavel_settings.load("room", config["dev"]).nats_replicas == 1
     assert config["dev"]["OTEL_TRACES_EXPORTER"] == "none"
+
+
+def test_the_notify_sandboxes_run_modules_of_the_notify_image_on_their_container_ports(rendered):
+    for workload in workloads(rendered["dev"]):
+        if workload["metadata"]["name"] not in ("mail-sandbox", "sms-sandbox"):
+            continue
+        (container,) = containers(workload)
+        assert GAVEL_IMAGE.search(container["image"])["service"] == "notify"
+        python, dash_m, module, *args = container["command"]
+        assert (python, dash_m) == ("python", "-m")
+        assert (ROOT / "services" / "notify" / "src" / Path(*module.split(".")).with_suffix(".py")).exists(), module
+        port = int(args[args.index("--port") + 1])
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        assert args[args.index("--host") + 1] == "0.0.0.0"  # noqa: S104 — reachable from notify's pod
+
+
+def test_the_payment_sandbox_gets_only_variables_it_reads_and_shares_payments_secrets(rendered):
+    objects = rendered["dev"]
+    reads = set(re.findall(r"\"(GAVEL_[A-Z_]+)\"", (ROOT / "services/payment/src/payment/sandbox.py").read_text()))
+    (sandbox,) = [w for w in workloads(objects) if w["metadata"]["name"] == "payment-sandbox"]
+    (container,) = containers(sandbox)
+    env = _environment(container, objects)
+    assert {name for name in env if name.startswith("GAVEL_")} - set(_dockerfile_env()) <= reads
+    assert int(env["GAVEL_PAYMENT_SANDBOX_PORT"]) == container["ports"][0]["containerPort"]
+    (payment,) = [w for w in workloads(objects) if w["metadata"]["name"] == "payment"]
+    payment_env = _environment(containers(payment, init=False)[0], objects)
+    for shared in ("GAVEL_PAYMENT_PROVIDER_KEY", "GAVEL_PAYMENT_WEBHOOK_SECRET"):
+        assert env[shared] == payment_env[shared]
+    webhook = urlsplit(env["GAVEL_PAYMENT_SANDBOX_WEBHOOK_URL"])
+    assert (webhook.hostname, webhook.port, webhook.path) == ("payment", 8054, "/webhooks/provider")
+    provider = urlsplit(payment_env["GAVEL_PAYMENT_PROVIDER_URL"])
+    assert (provider.hostname, provider.port) == ("payment-sandbox", container["ports"][0]["containerPort"])

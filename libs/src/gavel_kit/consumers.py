@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -152,3 +153,140 @@ async def ensure_stream_exists(js: JetStreamContext, spec: StreamSpec) -> None:
             log.info("stream created", stream=spec.name)
         except Exception:  # created concurrently by its owner or another replica
             await js.stream_info(spec.name)
+
+
+# -- per-process followers --------------------------------------------------------------------------
+
+Apply = Callable[[Msg], None]
+FOLLOWER_RETRY_S = 5.0
+CATCH_UP_POLL_S = 0.02
+
+
+class StreamFollower:
+    """Every process's own reader of a subject filter, from the start of the stream (an ordered
+    consumer: no durable state, every process sees every event), for books a process keeps in
+    memory (bans, registrations, staff).
+
+    Fail closed: `caught_up` is False until the follower has applied everything the stream held
+    when it started (so a restarted process never answers from half a book), and `on_ready(met,
+    detail)` says so (wire it to `rt.conditions.set`). A message `apply` cannot read (it raises)
+    is never skipped: the follower stops there with an alert (error log with the subject and
+    sequence, `on_ready(False, …)`, `on_stopped`) and retries that very message every
+    FOLLOWER_RETRY_S — deleting or fixing it in the stream lets it go on.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        name: str,
+        subject: str,
+        apply: Apply,
+        *,
+        on_ready: Callable[[bool, str], None] = lambda met, detail: None,
+        on_stopped: Callable[[], None] = lambda: None,
+        deliver_last_per_subject: bool = False,
+        retry_s: float = FOLLOWER_RETRY_S,
+    ) -> None:
+        self._js = js
+        self.name = name
+        self._subject = subject
+        self._apply = apply
+        self._on_ready = on_ready
+        self._on_stopped = on_stopped
+        self._last_per_subject = deliver_last_per_subject
+        self._retry_s = retry_s
+        self.caught_up = False
+        self.stopped_at: int | None = None  # the stream sequence it could not read
+        self.last_sequence = 0
+        self.applied = 0
+        self._subscription: Any = None
+        self._handled = 0
+        self._again = False
+        self._resubscribe: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        """Follow for the life of the process (cancel to stop)."""
+        self._resubscribe = asyncio.Event()
+        self._on_ready(False, "catching up")
+        start: int | None = None
+        while True:
+            try:
+                await self._subscribe(start)
+                await self._catch_up()
+                await self._resubscribe.wait()
+            except asyncio.CancelledError:
+                await self._unsubscribe()
+                raise
+            except Exception as exc:
+                log.warning("follower failed; retrying", follower=self.name, error=repr(exc))
+            await self._unsubscribe()
+            self._resubscribe.clear()
+            start = self.stopped_at or (self.last_sequence + 1 if self.last_sequence else None)
+            if self._again:  # a reconnect: follow again at once from the event after the last one
+                self._again = False
+            else:
+                await asyncio.sleep(self._retry_s)
+
+    async def follow_again(self) -> None:
+        """After a reconnect (a restarted server has forgotten ordered consumers): resubscribe from
+        the event after the last one applied. Register it with `gavel_kit.nats.resources(nc).add`."""
+        if self._resubscribe is not None and self.stopped_at is None:
+            self._again = True
+            self._resubscribe.set()
+
+    async def _subscribe(self, start: int | None) -> None:
+        self.stopped_at = None
+        self._handled = 0  # messages of this subscription handled (its consumer sequence)
+        if start is not None:
+            policy, extra = DeliverPolicy.BY_START_SEQUENCE, {"opt_start_seq": start}
+        elif self._last_per_subject:
+            policy, extra = DeliverPolicy.LAST_PER_SUBJECT, {}
+        else:
+            policy, extra = DeliverPolicy.ALL, {}
+        config = ConsumerConfig(deliver_policy=policy, **extra)  # type: ignore[arg-type]
+        self._subscription = await self._js.subscribe(
+            self._subject, ordered_consumer=True, config=config, cb=self._on_message
+        )
+
+    async def _unsubscribe(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _catch_up(self) -> None:
+        while self.stopped_at is None:
+            info = await self._subscription.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+            if info.num_pending == 0 and self._handled >= (delivered or 0):
+                if not self.caught_up:
+                    log.info("follower caught up", follower=self.name, events=self.applied)
+                self.caught_up = True
+                self._on_ready(True, "")
+                return
+            await asyncio.sleep(CATCH_UP_POLL_S)
+
+    async def _on_message(self, message: Msg) -> None:
+        if self.stopped_at is not None:
+            return  # already stopped: what follows the unreadable message waits for it
+        sequence = message.metadata.sequence.stream
+        try:
+            self._apply(message)
+        except Exception:
+            self.stopped_at = sequence
+            self.caught_up = False
+            log.error(
+                "follower stopped at a message it cannot read; fix or delete it in the stream",
+                follower=self.name,
+                subject=message.subject,
+                stream_sequence=sequence,
+                exc_info=True,
+            )
+            self._on_ready(False, f"stopped at unreadable message {sequence} ({message.subject})")
+            self._on_stopped()
+            if self._resubscribe is not None:
+                self._resubscribe.set()
+            return
+        self.last_sequence = sequence
+        self.applied += 1
+        self._handled += 1

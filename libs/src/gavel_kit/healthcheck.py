@@ -3,7 +3,8 @@
 The container image's HEALTHCHECK (Dockerfile) for runtimes without native gRPC probes: it asks the
 process's own listener, found from the same settings the process reads (GAVEL_<SVC>_GRPC_PORT, …).
 By default it asks for liveness (health of "", or the gateway's /healthz); `--ready` asks for the
-service name (or /readyz). Kubernetes does not need it: its gRPC and HTTP probes do the same.
+readiness name (the service's, or a worker's process name; the gateway's /readyz). Kubernetes does
+not need it: its gRPC and HTTP probes do the same.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def check(settings: gavel_settings.Settings, *, ready: bool = False) -> bool:
     host = _local(settings.grpc_host)
     if settings.service == "gateway":
         return http_ok(f"http://{host}:{settings.grpc_port}/{'readyz' if ready else 'healthz'}")
-    return grpc_serving(f"{host}:{settings.grpc_port}", settings.grpc_service_name if ready else "")
+    return grpc_serving(f"{host}:{settings.grpc_port}", settings.readiness_name if ready else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

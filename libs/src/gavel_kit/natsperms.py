@@ -111,8 +111,8 @@ TABLE: Mapping[str, Access] = {
         streams=(ROOM,),
         buckets=("ROOM_REPLICAS", "ROOM_OWNERS", "ROOM_ACTIVE_LOTS"),
         reads=(CATALOG,),
-        durables=((CATALOG, "room-lot-terms"), (CATALOG, "room-lot-starting")),
-        follows=(PAYMENT, GATEWAY),
+        durables=((CATALOG, "room-lot-starting"), (CATALOG, "room-lot-withdrawn")),
+        follows=(PAYMENT, GATEWAY, CATALOG),  # bans and limits; revocations; registrations and staff
         responds=True,
     ),
     # the room's reports: reads the log through its durable, publishes nothing

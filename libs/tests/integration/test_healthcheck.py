@@ -47,3 +47,13 @@ def test_a_stopped_process_is_unhealthy(monkeypatch):
     server.stop(None).wait()
     monkeypatch.setenv("GAVEL_ROOM_PROJECTOR_GRPC_PORT", str(port))
     assert healthcheck.main(["room", "--process", "room-projector"]) == 1
+
+
+def test_a_worker_is_ready_when_its_process_name_is_serving(health_server, monkeypatch):
+    port, servicer = health_server
+    monkeypatch.setenv("GAVEL_ROOM_PROJECTOR_GRPC_PORT", str(port))
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("room-projector", health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert healthcheck.main(["room", "--process", "room-projector", "--ready"]) == 1
+    servicer.set("room-projector", health_pb2.HealthCheckResponse.SERVING)
+    assert healthcheck.main(["room", "--process", "room-projector", "--ready"]) == 0

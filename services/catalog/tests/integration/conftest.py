@@ -134,7 +134,8 @@ class RunningCatalog:
         self.anonymous = Caller(self.stub, "", None)
         self.seller = self.user("seller-1", Role.SELLER)
         self.other_seller = self.user("seller-2", Role.SELLER)
-        self.admin = self.user("admin-1", Role.SALE_ADMIN)
+        self.admin = self.user("admin-1", Role.SITE_ADMIN)  # acts on every sale
+        self.sale_admin = self.user("sale-admin-1", Role.SALE_ADMIN)  # only on the sales assigned to it
         self.crier = self.user("crier-1", Role.CRIER)
         self.room_service = Caller(self.stub, "svc:room", identities.service_token("room"))
         self.stopped = False

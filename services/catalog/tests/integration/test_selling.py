@@ -224,7 +224,12 @@ async def test_the_room_service_opens_and_closes_lots_and_the_last_one_closes_th
         outcome=res.LOT_OUTCOME_SOLD,
         winner_id="bidder-7",
         hammer_price=catalog.usd(42_000),
+        room_sequence=12,
     )
+    for person in (catalog.admin, catalog.crier, catalog.seller):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await person.CloseLot(sold)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     in_euros = pb.CloseLotRequest()
     in_euros.CopyFrom(sold)
     in_euros.request_id = catalog.request_id()
@@ -242,11 +247,12 @@ async def test_the_room_service_opens_and_closes_lots_and_the_last_one_closes_th
     )
     [recorded] = await catalog.events.wait_for("lot_outcome_recorded")
     outcome = ev.LotOutcomeRecorded.FromString(recorded.data)
-    assert (outcome.hammer_price.amount_minor, outcome.hammer_price.currency, outcome.sale_closed) == (
-        42_000,
-        "USD",
-        True,
-    )
+    assert (
+        outcome.hammer_price.amount_minor,
+        outcome.hammer_price.currency,
+        outcome.sale_closed,
+        outcome.room_sequence,
+    ) == (42_000, "USD", True, 12)
     assert (await catalog.anonymous.GetSale(pb.GetSaleRequest(sale_id=sale.id))).sale.state == res.SALE_STATE_CLOSED
 
 

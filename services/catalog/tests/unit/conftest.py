@@ -47,6 +47,7 @@ from catalog.domain.sales import (
     TimeSlot,
 )
 from catalog.domain.seating import Seat
+from catalog.domain.staff import StaffAssignment
 from gavel_core.auth import ANONYMOUS, Principal, Role
 from gavel_core.errors import AlreadyExists
 from gavel_core.formats import (
@@ -66,7 +67,9 @@ SALE_DAY = date(2030, 5, 8)  # the Wednesday of that week
 
 SELLER = Principal("seller-1", frozenset({Role.SELLER}))
 OTHER_SELLER = Principal("seller-2", frozenset({Role.SELLER}))
-ADMIN = Principal("admin-1", frozenset({Role.SALE_ADMIN}))
+ADMIN = Principal("admin-1", frozenset({Role.SITE_ADMIN}))  # acts on every sale
+SALE_ADMIN = Principal("sale-admin-1", frozenset({Role.SALE_ADMIN}))  # acts only on the sales assigned to it
+CRIER = Principal("crier-1", frozenset({Role.CRIER}))
 ROOM_SERVICE = Principal("svc:room", frozenset({Role.SERVICE}))
 PUBLIC = ANONYMOUS
 
@@ -230,6 +233,22 @@ class FakeSeats:
         self.rows.append(seat)
 
 
+class FakeStaff:
+    def __init__(self) -> None:
+        self.rows: list[StaffAssignment] = []
+
+    async def list_for_sale(self, sale_id: str) -> list[StaffAssignment]:
+        return sorted((a for a in self.rows if a.sale_id == sale_id), key=lambda a: (a.role.value, a.user_id))
+
+    async def add(self, assignment: StaffAssignment) -> None:
+        if any(a.key == assignment.key for a in self.rows):
+            raise AlreadyExists("staff assignment", "/".join(assignment.key))
+        self.rows.append(assignment)
+
+    async def remove(self, assignment: StaffAssignment) -> None:
+        self.rows = [a for a in self.rows if a.key != assignment.key]
+
+
 class FakeUnitOfWork:
     def __init__(self) -> None:
         self.products = FakeProducts()
@@ -238,6 +257,7 @@ class FakeUnitOfWork:
         self.reservations = FakeReservations()
         self.registrations = FakeRegistrations()
         self.seats = FakeSeats()
+        self.staff = FakeStaff()
         self.pending: list[CatalogEvent] = []
         self.published: list[CatalogEvent] = []
         self.commits = 0
@@ -354,6 +374,8 @@ class Catalog:
     SELLER = SELLER
     OTHER_SELLER = OTHER_SELLER
     ADMIN = ADMIN
+    SALE_ADMIN = SALE_ADMIN
+    CRIER = CRIER
     ROOM_SERVICE = ROOM_SERVICE
     PUBLIC = PUBLIC
     bidder = staticmethod(bidder)

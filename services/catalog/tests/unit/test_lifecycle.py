@@ -1,5 +1,6 @@
 """Publishing a sale and the lot life cycle: draft → scheduled → live → closed / cancelled."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from catalog.app.sales import UpdateSale, publish_sale, update_sale
 from catalog.domain.events import LotOutcomeRecorded, LotScheduled, LotsRetimed, LotStarting, SalePublished
 from catalog.domain.lots import LotOutcome, LotResult
 from catalog.domain.states import State
+from gavel_core.auth import Principal, Role
 from gavel_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 
@@ -137,7 +139,7 @@ async def test_a_sold_lot_closes_and_the_last_one_closes_the_sale(catalog):
     for lot in lots:
         await catalog(start_lot, catalog.ROOM_SERVICE, lot.id)
     catalog.now += timedelta(minutes=5)
-    sold = LotResult(LotOutcome.SOLD, winner_id="bidder-7", hammer_price=42_000)
+    sold = LotResult(LotOutcome.SOLD, winner_id="bidder-7", hammer_price=42_000, room_sequence=9)
     await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, sold))
     assert (lots[0].state, lots[0].winner_id, lots[0].hammer_price, sale.state) == (
         State.CLOSED,
@@ -145,7 +147,7 @@ async def test_a_sold_lot_closes_and_the_last_one_closes_the_sale(catalog):
         42_000,
         State.LIVE,
     )
-    await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[1].id, LotResult(LotOutcome.PASSED)))
+    await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[1].id, LotResult(LotOutcome.PASSED, room_sequence=4)))
 
     assert sale.state is State.CLOSED
     first, second = catalog.events_of(LotOutcomeRecorded)
@@ -156,12 +158,15 @@ async def test_a_sold_lot_closes_and_the_last_one_closes_the_sale(catalog):
         False,
     )
     assert (second.outcome, second.sale_closed, second.closed_at) == (LotOutcome.PASSED, True, catalog.now)
+    assert (first.room_sequence, second.room_sequence) == (9, 4)
 
 
 async def test_a_withdrawn_live_lot_ends_cancelled(catalog):
     _, lots = await catalog.published_sale()
     await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
-    view = await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, LotResult(LotOutcome.WITHDRAWN)))
+    view = await catalog(
+        close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, LotResult(LotOutcome.WITHDRAWN, room_sequence=3))
+    )
     assert view.lot.state is State.CANCELLED
 
 
@@ -172,13 +177,46 @@ async def test_a_lot_that_is_not_live_cannot_be_closed(catalog):
     assert caught.value.metadata["current_state"] == "scheduled"
 
 
-async def test_a_closed_lot_cannot_be_closed_again(catalog):
+async def test_a_closed_lot_answers_the_same_report_again_and_refuses_another(catalog):
     _, lots = await catalog.published_sale()
     await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
-    await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, LotResult(LotOutcome.PASSED)))
+    passed = LotResult(LotOutcome.PASSED, room_sequence=5)
+    await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, passed))
+    again = await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, passed))
+    assert again.lot.state is State.CLOSED
+    assert len(catalog.events_of(LotOutcomeRecorded)) == 1
+    sold = LotResult(LotOutcome.SOLD, winner_id="bidder-1", hammer_price=100, room_sequence=5)
     with pytest.raises(FailedPrecondition) as caught:
-        await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, LotResult(LotOutcome.PASSED)))
+        await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, sold))
     assert "closed" in caught.value.message
+
+
+@pytest.mark.parametrize("who", ["ADMIN", "SALE_ADMIN", "CRIER", "SELLER"])
+async def test_people_cannot_record_an_outcome_only_the_room_can(catalog, who):
+    _, lots = await catalog.published_sale()
+    await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
+    sold = LotResult(LotOutcome.SOLD, winner_id="bidder-1", hammer_price=1, room_sequence=2)
+    with pytest.raises(PermissionDenied) as caught:
+        await catalog(close_lot, getattr(catalog, who), CloseLot(lots[0].id, sold))
+    assert caught.value.reason == "NOT_ROOM"
+    assert lots[0].state is State.LIVE
+
+
+async def test_another_service_than_the_room_cannot_record_a_live_lot_outcome(catalog):
+    _, lots = await catalog.published_sale()
+    await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
+    tender = Principal("svc:tender", frozenset({Role.SERVICE}))
+    with pytest.raises(PermissionDenied) as caught:
+        await catalog(close_lot, tender, CloseLot(lots[0].id, LotResult(LotOutcome.PASSED, room_sequence=2)))
+    assert caught.value.reason == "NOT_ROOM"
+
+
+async def test_an_outcome_without_the_room_sequence_is_refused(catalog):
+    _, lots = await catalog.published_sale()
+    await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
+    with pytest.raises(InvalidArgument) as caught:
+        await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, LotResult(LotOutcome.PASSED)))
+    assert fields(caught.value) == {"room_sequence"}
 
 
 @pytest.mark.parametrize(
@@ -199,7 +237,9 @@ async def test_a_lot_result_is_checked(catalog, result, bad):
     _, lots = await catalog.published_sale()
     await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
     with pytest.raises(InvalidArgument) as caught:
-        await catalog(close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, result))
+        await catalog(
+            close_lot, catalog.ROOM_SERVICE, CloseLot(lots[0].id, dataclasses.replace(result, room_sequence=7))
+        )
     assert fields(caught.value) == bad
     assert lots[0].state is State.LIVE
 

@@ -19,6 +19,8 @@ from catalog.app.lots import (
     reorder_lots,
     update_lot,
 )
+from catalog.app.rooms import start_lot
+from catalog.domain.events import LotScheduled
 from catalog.domain.lots import LotSpec, lay_out
 from catalog.domain.states import State
 from gavel_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -232,12 +234,31 @@ async def test_a_product_is_offered_in_one_open_group_at_a_time(catalog):
         await catalog(add_lot, catalog.SELLER, AddLot(second.id, LotSpec(product.id, catalog.english_terms())))
 
 
-async def test_lots_cannot_be_added_to_a_published_sale(catalog):
-    sale, _ = await catalog.published_sale()
-    product = await catalog.product()
+async def test_a_lot_added_to_a_published_sale_is_published_at_once(catalog):
+    sale, first = await catalog.published_sale()
+    product = await catalog.product(title="Pine chest")
+    views = await catalog(add_lot, catalog.SELLER, AddLot(sale.id, LotSpec(product.id, catalog.english_terms())))
+    [added] = [view.lot for view in views]
+    assert (added.state, added.position) == (State.SCHEDULED, first[0].position + 1)
+    [scheduled] = [e for e in catalog.events_of(LotScheduled) if e.lot_id == added.id]
+    assert scheduled.estimated_start == added.estimated_start is not None
+
+
+async def test_a_lot_that_does_not_fit_a_published_session_is_refused(catalog):
+    sale, _ = await catalog.published_sale(spec=catalog.live_sale_spec(("10:00", "10:10")))
+    product = await catalog.product(title="Pine chest")
+    with pytest.raises(InvalidArgument) as caught:
+        await catalog(add_lot, catalog.SELLER, AddLot(sale.id, LotSpec(product.id, catalog.english_terms())))
+    assert {v.field for v in caught.value.violations} == {"lot.duration_slots"}
+
+
+async def test_lots_cannot_be_added_to_a_live_sale(catalog):
+    sale, lots = await catalog.published_sale()
+    await catalog(start_lot, catalog.ROOM_SERVICE, lots[0].id)
+    product = await catalog.product(title="Pine chest")
     with pytest.raises(FailedPrecondition) as caught:
         await catalog(add_lot, catalog.SELLER, AddLot(sale.id, LotSpec(product.id, catalog.english_terms())))
-    assert caught.value.metadata["current_state"] == "scheduled"
+    assert caught.value.metadata["current_state"] == "live"
 
 
 async def test_updating_a_lot_updates_its_whole_group_and_keeps_each_seed(catalog):
@@ -259,11 +280,12 @@ async def test_a_seller_cannot_update_a_lot_in_another_sellers_sale(catalog):
     assert caught.value.reason == "NOT_OWNER"
 
 
-async def test_a_scheduled_lot_cannot_be_updated(catalog):
+async def test_the_terms_of_a_published_lot_are_frozen(catalog):
     _, lots = await catalog.published_sale()
     with pytest.raises(FailedPrecondition) as caught:
-        await catalog(update_lot, catalog.SELLER, UpdateLot(lots[0].id, catalog.english_terms()))
-    assert caught.value.reason == "INVALID_STATE"
+        await catalog(update_lot, catalog.SELLER, UpdateLot(lots[0].id, catalog.english_terms(opening_bid=99_000)))
+    assert (caught.value.reason, caught.value.metadata["current_state"]) == ("TERMS_FROZEN", "scheduled")
+    assert lots[0].terms.params.opening_bid == 10_000
 
 
 async def test_removing_a_lot_removes_its_group_and_closes_the_gap(catalog):

@@ -128,16 +128,29 @@ class Publisher:
     js: Any
     sequences: dict[str, int] = field(default_factory=dict)
 
-    async def event(self, subject: str, message: Message, msg_id: str | None = None) -> None:
-        await self.js.publish(subject, message.SerializeToString(), headers={"Nats-Msg-Id": msg_id or new_id()})
+    async def event(self, subject: str, message: Message, msg_id: str | None = None) -> int:
+        """Publish; the stream sequence it got."""
+        ack = await self.js.publish(subject, message.SerializeToString(), headers={"Nats-Msg-Id": msg_id or new_id()})
+        return int(ack.seq)
+
+    async def consumed(self, stream: str, durable: str, sequence: int, within_s: float = 15) -> None:
+        """Until notify's durable acknowledged everything up to `sequence` of `stream` — it acks a
+        batch only after committing what the batch recorded, so notify knows it then."""
+
+        async def acked() -> None:
+            # JetStream offers no event for an advancing ack floor: ask for it.
+            while (await self.js.consumer_info(stream, durable)).ack_floor.stream_seq < sequence:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(acked(), within_s)
 
     async def room(self, lot_id: str, *events: room.RoomEvent, msg_id: str | None = None) -> int:
-        """One batch on the lot's log (the room's layout, read back through gavel_kit.roomlog)."""
+        """One batch on the lot's log (the room's layout, read back through gavel_kit.roomlog); its
+        stream sequence."""
         sequence = self.sequences.get(lot_id, 0) + 1
         self.sequences[lot_id] = sequence
         batch = room.LotEventBatch(lot_id=lot_id, lot_sequence=sequence, command_id=new_id(), events=list(events))
-        await self.event(f"gavel.room.lot.{lot_id}", batch, msg_id or f"{lot_id}:{batch.command_id}")
-        return sequence
+        return await self.event(f"gavel.room.lot.{lot_id}", batch, msg_id or f"{lot_id}:{batch.command_id}")
 
 
 class RunningNotify:

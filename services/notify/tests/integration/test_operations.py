@@ -106,8 +106,22 @@ async def test_payment_and_eligibility_events_become_notices_and_sms_receipts_co
         f"gavel.payment.bidder.banned.{jun}",
         elig.BidderBanned(event_id=notify.new_id(), occurred_at=notify.stamp(now), bidder_id=jun, reason="non-payment"),
     )
-    mails = await mail_sink.wait_for(2)
-    assert sorted(m.subject for m in mails) == sorted(["연체: ₩1,481,340", "입찰이 제한되었습니다"])
+    await publisher.event(
+        "gavel.payment.invoice.paid.inv-1",
+        pay.PaymentCaptured(
+            event_id=notify.new_id(),
+            occurred_at=notify.stamp(now),
+            invoice_id="inv-1",
+            bidder_id=jun,
+            payment_id="p-1",
+            amount=total,
+            invoice_settled=True,
+        ),
+    )
+    mails = await mail_sink.wait_for(3)
+    assert sorted(m.subject for m in mails) == sorted(
+        ["연체: ₩1,481,340", "입찰이 제한되었습니다", "결제 완료: ₩1,481,340"]
+    )
     [text] = await sms_sandbox.wait_for(1)
     assert text["encoding"] == "ucs2"
     assert text["segments"] == 1

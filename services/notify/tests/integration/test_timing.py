@@ -65,7 +65,8 @@ async def test_quiet_hours_hold_notices_until_the_local_morning_and_drop_those_g
     sold = room.RoomEvent(
         at=notify.stamp(clock()), lot_sold=room.LotSold(buyer="someone-else", hammer_price=usd(20_000))
     )
-    await publisher.room(closing, sold)  # one lot ends during the night
+    sequence = await publisher.room(closing, sold)  # one lot ends during the night
+    await publisher.consumed("ROOM_EVENTS", "notify-room", sequence)
     clock.set(morning + timedelta(seconds=30))
     notify.components.loop.wake()
 

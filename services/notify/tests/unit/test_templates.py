@@ -38,6 +38,8 @@ PARAMS = {
     "total": {"amount_minor": 1_481_340, "currency": "KRW"},
     "due_at": "2026-12-12T23:00:00+00:00",
     "invoice_id": "inv-1",
+    "settled": True,
+    "purpose": "deposit_release",
     "code": "042917",
     "expires_at": "2026-12-05T17:45:00+00:00",
     "count": 7,

@@ -2,8 +2,10 @@
 
 - `serve` (default): the shared runtime (gavel_kit.service) serves gavel.room.v1.RoomService on
   GAVEL_ROOM_GRPC_PORT (default 50052) once its database is migrated and NATS is connected (stream
-  ROOM_EVENTS). Then this replica catches up on the payment service's bans and limits, claims its
-  share of the partitions and starts its timers, consumers and watch feeds (docs/room-service.md).
+  ROOM_EVENTS). Then this replica claims its share of the partitions and starts its timers,
+  consumers, watch feeds and its followers of the payment service's bans and limits and the
+  catalog's registrations and staff (readiness conditions `eligibility`, `registrations`, `staff`:
+  not ready, and bid-like commands UNAVAILABLE, until each has caught up; docs/room-service.md).
   It also writes the reports (projections) unless GAVEL_ROOM_PROJECTIONS=false.
 - `project`: the room-projector worker — only the reports: the room-projections consumer and the
   catalog closer, off the bid path (health on GAVEL_ROOM_PROJECTOR_GRPC_PORT, default 50062,
@@ -28,34 +30,45 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.room.v1 import room_service_pb2_grpc
 from gavel_core.auth import Principal, Role
+from gavel_kit import nats as gavel_nats
 from gavel_kit import service
-from gavel_kit.consumers import DurableConsumer
+from gavel_kit.consumers import DurableConsumer, StreamFollower, ensure_stream_exists
 from gavel_kit.keys import load_secret
 from gavel_kit.logging import get_logger
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
 from room.adapters import orm
 from room.adapters.catalog_client import CatalogClient
 from room.adapters.consumers import (
+    BIDDER_EVENTS,
     CATALOG_STREAM,
-    LOT_SCHEDULED,
+    GATEWAY_SPEC,
     LOT_STARTING,
-    EligibilityFollower,
-    RevocationFollower,
-    lot_starting_handler,
-    lot_terms_handler,
+    LOT_WITHDRAWN,
+    PAYMENT_SPEC,
+    REGISTRATION_DECIDED,
+    REVOCATIONS,
+    STAFF_CHANGED,
+    apply_bidder_event,
+    apply_registration,
+    apply_revocation,
+    apply_staff,
+    lot_statement_handler,
     projections_handler,
 )
 from room.adapters.event_log import LOT_SUBJECTS, STREAM, STREAM_SPEC, JetStreamEventLog, NatsAnnouncer, NatsLiveFeeds
 from room.adapters.forwarding import CallRouter
 from room.adapters.grpc_servicer import RoomHandlers, RoomServicer
 from room.adapters.leases import KvActiveLots, LeaseKeeper
-from room.adapters.metrics import LOADED_LOTS, OWNED_PARTITIONS, WATCHED_LOTS, track
+from room.adapters.lookups import Registrations, Staff, StartedLots
+from room.adapters.metrics import FOLLOWER_STOPS, LOADED_LOTS, OWNED_PARTITIONS, WATCHED_LOTS, track
 from room.adapters.projections import CatalogCloser, Projector
-from room.adapters.repositories import CatalogCloses, Paddles, Reports, ScheduledLots
+from room.adapters.repositories import CatalogCloses, Paddles, Reports
 from room.adapters.seating import SeatBook
 from room.adapters.settings import RoomSettings, from_kit
+from room.app.books import RegistrationBook, StaffBook
 from room.app.eligibility import EligibilityBook
 from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
@@ -163,14 +176,21 @@ class RoomReplica:
         self.pseudonyms = Pseudonyms(load_secret(rt.settings.keys_dir / "pseudonyms.key"))
         self.revocations = RevocationBook()
         rt.codec.revocations = self.revocations.revoked  # a disabled or demoted account stops bidding at once
+        self.registrations = RegistrationBook()
+        self.staff = StaffBook()
         self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
-        self.scheduled = ScheduledLots(rt.db, self.catalog)
+        self.followers = [
+            self._follower("eligibility", BIDDER_EVENTS, apply_bidder_event(self.book)),
+            self._follower("registrations", REGISTRATION_DECIDED, apply_registration(self.registrations)),
+            self._follower("staff", STAFF_CHANGED, apply_staff(self.staff), last_per_subject=True),
+            self._follower("revocations", REVOCATIONS, apply_revocation(self.revocations)),
+        ]
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
             log=JetStreamEventLog(rt.nc, rt.js),
             announcer=NatsAnnouncer(rt.nc, self.pseudonyms),
             active=self.active,
-            terms=self.scheduled,
+            terms=StartedLots(self.catalog, wall_clock_ms),
             clock=wall_clock_ms,
             wakeups=self.wakeups,
             append_slots=asyncio.Semaphore(settings.max_in_flight),
@@ -182,7 +202,15 @@ class RoomReplica:
         )
         self.lots = LotDirectory(deps, settings.partitions, self.owns)
         self.paddles = Paddles(rt.db, wall_clock_ms)
-        room = RoomService(self.lots, self.book, SeatBook(rt.nc, self.catalog, wall_clock_ms), self.paddles)
+        room = RoomService(
+            self.lots,
+            self.book,
+            SeatBook(rt.nc, self.catalog, wall_clock_ms),
+            self.paddles,
+            Registrations(self.registrations, self.catalog, wall_clock_ms),
+            Staff(self.staff, self.catalog, wall_clock_ms),
+            caught_up=lambda: all(follower.caught_up for follower in self.followers),
+        )
         self.router = CallRouter(
             rt.nc,
             RoomHandlers(room, self.pseudonyms).routes(),
@@ -198,9 +226,18 @@ class RoomReplica:
                 credential=rt.service_token,
             ),
         )
-        self.feeds = Feeds(NatsLiveFeeds(rt.nc, self.pseudonyms), self.spawn, wall_clock_ms)
+        self.feeds = Feeds(
+            NatsLiveFeeds(rt.nc, self.pseudonyms), self.spawn, wall_clock_ms, tail_check_ms=settings.watch_tail_check_ms
+        )
         self.servicer = RoomServicer(
-            self.router, self.feeds, Reports(rt.db), self.paddles, rt.db, watcher_limit=settings.watcher_limit
+            self.router,
+            self.feeds,
+            Reports(rt.db),
+            self.paddles,
+            rt.db,
+            room.staff,
+            self.catalog,
+            watcher_limit=settings.watcher_limit,
         )
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
@@ -220,6 +257,19 @@ class RoomReplica:
         track(LOADED_LOTS, lambda: len(self.lots))
         track(WATCHED_LOTS, lambda: len(self.feeds.feeds))
 
+    def _follower(self, name: str, subject: str, apply: Any, *, last_per_subject: bool = False) -> StreamFollower:
+        conditions = self.rt.conditions
+        conditions.require(name, "catching up")
+        return StreamFollower(
+            self.rt.js,
+            name,
+            subject,
+            apply,
+            on_ready=lambda met, detail: conditions.set(name, met, detail),
+            on_stopped=FOLLOWER_STOPS.labels(name).inc,
+            deliver_last_per_subject=last_per_subject,
+        )
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> object:
         return self.rt.spawn(coro, "room")
 
@@ -232,8 +282,11 @@ class RoomReplica:
     async def start(self, runtime: Runtime) -> None:
         rt, settings = self.rt, self.settings
         await self.active.check_partition_count(settings.partitions)
-        await EligibilityFollower(rt.nc, rt.js, self.book).start()
-        await RevocationFollower(rt.js, self.revocations).start()
+        await ensure_stream_exists(rt.js, PAYMENT_SPEC)
+        await ensure_stream_exists(rt.js, GATEWAY_SPEC)
+        for follower in self.followers:
+            runtime.spawn(follower.run(), f"follow-{follower.name}")
+            gavel_nats.resources(rt.nc).add(f"{follower.name} follower", follower.follow_again)
         await self.leases.start()  # claims a first share before the replica reports SERVING
         runtime.spawn(self.wakeups.run(), "lot-timers")
         runtime.spawn(self.feeds.run(), "watch-feeds")
@@ -242,16 +295,16 @@ class RoomReplica:
             DurableConsumer(
                 rt.js,
                 CATALOG_STREAM,
-                "room-lot-terms",
-                LOT_SCHEDULED,
-                lot_terms_handler(self.scheduled, self.router.call, self.router.own_identity),
+                "room-lot-starting",
+                LOT_STARTING,
+                lot_statement_handler(cev.LotStarting, "StartLot", self.router.call),
             ),
             DurableConsumer(
                 rt.js,
                 CATALOG_STREAM,
-                "room-lot-starting",
-                LOT_STARTING,
-                lot_starting_handler(self.router.call, self.router.own_identity),
+                "room-lot-withdrawn",
+                LOT_WITHDRAWN,
+                lot_statement_handler(cev.LotWithdrawn, "WithdrawFromCatalog", self.router.call),
             ),
         ]
         for consumer in consumers:

@@ -311,10 +311,19 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+# Who works the tests' default sale: its crier, its floor device and its sale admin.
+DEFAULT_STAFF = (
+    ("crier-1", res.STAFF_ROLE_CRIER),
+    ("device-7", res.STAFF_ROLE_CLERK),
+    ("admin-1", res.STAFF_ROLE_SALE_ADMIN),
+)
+
+
 async def _create_catalog_stream(url: str) -> None:
     nc = await nats.connect(url)
     try:
         await nc.jetstream().add_stream(CATALOG_SPEC.config())
+        await Events(nc).staff("sale-1", *DEFAULT_STAFF)
     finally:
         await nc.close()
 
@@ -326,9 +335,30 @@ class Events:
         self.nc = nc
         self.js = nc.jetstream()
 
-    async def schedule(self, lot: res.Lot) -> None:
-        event = cev.LotScheduled(event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, lot=lot)
-        await self.js.publish(f"gavel.catalog.lot_scheduled.{lot.id}", event.SerializeToString())
+    async def start(self, lot: res.Lot) -> None:
+        """The catalog published and started the lot (LotStarting carries the published lot)."""
+        event = cev.LotStarting(event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, format=lot.format, lot=lot)
+        await self.js.publish(f"gavel.catalog.lot_starting.{lot.id}", event.SerializeToString())
+
+    async def withdraw(self, lot: res.Lot, reason: str = "withdrawn", sale_cancelled: bool = False) -> None:
+        event = cev.LotWithdrawn(
+            event_id=new_id(), lot_id=lot.id, sale_id=lot.sale_id, reason=reason, sale_cancelled=sale_cancelled, lot=lot
+        )
+        await self.js.publish(f"gavel.catalog.lot_withdrawn.{lot.id}", event.SerializeToString())
+
+    async def staff(self, sale: str, *people: tuple[str, int]) -> None:
+        """The sale's whole staff: (user id, res.STAFF_ROLE_*) pairs."""
+        event = cev.SaleStaffChanged(
+            event_id=new_id(),
+            sale_id=sale,
+            staff=[res.StaffAssignment(sale_id=sale, user_id=user, role=role) for user, role in people],
+        )
+        await self.js.publish(f"gavel.catalog.sale_staff_changed.{sale}", event.SerializeToString())
+
+    async def registration(self, sale: str, bidder: str, approved: bool = True) -> None:
+        status = res.REGISTRATION_STATUS_APPROVED if approved else res.REGISTRATION_STATUS_REJECTED
+        event = cev.RegistrationDecided(event_id=new_id(), sale_id=sale, bidder_id=bidder, status=status)
+        await self.js.publish(f"gavel.catalog.registration_decided.{sale}", event.SerializeToString())
 
     async def seat(self, lot: res.Lot, bidder: str) -> None:
         event = cev.SeatAssigned(
@@ -360,19 +390,46 @@ def log_lines(replica: Replica) -> list[dict[str, Any]]:
 
 
 # The load and the invariants the fault tests share live in gavel_kit.testing.load.
-__all__ = ["Acked", "Bidding", "check_logs", "logs_when_decided", "lot_ready", "resume_delays", "watch_gapless"]
+__all__ = [
+    "Acked",
+    "Bidding",
+    "check_logs",
+    "logs_when_decided",
+    "lot_open",
+    "lot_ready",
+    "resume_delays",
+    "watch_gapless",
+]
 
 
 async def logs_when_decided(events: Events, lot_ids: list[str], timeout_s: float) -> dict[str, list[ev.LotEventBatch]]:
     return await _logs_when_decided(events.nc, lot_ids, timeout_s)
 
 
-async def open_lots(events: Events, stub: Any, lots: list[res.Lot], crier: tuple[tuple[str, str], ...]) -> None:
-    """Schedule the lots the way the catalog does, wait until the room has each, open them."""
-    from gavel.room.v1 import room_service_pb2 as pb
+async def open_lots(events: Events, stub: Any, lots: list[res.Lot]) -> None:
+    """Start the lots the way the catalog does (LotStarting); the room opens timed lots by itself."""
+    for lot in lots:
+        await events.start(lot)
+    for lot in lots:
+        await lot_open(stub, lot.id)
 
-    for lot in lots:
-        await events.schedule(lot)
-    for lot in lots:
-        await lot_ready(stub, lot.id)
-        await stub.OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=crier)
+
+async def lot_open(stub, lot_id: str, timeout_s: float = 20) -> None:
+    """Wait until the room has run the lot from its LotStarting and opened it (a timed lot)."""
+    import asyncio
+
+    from gavel.room.v1 import room_service_pb2 as room_pb
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            state = (await stub.GetLotState(room_pb.GetLotStateRequest(lot_id=lot_id), timeout=5)).state
+            if state.phase == room_pb.LOT_PHASE_OPEN:
+                return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                raise
+        if loop.time() > deadline:
+            raise TimeoutError(f"lot {lot_id} never opened")
+        await asyncio.sleep(0.05)

@@ -36,7 +36,6 @@ pytestmark = pytest.mark.integration
 
 LOTS = 18
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 LOT_DURATION_MS = 9_000  # long enough to bid through the failover, short enough to close in the test
 BIDDING_AFTER_KILL_S = 4.0
 RESUME_WITHIN_S = 2.0
@@ -61,7 +60,7 @@ async def test_sigkill_of_a_replica_while_bids_flow(cluster: RoomCluster):
                 break
             await asyncio.sleep(0.1)
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        await open_lots(events, stubs["replica-0"], lots, CRIER)
+        await open_lots(events, stubs["replica-0"], lots)
         holders = await events.holders()
         owner_of = {lot.id: holders.get(partition_of(lot.id, 64)) for lot in lots}
         victim = max(("replica-1", "replica-2"), key=lambda name: list(owner_of.values()).count(name))

@@ -41,7 +41,6 @@ LOT_DURATION_MS = 16_000
 # after nats-server's raft election timeout (4 to 9 s, randomised): measured 5.0 to 10.5 s here.
 RESUME_WITHIN_S = 15.0
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ async def test_losing_the_event_logs_leader_node_keeps_bidding_going_without_los
         info = await nc.jetstream().stream_info("ROOM_EVENTS")
         assert info.config.num_replicas == 3
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        await open_lots(events, stubs["replica-0"], lots, CRIER)
+        await open_lots(events, stubs["replica-0"], lots)
         lot_ids = {lot.id for lot in lots}
         alive = set(stubs)
         seen: list[int] = []

@@ -42,7 +42,6 @@ NATS_DOWN_S = 4.0  # longer than a bidder's call timeout: bids in flight end amb
 CALL_TIMEOUT_S = 2.0
 RESUME_WITHIN_S = 5.0  # from NATS answering again to a bid acknowledged on every lot
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(4)]
-CRIER = token("crier-1", Role.CRIER)
 
 
 @pytest.fixture
@@ -60,7 +59,7 @@ async def test_bidding_resumes_by_itself_after_nats_is_killed_and_restarted(clus
     tasks: list[asyncio.Task] = []
     try:
         lots = [english_lot(duration_ms=LOT_DURATION_MS) for _ in range(LOTS)]
-        await open_lots(events, stubs["replica-0"], lots, CRIER)
+        await open_lots(events, stubs["replica-0"], lots)
         lot_ids = {lot.id for lot in lots}
         alive = set(stubs)
         watched = {lot.id: [] for lot in lots[:4]}

@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import nats
 import pytest
-from room_cluster import Events, RoomCluster, english_lot, new_id, room_cluster, token, usd
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.api import DiscardPolicy
+from room_cluster import Events, RoomCluster, english_lot, log_lines, new_id, room_cluster, token, usd
 
 from gavel.catalog.v1 import resources_pb2 as res
+from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
 from gavel_core.errors import GavelError
 from gavel_kit.grpc.errors import error_info_of
 from room.adapters.codec import lot_from_message
-from room.adapters.event_log import JetStreamEventLog, NatsAnnouncer
-from room.app.lots import CommandRequest, LotDeps, LotDirectory
-from room.app.model import Batch, LotConfigured, LotSummary
+from room.adapters.event_log import JetStreamEventLog, NatsAnnouncer, NatsLiveFeeds
+from room.app.feeds import Feeds, Watcher
+from room.app.lots import CommandRequest, LotDeps, LotDirectory, WithdrawLot
+from room.app.model import Batch, LotConfigured, LotSummary, PublishedLot
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
 from room.app.views import Pseudonyms
@@ -33,6 +38,7 @@ from room.domain import OpenLot, PlaceBid
 from room.main import draw_secret, wall_clock_ms
 
 pytestmark = pytest.mark.integration
+TEST_PSEUDONYMS = Pseudonyms(b"test-pseudonym-key-0123456789abcdef")
 
 CRIER = token("crier-1", Role.CRIER)
 ALICE = token("alice", Role.BIDDER)
@@ -79,9 +85,13 @@ async def ready(stub: pb_grpc.RoomServiceStub, lot_id: str, timeout_s: float = 1
 
 
 async def open_lot(events: Events, stubs: list[pb_grpc.RoomServiceStub], lot: res.Lot) -> None:
-    await events.schedule(lot)
-    await ready(stubs[0], lot.id)
-    await stubs[1].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+    """The catalog starts the lot: the room runs it and opens it (a crier lot: its crier opens it)."""
+    await events.start(lot)
+    state = await ready(stubs[0], lot.id)
+    if lot.english.close == res.ENGLISH_CLOSE_CRIER:
+        await stubs[1].OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+    else:
+        assert state.phase == pb.LOT_PHASE_OPEN
 
 
 def bid(lot_id: str, amount: int, request_id: str | None = None) -> pb.PlaceBidRequest:
@@ -133,7 +143,7 @@ async def test_the_projector_process_reports_the_bids_taken_by_either_replica(ev
             await asyncio.sleep(0.05)
         assert [(b.bidder_id, b.amount.amount_minor, b.price.amount_minor, b.leader_id) for b in bids] == expected
     actions = (await stubs[1].ListCrierActions(pb.ListCrierActionsRequest(lot_id=lot.id), metadata=CRIER)).actions
-    assert [(a.action, a.actor_id) for a in actions] == [("LotOpened", "crier-1")]
+    assert [(a.action, a.actor_id) for a in actions] == [("LotOpened", "catalog")]
 
 
 async def test_a_low_bid_is_refused_with_the_minimum_through_either_replica(events, stubs):
@@ -178,6 +188,85 @@ async def test_a_bidder_banned_by_payment_is_refused_on_every_replica(events, st
     assert (refused.code(), info.reason if info else "") == (grpc.StatusCode.PERMISSION_DENIED, "BIDDER_BANNED")
     code, reason, _ = await refusal(stubs[0].PlaceBid(bid(lot.id, 90_000), metadata=carol))
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "BIDDER_BANNED")
+
+
+async def test_a_replica_behind_on_eligibility_refuses_bids_until_it_catches_up(cluster, events, stubs):
+    """An unreadable ban stops every replica's follower there (never skipped): bids are UNAVAILABLE
+    and health NOT_SERVING until the event is removed from the stream; then bidding resumes."""
+    lot = english_lot()
+    await open_lot(events, stubs, lot)
+    ack = await events.js.publish("gavel.payment.bidder.banned.dave", b"\xff\xff not a BidderBanned")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        try:
+            await stubs[0].PlaceBid(bid(lot.id, 2_000), metadata=ALICE)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                break
+        assert loop.time() < deadline, "a replica kept taking bids with an unreadable eligibility event"
+        await asyncio.sleep(0.05)
+    code, _, _ = await refusal(stubs[1].PlaceBid(bid(lot.id, 9_000), metadata=BOB))
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert not any(_serving(replica) for replica in cluster.replicas)
+    stopped = [line for line in log_lines(cluster.replicas[0]) if line.get("event", "").startswith("follower stopped")]
+    assert [line["stream_sequence"] for line in stopped][:1] == [ack.seq]
+
+    await events.js.delete_msg("PAYMENT_EVENTS", ack.seq)
+    deadline = loop.time() + 30
+    accepted = None
+    while accepted is None:
+        try:
+            accepted = await stubs[1].PlaceBid(bid(lot.id, 9_000), metadata=BOB)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+    assert accepted.leading
+    for replica in cluster.replicas:
+        cluster.wait_serving(replica, timeout_s=30)
+
+
+async def test_a_tick_that_cannot_be_appended_fires_later(cluster, events, stubs):
+    """The lot's deadline passes while the log refuses appends (the stream is full): the tick
+    fails, is logged, and is tried again with backoff; once the log takes appends again it fires."""
+    lot = english_lot(duration_ms=2_000)
+    await open_lot(events, stubs, lot)
+    await stubs[0].PlaceBid(bid(lot.id, 5_000), metadata=ALICE)
+    info = await events.js.stream_info("ROOM_EVENTS")
+    full = dataclasses.replace(info.config, max_msgs=info.state.messages, discard=DiscardPolicy.NEW)
+    await events.js.update_stream(full)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not any(
+            "due wake-up failed" in line.get("event", "") for replica in cluster.replicas for line in log_lines(replica)
+        ):
+            assert loop.time() < deadline, "the tick never ran into the full log"
+            await asyncio.sleep(0.1)
+        assert (await ready(stubs[1], lot.id)).phase == pb.LOT_PHASE_OPEN  # not closed: nothing was stored
+    finally:
+        await events.js.update_stream(info.config)
+    state = await ready(stubs[1], lot.id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while state.phase != pb.LOT_PHASE_SOLD:
+        assert loop.time() < deadline, f"the failed tick never fired: {state}"
+        await asyncio.sleep(0.1)
+        state = await ready(stubs[1], lot.id)
+    assert state.hammer_price.amount_minor == 1_000
+    assert (
+        state.buyer_id
+        == (await stubs[1].GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=ALICE)).state.viewer_alias
+    )
+
+
+def _serving(replica) -> bool:
+    with grpc.insecure_channel(replica.address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="gavel.room.v1.RoomService"), timeout=2
+        )
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_a_bidder_bids_only_in_the_room_they_are_seated_in(events, stubs):
@@ -277,10 +366,26 @@ class _NoIndex:
 
 class _Terms:
     def __init__(self, lot: res.Lot) -> None:
-        self.found = lot_from_message(lot)
+        self.found = PublishedLot(*lot_from_message(lot), lot.SerializeToString())
 
-    async def lookup(self, lot_id: str):
+    async def started(self, lot_id: str):
         return self.found
+
+
+def _owner(nc, lot: res.Lot, announcer, spawn) -> LotDirectory:
+    """A replica's lot directory on its own connection that believes it owns every partition."""
+    deps = LotDeps(
+        log=JetStreamEventLog(nc, nc.jetstream()),
+        announcer=announcer,
+        active=_NoIndex(),
+        terms=_Terms(lot),
+        clock=wall_clock_ms,
+        wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
+        append_slots=asyncio.Semaphore(8),
+        spawn=spawn,
+        draw_secret=draw_secret,
+    )
+    return LotDirectory(deps, 64, lambda partition: True)
 
 
 async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, events):
@@ -297,20 +402,7 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
         return task
 
     try:
-        owners = []
-        for nc in connections:
-            deps = LotDeps(
-                log=JetStreamEventLog(nc, nc.jetstream()),
-                announcer=NatsAnnouncer(nc, Pseudonyms(b"test-pseudonym-key-0123456789abcdef")),
-                active=_NoIndex(),
-                terms=_Terms(lot),
-                clock=wall_clock_ms,
-                wakeups=WakeUps(wall_clock_ms, lambda lot_id: None),
-                append_slots=asyncio.Semaphore(8),
-                spawn=spawn,
-                draw_secret=draw_secret,
-            )
-            owners.append(LotDirectory(deps, 64, lambda partition: True))
+        owners = [_owner(nc, lot, NatsAnnouncer(nc, TEST_PSEUDONYMS), spawn) for nc in connections]
         actors = [await owner.loaded(lot.id) for owner in owners]
         await actors[0].execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))
 
@@ -336,3 +428,52 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
             task.cancel()
         for nc in connections:
             await nc.close()
+
+
+class _DroppingAnnouncer:
+    """The owner's announcements, except those of batches that end a lot (lost without a trace)."""
+
+    def __init__(self, nc) -> None:
+        self._real = NatsAnnouncer(nc, TEST_PSEUDONYMS)
+
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
+        if ev.LotEventBatch.FromString(encoded).after.phase in ("sold", "unsold"):
+            return
+        await self._real.announce(lot_id, stream_sequence, encoded, sale_id)
+
+
+async def test_a_watcher_whose_last_announcement_was_dropped_still_receives_lot_sold(cluster):
+    """On the real NATS: an owner whose final announcement never leaves, a watcher's feed on
+    another connection; the feed's tail check reads the final batch from the log."""
+    lot = english_lot()
+    owner_nc, watcher_nc = await nats.connect(cluster.nats_url), await nats.connect(cluster.nats_url)
+    tasks: set[asyncio.Task] = set()
+
+    def spawn(coro):
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    feeds = Feeds(NatsLiveFeeds(watcher_nc, TEST_PSEUDONYMS), spawn, wall_clock_ms, tail_check_ms=300)
+    runner = spawn(feeds.run(every_s=0.1))
+    try:
+        owner = await _owner(owner_nc, lot, _DroppingAnnouncer(owner_nc), spawn).loaded(lot.id)
+        watcher = Watcher()
+        feeds.watch(watcher, lot.id, 0)
+        await owner.execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))
+        await owner.execute(CommandRequest("b1", "PlaceBid", "alice", "b1", PlaceBid("b1", "alice", 5_000)))
+        stop = CommandRequest("w", "Withdraw", "admin", "w", WithdrawLot("admin", "ends the lot"))
+        await owner.execute(stop)
+        seen = []
+        while not seen or seen[-1].after.phase != "unsold":
+            _, item = await asyncio.wait_for(watcher.next(), timeout=10)
+            seen.append(item.payload)
+        assert [response.lot_sequence for response in seen] == [1, 2, 3, 4]
+    finally:
+        runner.cancel()
+        await feeds.close_all()
+        for task in list(tasks):
+            task.cancel()
+        await owner_nc.close()
+        await watcher_nc.close()

@@ -16,7 +16,7 @@ import nats
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from room_cluster import CATALOG_SPEC, Events, english_lot, new_id, token, usd
+from room_cluster import CATALOG_SPEC, DEFAULT_STAFF, Events, english_lot, new_id, token, usd
 from sqlalchemy import inspect
 
 from gavel.catalog.v1 import catalog_service_pb2 as cat
@@ -47,27 +47,24 @@ VERSION_TABLE = definition().version_table
 
 @dataclass
 class FakeCatalog(cat_grpc.CatalogServiceServicer):
-    """The catalog as the room calls it: GetLot and GetSeat fallbacks, StartLot and CloseLot."""
+    """The catalog as the room calls it: the GetLot (is it live?) and GetSeat fallbacks, CloseLot."""
 
-    lots: dict[str, res.Lot] = field(default_factory=dict)
+    lots: dict[str, res.Lot] = field(default_factory=dict)  # the published lots, with their state
     seats: set[tuple[str, str]] = field(default_factory=set)
-    started: set[str] = field(default_factory=set)
     closed: dict[str, cat.CloseLotRequest] = field(default_factory=dict)
+    refuse_closes: bool = False
 
     async def GetLot(self, request, context):
         if request.lot_id not in self.lots:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"lot {request.lot_id!r} not found")
-        return cat.GetLotResponse(lot=self.lots[request.lot_id])
+        lot = self.lots[request.lot_id]
+        return cat.GetLotResponse(lot=lot, published=lot if lot.state != res.LOT_STATE_DRAFT else None)
 
     async def GetSeat(self, request, context):
         return cat.GetSeatResponse(seated=(request.lot_id, request.bidder_id) in self.seats)
 
-    async def StartLot(self, request, context):
-        self.started.add(request.lot_id)
-        return cat.StartLotResponse()
-
     async def CloseLot(self, request, context):
-        if request.lot_id not in self.started:
+        if self.refuse_closes:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the lot is not live")
         self.closed.setdefault(request.lot_id, request)
         return cat.CloseLotResponse()
@@ -91,14 +88,23 @@ class Room:
         raise TimeoutError(lot_id)
 
     async def scheduled(self, lot: res.Lot) -> pb.LotState:
-        await self.events.schedule(lot)
+        """The catalog starts the lot; the room runs it (and opens it unless a crier does)."""
+        await self.events.start(lot)
         return await self.ready(lot.id)
 
     async def open(self, lot_id: str, asking: int | None = None) -> pb.OpenLotResponse:
+        """The crier opens the lot; a timed lot the room opened from its LotStarting answers as it stands."""
         request = pb.OpenLotRequest(request_id=new_id(), lot_id=lot_id)
         if asking is not None:
             request.asking.CopyFrom(usd(asking))
-        return await self.stub.OpenLot(request, metadata=CRIER)
+        try:
+            return await self.stub.OpenLot(request, metadata=CRIER)
+        except grpc.aio.AioRpcError as exc:
+            info = error_info_of(exc)
+            if info is None or info.reason != "LOT_ALREADY_OPENED":
+                raise
+        state = (await self.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot_id))).state
+        return pb.OpenLotResponse(result=pb.LotCommandResult(lot_sequence=state.lot_sequence, state=state))
 
     async def until(self, predicate, timeout_s: float = 10):
         loop = asyncio.get_running_loop()
@@ -123,6 +129,7 @@ async def room(nats_url: str, tmp_path: Path) -> AsyncIterator[Room]:
     await catalog_server.start()
     nc = await nats.connect(nats_url)
     await ensure_stream_exists(nc.jetstream(), CATALOG_SPEC)
+    await Events(nc).staff("sale-1", *DEFAULT_STAFF)
     env = {
         "GAVEL_VAR_DIR": str(tmp_path),
         "GAVEL_NATS_URL": nats_url,
@@ -212,7 +219,9 @@ async def test_a_crier_lot_with_floor_and_online_bids_is_hammered_reported_and_p
     assert all(a.actor_id == "crier-1" for a in actions)
     closed = await room.until(lambda: _value(room.catalog.closed.get(lot.id)))
     assert (closed.request_id, closed.outcome, closed.winner_id) == (f"{lot.id}:close", res.LOT_OUTCOME_SOLD, "alice")
-    assert lot.id in room.catalog.started  # opened in the room: the catalog was told it went live
+    assert (
+        closed.room_sequence == (await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id))).state.lot_sequence
+    )
 
 
 async def _is(room: Room, lot_id: str, phase: int) -> bool:
@@ -265,14 +274,30 @@ async def test_a_product_of_three_runs_as_three_independent_rooms(room: Room):
     assert any(e.WhichOneof("event") == "closing_soon" for _, b in log for e in b.events)
 
 
-async def test_a_lot_not_yet_announced_comes_from_the_catalog(room: Room):
-    lot = english_lot()
-    room.catalog.lots[lot.id] = lot
-    state = await room.ready(lot.id)
-    assert state.phase == pb.LOT_PHASE_SCHEDULED
-    assert state.format == "english"
-    opened = await room.open(lot.id)
+async def test_a_live_lot_whose_start_has_not_arrived_comes_from_the_catalog_and_a_draft_never(room: Room):
+    draft = english_lot()
+    draft.state = res.LOT_STATE_DRAFT
+    scheduled = english_lot()
+    scheduled.state = res.LOT_STATE_SCHEDULED
+    live = english_lot(close=res.ENGLISH_CLOSE_CRIER)
+    live.state = res.LOT_STATE_LIVE
+    for lot in (draft, scheduled, live):
+        room.catalog.lots[lot.id] = lot
+    for lot in (draft, scheduled):
+        code, _ = await refusal(room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id)))
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, _ = await refusal(
+            room.stub.OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+        )
+        assert code == grpc.StatusCode.NOT_FOUND
+    state = await room.ready(live.id)
+    assert (state.phase, state.format) == (pb.LOT_PHASE_SCHEDULED, "english")
+    opened = await room.open(live.id)
     assert opened.result.lot_sequence == 2
+    [(_, first), *_] = await room.events.log(live.id)
+    assert first.events[0].lot_configured.lot.SerializeToString(deterministic=True) == live.SerializeToString(
+        deterministic=True
+    )
 
 
 async def test_watchers_never_see_the_lucky_option_until_the_close_reveals_it_as_committed(room: Room):
@@ -391,3 +416,63 @@ async def test_migrations_build_exactly_the_mapped_schema(database_url, tmp_path
         await db.dispose()
     assert tables == {*metadata.tables, VERSION_TABLE}
     assert differences == []
+
+
+async def test_memory_held_for_watchers_is_released_when_they_leave(room: Room):
+    """2,000 Watch streams — most on lots that do not exist (NOT_FOUND at once), the rest on a real
+    lot and then cancelled — leave the replica's traced memory within 10 % of where it was."""
+    import gc
+    import tracemalloc
+
+    lot = english_lot(close=res.ENGLISH_CLOSE_CRIER)
+    await room.scheduled(lot)
+    unknown = [f"ghost-{i}" for i in range(100)]
+
+    async def one(index: int) -> None:
+        if index % 4:
+            request = pb.WatchRequest(lots=[pb.LotCursor(lot_id=unknown[index % 100])])
+            code, _ = await refusal(_drain(room.stub.Watch(request, timeout=10)))
+            assert code == grpc.StatusCode.NOT_FOUND
+            return
+        stream = room.stub.Watch(pb.WatchRequest(lots=[pb.LotCursor(lot_id=lot.id)]), timeout=10)
+        async for _ in stream:
+            break
+        stream.cancel()
+
+    async def streams(count: int, start: int) -> None:
+        for first in range(start, start + count, 50):
+            await asyncio.gather(*(one(i) for i in range(first, first + 50)))
+
+    tracemalloc.start()
+    try:
+        await streams(400, 0)  # warm up: caches, channels, the feed of the real lot
+        await _quiet(room)
+        gc.collect()
+        baseline, _ = tracemalloc.get_traced_memory()
+        await streams(2_000, 400)
+        await _quiet(room)
+        for _ in range(50):  # what the last streams left in flight (catalog lookups, timers) finishes
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+            if after <= baseline * 1.10:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        tracemalloc.stop()
+    assert after <= baseline * 1.10, f"{after} bytes traced after 2,000 streams closed, {baseline} before"
+
+
+async def _quiet(room: Room) -> None:
+    """Wait until the replica streams to no watcher any more (cancelled streams end server side)."""
+    from room.adapters.metrics import WATCH_STREAMS
+
+    for _ in range(100):
+        if WATCH_STREAMS._value.get() == 0:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+
+
+async def _drain(stream) -> None:
+    async for _ in stream:
+        pass

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
-from room_cluster import Events, RoomCluster, english_lot, lot_ready, new_id, room_cluster, token, usd
+from room_cluster import Events, RoomCluster, english_lot, lot_open, room_cluster, token, usd
 
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel_core.auth import Role
@@ -30,7 +30,6 @@ LOTS = 4
 BIDS_PER_LOT = 250
 WATCHER_LIMIT = 50
 BIDDERS = [token(f"bidder-{i}", Role.BIDDER) for i in range(2)]
-CRIER = token("crier-1", Role.CRIER)
 # The slow client's HTTP/2 window is small, so the server's writes to it block soon and the batches
 # pile up in the replica, where the limit applies.
 SLOW_CHANNEL = (("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0))
@@ -73,10 +72,9 @@ async def test_a_slow_watcher_is_cut_off_at_its_limit_and_resumes_gapless_while_
     try:
         lots = [english_lot(duration_ms=3_600_000) for _ in range(LOTS)]
         for lot in lots:
-            await events.schedule(lot)
+            await events.start(lot)
         for lot in lots:
-            await lot_ready(stub, lot.id)
-            await stub.OpenLot(pb.OpenLotRequest(request_id=new_id(), lot_id=lot.id), metadata=CRIER)
+            await lot_open(stub, lot.id)  # timed: the room opens it from LotStarting
         cursors = [pb.LotCursor(lot_id=lot.id) for lot in lots]
         fast_seen: dict[str, list[int]] = {lot.id: [] for lot in lots}
         slow_seen: dict[str, list[int]] = {lot.id: [] for lot in lots}

@@ -11,7 +11,7 @@ from typing import Any
 
 from gavel_core.formats import LotTerms
 from room.app.lots import LotDeps, LotDirectory
-from room.app.model import Batch, LotInfo, StoredBatch
+from room.app.model import Batch, LotInfo, PublishedLot, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
 from room.app.timers import WakeUps
 
@@ -45,6 +45,7 @@ class FakeLog:
         self.delay_s = 0.0
         self.lose_ack_once = False  # store the next append, then report it unconfirmed
         self.refuse_once = False  # report an unconfirmed append without storing it
+        self.fail_appends = 0  # this many appends fail unconfirmed without storing anything
 
     def last_sequence(self, lot_id: str) -> int:
         for stored in reversed(self.messages):
@@ -68,6 +69,9 @@ class FakeLog:
             if self.refuse_once:
                 self.refuse_once = False
                 raise AppendUnconfirmed("refused")
+            if self.fail_appends:
+                self.fail_appends -= 1
+                raise AppendUnconfirmed("the stream refused the append")
             if self.last_sequence(batch.lot_id) != expected_stream_sequence:
                 raise WrongLastSequence(f"wrong last sequence: {self.last_sequence(batch.lot_id)}")
             self.appends += 1
@@ -122,8 +126,9 @@ class FakeTerms:
     ) -> None:
         self.lots[lot_id] = (LotInfo(lot_id, sale, seller, lot_id, 0, rooms), terms)
 
-    async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None:
-        return self.lots.get(lot_id)
+    async def started(self, lot_id: str) -> PublishedLot | None:
+        found = self.lots.get(lot_id)
+        return None if found is None else PublishedLot(*found)
 
 
 class Tasks:
@@ -205,6 +210,7 @@ class FakeFeedSource:
         self.log: list[FeedItem] = []
         self.deliver: dict[str, Callable[[FeedItem], None]] = {}
         self.reads = 0
+        self.tail_checks = 0
         self.loss_listeners: list[Callable[[str | None], None]] = []
 
     class _Subscription:
@@ -220,6 +226,13 @@ class FakeFeedSource:
         await asyncio.sleep(0)
         return [item for item in self.log if item.stream_sequence > after_stream_sequence]
 
+    async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
+        self.tail_checks += 1
+        found: dict[str, int] = {}
+        for item in self.log:
+            found["lot-1"] = item.stream_sequence  # the tests' feeds watch one lot's log
+        return {lot_id: seq for lot_id, seq in found.items() if lot_id in lot_ids}
+
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         self.loss_listeners.append(listener)
 
@@ -228,7 +241,7 @@ class FakeFeedSource:
         for listener in self.loss_listeners:
             listener(lot_id)
 
-    def store(self, lot_sequence: int) -> FeedItem:
-        item = FeedItem(lot_sequence, lot_sequence * 10, f"batch-{lot_sequence}")
+    def store(self, lot_sequence: int, final: bool = False) -> FeedItem:
+        item = FeedItem(lot_sequence, lot_sequence * 10, f"batch-{lot_sequence}", final)
         self.log.append(item)
         return item

@@ -11,7 +11,7 @@ from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel_core.auth import Principal, Role
 from gavel_core.errors import FailedPrecondition
 from gavel_kit.consumers import DurableConsumer
-from room.adapters.consumers import lot_terms_handler
+from room.adapters.consumers import lot_statement_handler
 
 
 def ROOM() -> Principal:
@@ -99,62 +99,42 @@ async def test_with_explicit_acks_only_the_retries_are_redelivered():
     assert [(m.acked, m.naked) for m in batch] == [(True, False), (False, True), (True, False)]
 
 
-class Scheduled:
-    """Message of a LotScheduled event as the consumer hands it to the handler."""
+class Starting:
+    """Message of a LotStarting event as the consumer hands it to the handler."""
 
-    def __init__(self, lot_id: str, opening: int = 1_000, fmt: int = res.FORMAT_ENGLISH) -> None:
+    def __init__(self, lot_id: str, fmt: int = res.FORMAT_ENGLISH, with_lot: bool = True) -> None:
         lot = res.Lot(id=lot_id, format=fmt)
-        lot.english.opening_bid.amount_minor = opening
-        self.data = cev.LotScheduled(lot_id=lot_id, lot=lot).SerializeToString()
-
-
-class TermsStore:
-    def __init__(self, fails: bool = False) -> None:
-        self.runs: list[list[tuple[str, int]]] = []
-        self.fails = fails
-
-    async def store(self, lots) -> None:
-        if self.fails:
-            raise OSError("database is locked")
-        self.runs.append([(lot.id, lot.english.opening_bid.amount_minor) for lot in lots])
+        event = cev.LotStarting(lot_id=lot_id, lot=lot) if with_lot else cev.LotStarting(lot_id=lot_id)
+        self.data = event.SerializeToString()
 
 
 class Owners:
     def __init__(self, unreachable: frozenset[str] = frozenset(), refusing: frozenset[str] = frozenset()) -> None:
-        self.configured: list[str] = []
+        self.started: list[str] = []
         self.unreachable = unreachable
         self.refusing = refusing
 
     async def route(self, method: str, lot_id: str, request, service) -> None:
-        assert method == "ConfigureLot"
+        assert method == "StartLot"
+        assert request.lot.id == lot_id
         if lot_id in self.unreachable:
             raise TimeoutError("no owner answered")
         if lot_id in self.refusing:
             raise FailedPrecondition("BAD_TERMS", "terms unusable")
-        self.configured.append(lot_id)
+        self.started.append(lot_id)
 
 
-async def test_scheduled_lots_are_stored_in_one_run_with_the_latest_terms_and_each_configured_once():
-    store, owners = TermsStore(), Owners()
-    handle = lot_terms_handler(store, owners.route, ROOM)  # type: ignore[arg-type]
-    tender = Scheduled("lot-t", fmt=res.FORMAT_TENDER_OPEN)
-    retry = await handle([Scheduled("lot-a", 1_000), Scheduled("lot-b"), Scheduled("lot-a", 1_500), tender])
-    assert retry == []
-    assert store.runs == [[("lot-a", 1_500), ("lot-b", 1_000)]]
-    assert sorted(owners.configured) == ["lot-a", "lot-b"]
+async def test_started_live_lots_go_to_their_owners_and_tenders_and_lots_without_terms_do_not():
+    owners = Owners()
+    handle = lot_statement_handler(cev.LotStarting, "StartLot", owners.route)  # type: ignore[arg-type]
+    messages = [Starting("lot-a"), Starting("lot-t", fmt=res.FORMAT_TENDER_OPEN), Starting("lot-x", with_lot=False)]
+    assert await handle(messages) == []
+    assert owners.started == ["lot-a"]
 
 
 async def test_only_the_lot_whose_owner_was_unreachable_is_retried_and_a_refused_lot_is_not():
     owners = Owners(unreachable=frozenset({"lot-b"}), refusing=frozenset({"lot-c"}))
-    handle = lot_terms_handler(TermsStore(), owners.route, ROOM)  # type: ignore[arg-type]
-    messages = [Scheduled("lot-a"), Scheduled("lot-b"), Scheduled("lot-c")]
+    handle = lot_statement_handler(cev.LotStarting, "StartLot", owners.route)  # type: ignore[arg-type]
+    messages = [Starting("lot-a"), Starting("lot-b"), Starting("lot-c")]
     assert await handle(messages) == [messages[1]]
-    assert owners.configured == ["lot-a"]
-
-
-async def test_terms_that_could_not_be_stored_retry_the_whole_run_without_configuring_anything():
-    owners = Owners()
-    handle = lot_terms_handler(TermsStore(fails=True), owners.route, ROOM)  # type: ignore[arg-type]
-    messages = [Scheduled("lot-a"), Scheduled("lot-b")]
-    assert await handle(messages) == messages
-    assert owners.configured == []
+    assert owners.started == ["lot-a"]

@@ -196,6 +196,27 @@ async def test_an_ended_watcher_gets_what_was_offered_before_the_end_then_ends()
         await watcher.next()
 
 
+async def test_a_lost_last_announcement_nobody_signalled_reaches_the_watcher_at_the_tail_check():
+    source, tasks, clock = FakeFeedSource(), Tasks(), Clock()
+    source.store(1)
+    feeds = Feeds(source, tasks, clock, tail_check_ms=10_000)
+    watcher = Watcher()
+    feeds.watch(watcher, LOT, 0)
+    await tasks.settle()
+    assert await received(watcher, 1) == [1]
+    source.store(2, final=True)  # stored, its announcement lost, and no loss was signalled
+    clock.advance(9_999)
+    assert await feeds.check_tails() == 0  # not quiet long enough to be checked
+    clock.advance(1)
+    assert await feeds.check_tails() == 1
+    await tasks.settle()
+    assert await received(watcher, 1) == [2]
+    clock.advance(60_000)
+    checks = source.tail_checks
+    assert await feeds.check_tails() == 0
+    assert source.tail_checks == checks  # the lot ended: its feed checks no more
+
+
 async def test_a_feed_keeps_only_its_recent_history_and_serves_older_batches_from_the_log():
     source, tasks = FakeFeedSource(), Tasks()
     for sequence in range(1, 11):

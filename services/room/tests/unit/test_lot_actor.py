@@ -10,8 +10,8 @@ from room_fakes import Clock, FakeLog, FakeTerms, world
 from room_support import HOUR, crier, english, lucky
 
 from gavel_core.errors import FailedPrecondition, NotFound, ResourceExhausted
-from room.app.lots import CommandRequest, NotOwner
-from room.app.model import ClosingSoon, LotConfigured
+from room.app.lots import CommandRequest, NotOwner, WithdrawLot
+from room.app.model import ClosingSoon, LotConfigured, LotInfo, PublishedLot
 from room.domain import OpenLot, PlaceBid, Tick, state_hash
 from room.domain.events import BidAccepted, LotOpened, LotSold, LotUnsold
 
@@ -177,9 +177,12 @@ async def test_configure_writes_the_first_batch_once():
     w = world()
     w.terms.add(LOT, english())
     info, terms = w.terms.lots[LOT]
-    await w.lots.configure(info, terms)
-    await w.lots.configure(info, terms)
-    assert [b.command for b in w.log.batches(LOT)] == ["Configure"]
+    await w.lots.start(PublishedLot(info, terms))
+    await w.lots.start(PublishedLot(info, terms))
+    assert [(b.command, b.command_id) for b in w.log.batches(LOT)] == [
+        ("Configure", "configure"),
+        ("OpenLot", f"start:{LOT}"),
+    ]
 
 
 async def test_the_deadline_is_a_wake_up_and_its_tick_closes_the_lot():
@@ -328,6 +331,59 @@ async def test_an_overloaded_replica_refuses_new_commands_at_once():
     refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
     assert len(refused) == 2
     assert w.lots._deps.pending == 0
+
+
+async def test_a_tick_that_fails_is_tried_again_with_backoff_until_it_fires():
+    clock = Clock()
+    w = world(clock=clock)
+    actor = await opened(w, terms=english(opening_bid=1_000, duration_ms=HOUR))
+    await actor.execute(bid("b1", "alice", 5_000))
+    deadline = actor.state.deadline_ms
+    clock.advance(HOUR)
+    assert w.wakeups.pop_due() == [LOT]
+    w.log.fail_appends = 3  # every round of the first wake-up fails: it gives up with UNAVAILABLE
+    w.lots.wake(LOT)
+    await w.tasks.settle()
+    assert w.log.batches(LOT)[-1].command == "PlaceBid"  # nothing fired yet
+    assert actor.wake_failures == 1
+    clock.advance(100)  # the first retry is due 100 ms later
+    assert w.wakeups.pop_due() == [LOT]
+    w.lots.wake(LOT)
+    await w.tasks.settle()
+    last = w.log.batches(LOT)[-1]
+    assert (last.command_id, isinstance(last.events[-1], LotSold)) == (f"tick:{deadline}", True)
+    assert actor.wake_failures == 0
+
+
+async def test_a_withdrawn_lot_ends_unsold_once_and_refuses_further_commands():
+    w = world()
+    actor = await opened(w)
+    await actor.execute(bid("b1", "alice", 5_000))
+    stop = CommandRequest("w-1", "Withdraw", "admin", "w-1", WithdrawLot("admin", "fake goods"))
+    first = await actor.execute(stop)
+    assert await actor.execute(stop) == first
+    last = w.log.batches(LOT)[-1]
+    assert [type(e).__name__ for e in last.events] == ["Withdrawn", "LotUnsold"]
+    assert (last.events[0].by, last.events[0].reason, last.events[1].reason) == ("admin", "fake goods", "WITHDRAWN")
+    with pytest.raises(FailedPrecondition) as caught:
+        await actor.execute(CommandRequest("w-2", "Withdraw", "admin", "w-2", WithdrawLot("admin", "again")))
+    assert caught.value.reason == "LOT_CLOSED"
+
+
+async def test_a_lot_the_catalog_withdraws_before_it_starts_is_configured_and_closed_for_its_watchers():
+    w = world()
+    info = LotInfo(LOT, "sale-1", "seller")
+    await w.lots.withdraw(PublishedLot(info, english()), "sale cancelled")
+    batches = w.log.batches(LOT)
+    assert [(b.command, b.actor_id) for b in batches] == [("Configure", "room"), ("Withdraw", "catalog")]
+    assert (await w.lots.loaded(LOT)).state.phase.value == "unsold"
+
+
+async def test_a_lot_the_catalog_has_not_started_is_not_found_and_leaves_nothing_behind():
+    w = world()
+    with pytest.raises(NotFound):
+        await w.lots.loaded("never-started")
+    assert len(w.lots) == 0
 
 
 async def test_a_lucky_lot_gets_a_secret_of_the_rooms_in_its_first_batch_and_rebuilds_with_the_same_draw():

@@ -102,7 +102,7 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
-        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 6))
+        ports = iter(free_ports(2 * len(GRPC_SERVICES) + 8))
         env = _clean_environment()
         env["GAVEL_VAR_DIR"] = str(self.var_dir)
         env["GAVEL_HOST"] = LOOPBACK
@@ -115,6 +115,9 @@ class LocalCluster:
         env["GAVEL_EMBEDDED_NATS_PORT"] = str(next(ports))
         env["GAVEL_NOTIFY_SMTP_PORT"] = str(next(ports))  # notify's sandboxes, not the default ports
         env["GAVEL_NOTIFY_SMS_SANDBOX_PORT"] = str(next(ports))
+        env["GAVEL_PAYMENT_SANDBOX_PORT"] = str(next(ports))  # and payment's
+        env["GAVEL_PAYMENT_WEBHOOK_PORT"] = str(next(ports))
+        env.pop("GAVEL_PAYMENT_PROVIDER_URL", None)
         env["PYTHONUNBUFFERED"] = "1"
         self.env = env
 

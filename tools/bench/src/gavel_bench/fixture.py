@@ -1,11 +1,12 @@
 """Setting up the rooms through the real path, before the measured window.
 
 A lot reaches the room the way production lots do: the seller creates products and live-session
-sales in the catalog (gRPC), adds one lot per product and publishes the sale; the catalog
-announces each lot (LotScheduled on CATALOG), the room's `room-lot-terms` consumer stores its
-terms and has the lot's owner write its first batch (LotConfigured), and a crier opens it with
-RoomService.OpenLot (if the consumer is behind, the room fetches the terms with the catalog's
-GetLot instead). The catalog's constraints shape the batching:
+sales in the catalog (gRPC), adds one lot per product and publishes the sale (registration rule
+OPEN: the bidders need no registration); a site admin assigns the run's crier to each sale, and
+the crier starts each lot with the catalog's StartLot; the catalog announces it (LotStarting on
+CATALOG), the room's `room-lot-starting` consumer has the lot's owner write its first batch
+(LotConfigured, the published lot) and open it (the lots are timed). The catalog's constraints
+shape the batching:
 
 - a lot of a multi-unit product runs in several rooms and makes bidders need a seat, so every
   product has quantity 1 (one product, one lot, one room);
@@ -50,7 +51,13 @@ INCREMENT_MINOR = 100
 LOT_OPEN_FOR_MS = 6 * 3600 * 1000
 SLOTS_PER_DAY = 12  # the catalog's maximum number of time slots in a session
 LOTS_PER_SALE = 144  # 12 two-hour slots x 12 ten-minute lots
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND)
+# ABORTED: two lots of one sale started at once (its first start makes the sale live).
+RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ABORTED,
+)
 CALL_TIMEOUT_S = 30.0
 RETRY_ATTEMPTS = 8
 CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
@@ -168,7 +175,7 @@ async def prepare_lots(
                         title=f"Bench sale {number}",
                         time_zone="UTC",
                         live_session=res.LiveSession(date=session_day, time_slots=session_slots()),
-                        registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_AUTO_ALL),
+                        registration=res.RegistrationPolicy(rule=res.APPROVAL_RULE_OPEN),
                     ),
                 )
                 reply = await with_retries(
@@ -221,27 +228,50 @@ async def prepare_lots(
         say(f"  {sale_count} sales published in {seconds['publish']:.1f} s")
 
         started = time.perf_counter()
+        site_admin = identities.site_admin()
+
+        def staff(number: int) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                request = cat.AssignStaffRequest(
+                    request_id=f"bench-{run}-crier-{number}",
+                    sale_id=sale_ids[number],
+                    user_id=identities.crier_id,
+                    role=res.STAFF_ROLE_CRIER,
+                )
+                await with_retries(
+                    lambda: catalog.AssignStaff(request, metadata=site_admin, timeout=CALL_TIMEOUT_S), "AssignStaff"
+                )
+
+            return call
+
+        await _bounded(concurrency, [staff(n) for n in range(sale_count)])
 
         def open_lot(index: int) -> Callable[[], Awaitable[PreparedLot]]:
             async def call() -> PreparedLot:
-                request = room_pb.OpenLotRequest(request_id=f"bench-{run}-open-{index}", lot_id=lot_ids[index])
-                reply = await with_retries(
-                    lambda: room.OpenLot(request, metadata=crier, timeout=CALL_TIMEOUT_S), "OpenLot"
+                request = cat.StartLotRequest(request_id=f"bench-{run}-start-{index}", lot_id=lot_ids[index])
+                await with_retries(
+                    lambda: catalog.StartLot(request, metadata=crier, timeout=CALL_TIMEOUT_S), "StartLot"
                 )
-                return PreparedLot(index, lot_ids[index], int(reply.result.lot_sequence))
+                state = room_pb.GetLotStateRequest(lot_id=lot_ids[index])
+                for _ in range(RETRY_ATTEMPTS * 4):  # the room opens it once its LotStarting arrives
+                    reply = await with_retries(lambda: room.GetLotState(state, timeout=CALL_TIMEOUT_S), "GetLotState")
+                    if reply.state.phase == room_pb.LOT_PHASE_OPEN:
+                        return PreparedLot(index, lot_ids[index], int(reply.state.lot_sequence))
+                    await asyncio.sleep(0.25)
+                raise RuntimeError(f"lot {lot_ids[index]} did not open in the room")
 
             return call
 
         lots = await _bounded(concurrency, [open_lot(i) for i in range(rooms)])
         seconds["open"] = time.perf_counter() - started
-        say(f"  {rooms} lots opened by the crier in {seconds['open']:.1f} s")
+        say(f"  {rooms} lots started by the crier and opened by the room in {seconds['open']:.1f} s")
     return Prepared(lots, sale_count, seconds)
 
 
 # Set-up leaves work queued behind it: the catalog's outbox still publishing LotScheduled, the
 # room's consumers still storing terms and projecting the opening batches. Measuring while that
 # drains would charge it to the bids, so the window waits for these to be idle.
-SETTLING_CONSUMERS = (("CATALOG", "room-lot-terms"), ("ROOM_EVENTS", "room-projections"))
+SETTLING_CONSUMERS = (("CATALOG", "room-lot-starting"), ("ROOM_EVENTS", "room-projections"))
 SETTLE_POLL_S = 1.0
 
 

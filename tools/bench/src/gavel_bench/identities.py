@@ -1,9 +1,9 @@
 """Who the benchmark acts as: tokens signed with the gateway's key (no gateway logins; see access.py).
 
 One seller owns every product (bidders are never the seller: the room refuses OWN_LOT), one
-crier opens the lots, and bidders come from a pool of distinct subjects: each lot gets
-BIDDERS_PER_LOT different ones, and as the pool wraps around a bidder bids on several lots, as
-real bidders do.
+crier starts the lots (assigned to every sale by a site admin), and bidders come from a pool of
+distinct subjects: each lot gets BIDDERS_PER_LOT different ones, and as the pool wraps around a
+bidder bids on several lots, as real bidders do.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class Identities:
 
     def crier(self) -> Metadata:
         return self._issue(self.crier_id, Role.CRIER)
+
+    def site_admin(self) -> Metadata:
+        """Assigns the crier to the run's sales (staff act only on the sales they are assigned to)."""
+        return self._issue(f"bench-{self.run_id}-site-admin", Role.SITE_ADMIN)
 
     def bidder(self, bidder_id: str) -> Metadata:
         return self._issue(bidder_id, Role.BIDDER)

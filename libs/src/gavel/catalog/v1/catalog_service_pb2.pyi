@@ -681,20 +681,75 @@ class GetLotResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LOT_FIELD_NUMBER: _builtins.int
+    PUBLISHED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def lot(self) -> _resources_pb2.Lot: ...
+    @_builtins.property
+    def published(self) -> _resources_pb2.Lot:
+        """Services only, for a lot that is not a draft: the lot as published, byte for byte what
+        LotScheduled carried (terms and secrets, registration_required), whatever happened since.
+        """
+
     def __init__(
         self,
         *,
         lot: _resources_pb2.Lot | None = ...,
+        published: _resources_pb2.Lot | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot", "published", b"published"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot", "published", b"published"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLotResponse: _TypeAlias = GetLotResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawLotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    lot_id: _builtins.str
+    """Any lot of the group; every room of the group is withdrawn."""
+    reason: _builtins.str
+    """1 to 500 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lot_id", b"lot_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawLotRequest: _TypeAlias = WithdrawLotRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawLotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lots(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Lot]: ...
+    def __init__(
+        self,
+        *,
+        lots: _abc.Iterable[_resources_pb2.Lot] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lots", b"lots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawLotResponse: _TypeAlias = WithdrawLotResponse  # noqa: Y015
 
 @_typing.final
 class ListLotsRequest(_message.Message):
@@ -1316,11 +1371,14 @@ class CloseLotRequest(_message.Message):
     WINNER_ID_FIELD_NUMBER: _builtins.int
     HAMMER_PRICE_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
+    ROOM_SEQUENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     lot_id: _builtins.str
     outcome: _resources_pb2.LotOutcome.ValueType
     winner_id: _builtins.str
     """SOLD only."""
+    room_sequence: _builtins.int
+    """The lot_sequence of the room's batch that ended the lot (its last): required."""
     @_builtins.property
     def hammer_price(self) -> _money_pb2.Money: ...
     @_builtins.property
@@ -1336,10 +1394,11 @@ class CloseLotRequest(_message.Message):
         winner_id: _builtins.str = ...,
         hammer_price: _money_pb2.Money | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
+        room_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "hammer_price", b"hammer_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "hammer_price", b"hammer_price", "lot_id", b"lot_id", "outcome", b"outcome", "request_id", b"request_id", "winner_id", b"winner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "hammer_price", b"hammer_price", "lot_id", b"lot_id", "outcome", b"outcome", "request_id", b"request_id", "room_sequence", b"room_sequence", "winner_id", b"winner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1364,3 +1423,140 @@ class CloseLotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloseLotResponse: _TypeAlias = CloseLotResponse  # noqa: Y015
+
+@_typing.final
+class AssignStaffRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Staff
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    sale_id: _builtins.str
+    user_id: _builtins.str
+    """The user (crier, sale admin) or device (clerk) id."""
+    role: _resources_pb2.StaffRole.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: _resources_pb2.StaffRole.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "role", b"role", "sale_id", b"sale_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignStaffRequest: _TypeAlias = AssignStaffRequest  # noqa: Y015
+
+@_typing.final
+class AssignStaffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignment(self) -> _resources_pb2.StaffAssignment: ...
+    def __init__(
+        self,
+        *,
+        assignment: _resources_pb2.StaffAssignment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignStaffResponse: _TypeAlias = AssignStaffResponse  # noqa: Y015
+
+@_typing.final
+class UnassignStaffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    sale_id: _builtins.str
+    user_id: _builtins.str
+    role: _resources_pb2.StaffRole.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: _resources_pb2.StaffRole.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "role", b"role", "sale_id", b"sale_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnassignStaffRequest: _TypeAlias = UnassignStaffRequest  # noqa: Y015
+
+@_typing.final
+class UnassignStaffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnassignStaffResponse: _TypeAlias = UnassignStaffResponse  # noqa: Y015
+
+@_typing.final
+class ListSaleStaffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sale_id", b"sale_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSaleStaffRequest: _TypeAlias = ListSaleStaffRequest  # noqa: Y015
+
+@_typing.final
+class ListSaleStaffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAFF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def staff(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.StaffAssignment]:
+        """At most 1,000 assignments per sale."""
+
+    def __init__(
+        self,
+        *,
+        staff: _abc.Iterable[_resources_pb2.StaffAssignment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["staff", b"staff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSaleStaffResponse: _TypeAlias = ListSaleStaffResponse  # noqa: Y015

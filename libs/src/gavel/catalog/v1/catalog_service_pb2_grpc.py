@@ -30,8 +30,11 @@ class CatalogServiceStub:
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -106,6 +109,11 @@ class CatalogServiceStub:
                 request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotRequest.SerializeToString,
                 response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotResponse.FromString,
                 _registered_method=True)
+        self.WithdrawLot = channel.unary_unary(
+                '/gavel.catalog.v1.CatalogService/WithdrawLot',
+                request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotRequest.SerializeToString,
+                response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotResponse.FromString,
+                _registered_method=True)
         self.GetLot = channel.unary_unary(
                 '/gavel.catalog.v1.CatalogService/GetLot',
                 request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.GetLotRequest.SerializeToString,
@@ -176,6 +184,21 @@ class CatalogServiceStub:
                 request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotRequest.SerializeToString,
                 response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotResponse.FromString,
                 _registered_method=True)
+        self.AssignStaff = channel.unary_unary(
+                '/gavel.catalog.v1.CatalogService/AssignStaff',
+                request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffRequest.SerializeToString,
+                response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffResponse.FromString,
+                _registered_method=True)
+        self.UnassignStaff = channel.unary_unary(
+                '/gavel.catalog.v1.CatalogService/UnassignStaff',
+                request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffRequest.SerializeToString,
+                response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffResponse.FromString,
+                _registered_method=True)
+        self.ListSaleStaff = channel.unary_unary(
+                '/gavel.catalog.v1.CatalogService/ListSaleStaff',
+                request_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffRequest.SerializeToString,
+                response_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -183,8 +206,11 @@ class CatalogServiceServicer:
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -264,13 +290,24 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateLot(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Drafts only: the terms of a published lot are frozen (TERMS_FROZEN); withdraw it and add a
+        new one instead.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveLot(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawLot(self, request, context):
+        """Withdraws a published lot's whole group before it starts: every room is cancelled and
+        LotWithdrawn tells the room. A lot already live is stopped in the room (RoomService.Withdraw),
+        never here (LOT_LIVE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -315,7 +352,9 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRegistrations(self, request, context):
-        """Admins see every registration, a sale's owner those of their sale, a bidder their own.
+        """Admins and services see every registration, a sale's owner those of their sale, a bidder
+        their own. The room asks it (filtered by sale and bidder) when its registration cache has no
+        answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -357,14 +396,39 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartLot(self, request, context):
-        """The scheduler or the crier opens a scheduled lot; emits LotStarting.
+        """The scheduler (svc:catalog), or a crier or sale admin of the lot's sale, starts a scheduled
+        lot; emits LotStarting, which the room runs the lot from.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CloseLot(self, request, context):
-        """The room (or tender) service records how a live lot ended.
+        """Only the room service (svc:room; svc:tender for tender lots) records how a live lot ended,
+        with the lot_sequence of the room's batch that ended it. Human roles cannot set outcomes:
+        staff stop a lot through the room (RoomService.Withdraw, Pass, Hammer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssignStaff(self, request, context):
+        """Staff per sale. Site admins assign and unassign anyone; a sale admin assigned to the sale
+        assigns and unassigns its criers and clerks. Each change emits SaleStaffChanged (the whole
+        staff of the sale), which every room replica follows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnassignStaff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSaleStaff(self, request, context):
+        """The sale's staff, by role then user id (the room asks when its cache has no answer).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,6 +502,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotRequest.FromString,
                     response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotResponse.SerializeToString,
             ),
+            'WithdrawLot': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawLot,
+                    request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotRequest.FromString,
+                    response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotResponse.SerializeToString,
+            ),
             'GetLot': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLot,
                     request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.GetLotRequest.FromString,
@@ -508,6 +577,21 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotRequest.FromString,
                     response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotResponse.SerializeToString,
             ),
+            'AssignStaff': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignStaff,
+                    request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffRequest.FromString,
+                    response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffResponse.SerializeToString,
+            ),
+            'UnassignStaff': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnassignStaff,
+                    request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffRequest.FromString,
+                    response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffResponse.SerializeToString,
+            ),
+            'ListSaleStaff': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSaleStaff,
+                    request_deserializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffRequest.FromString,
+                    response_serializer=gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'gavel.catalog.v1.CatalogService', rpc_method_handlers)
@@ -521,8 +605,11 @@ class CatalogService:
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -867,6 +954,33 @@ class CatalogService:
             '/gavel.catalog.v1.CatalogService/RemoveLot',
             gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotRequest.SerializeToString,
             gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.RemoveLotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawLot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.catalog.v1.CatalogService/WithdrawLot',
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotRequest.SerializeToString,
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.WithdrawLotResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1245,6 +1359,87 @@ class CatalogService:
             '/gavel.catalog.v1.CatalogService/CloseLot',
             gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotRequest.SerializeToString,
             gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.CloseLotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignStaff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.catalog.v1.CatalogService/AssignStaff',
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffRequest.SerializeToString,
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.AssignStaffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnassignStaff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.catalog.v1.CatalogService/UnassignStaff',
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffRequest.SerializeToString,
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.UnassignStaffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSaleStaff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.catalog.v1.CatalogService/ListSaleStaff',
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffRequest.SerializeToString,
+            gavel_dot_catalog_dot_v1_dot_catalog__service__pb2.ListSaleStaffResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,8 +31,11 @@ class CatalogServiceStub:
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -61,7 +64,15 @@ class CatalogServiceStub:
     AddLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.AddLotRequest, _catalog_service_pb2.AddLotResponse]
     """Lots. Add, update, remove and reorder act on draft sales and on whole groups."""
     UpdateLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.UpdateLotRequest, _catalog_service_pb2.UpdateLotResponse]
+    """Drafts only: the terms of a published lot are frozen (TERMS_FROZEN); withdraw it and add a
+    new one instead.
+    """
     RemoveLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.RemoveLotRequest, _catalog_service_pb2.RemoveLotResponse]
+    WithdrawLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.WithdrawLotRequest, _catalog_service_pb2.WithdrawLotResponse]
+    """Withdraws a published lot's whole group before it starts: every room is cancelled and
+    LotWithdrawn tells the room. A lot already live is stopped in the room (RoomService.Withdraw),
+    never here (LOT_LIVE).
+    """
     GetLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.GetLotRequest, _catalog_service_pb2.GetLotResponse]
     ListLots: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ListLotsRequest, _catalog_service_pb2.ListLotsResponse]
     """Ordered by sale, position, room."""
@@ -72,7 +83,10 @@ class CatalogServiceStub:
     """Bidders."""
     DecideRegistration: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.DecideRegistrationRequest, _catalog_service_pb2.DecideRegistrationResponse]
     ListRegistrations: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ListRegistrationsRequest, _catalog_service_pb2.ListRegistrationsResponse]
-    """Admins see every registration, a sale's owner those of their sale, a bidder their own."""
+    """Admins and services see every registration, a sale's owner those of their sale, a bidder
+    their own. The room asks it (filtered by sale and bidder) when its registration cache has no
+    answer.
+    """
     ReserveLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ReserveLotRequest, _catalog_service_pb2.ReserveLotResponse]
     """Needs an approved registration; seats the bidder in one room of a live lot's group."""
     CancelReservation: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.CancelReservationRequest, _catalog_service_pb2.CancelReservationResponse]
@@ -85,9 +99,22 @@ class CatalogServiceStub:
     GetSeat: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.GetSeatRequest, _catalog_service_pb2.GetSeatResponse]
     """For the room service: is this bidder seated in this lot?"""
     StartLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.StartLotRequest, _catalog_service_pb2.StartLotResponse]
-    """The scheduler or the crier opens a scheduled lot; emits LotStarting."""
+    """The scheduler (svc:catalog), or a crier or sale admin of the lot's sale, starts a scheduled
+    lot; emits LotStarting, which the room runs the lot from.
+    """
     CloseLot: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.CloseLotRequest, _catalog_service_pb2.CloseLotResponse]
-    """The room (or tender) service records how a live lot ended."""
+    """Only the room service (svc:room; svc:tender for tender lots) records how a live lot ended,
+    with the lot_sequence of the room's batch that ended it. Human roles cannot set outcomes:
+    staff stop a lot through the room (RoomService.Withdraw, Pass, Hammer).
+    """
+    AssignStaff: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.AssignStaffRequest, _catalog_service_pb2.AssignStaffResponse]
+    """Staff per sale. Site admins assign and unassign anyone; a sale admin assigned to the sale
+    assigns and unassigns its criers and clerks. Each change emits SaleStaffChanged (the whole
+    staff of the sale), which every room replica follows.
+    """
+    UnassignStaff: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.UnassignStaffRequest, _catalog_service_pb2.UnassignStaffResponse]
+    ListSaleStaff: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ListSaleStaffRequest, _catalog_service_pb2.ListSaleStaffResponse]
+    """The sale's staff, by role then user id (the room asks when its cache has no answer)."""
 
 @_typing.type_check_only
 class CatalogServiceAsyncStub(CatalogServiceStub):
@@ -95,8 +122,11 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -122,7 +152,15 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     AddLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.AddLotRequest, _catalog_service_pb2.AddLotResponse]  # type: ignore[assignment]
     """Lots. Add, update, remove and reorder act on draft sales and on whole groups."""
     UpdateLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.UpdateLotRequest, _catalog_service_pb2.UpdateLotResponse]  # type: ignore[assignment]
+    """Drafts only: the terms of a published lot are frozen (TERMS_FROZEN); withdraw it and add a
+    new one instead.
+    """
     RemoveLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.RemoveLotRequest, _catalog_service_pb2.RemoveLotResponse]  # type: ignore[assignment]
+    WithdrawLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.WithdrawLotRequest, _catalog_service_pb2.WithdrawLotResponse]  # type: ignore[assignment]
+    """Withdraws a published lot's whole group before it starts: every room is cancelled and
+    LotWithdrawn tells the room. A lot already live is stopped in the room (RoomService.Withdraw),
+    never here (LOT_LIVE).
+    """
     GetLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.GetLotRequest, _catalog_service_pb2.GetLotResponse]  # type: ignore[assignment]
     ListLots: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ListLotsRequest, _catalog_service_pb2.ListLotsResponse]  # type: ignore[assignment]
     """Ordered by sale, position, room."""
@@ -133,7 +171,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """Bidders."""
     DecideRegistration: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.DecideRegistrationRequest, _catalog_service_pb2.DecideRegistrationResponse]  # type: ignore[assignment]
     ListRegistrations: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ListRegistrationsRequest, _catalog_service_pb2.ListRegistrationsResponse]  # type: ignore[assignment]
-    """Admins see every registration, a sale's owner those of their sale, a bidder their own."""
+    """Admins and services see every registration, a sale's owner those of their sale, a bidder
+    their own. The room asks it (filtered by sale and bidder) when its registration cache has no
+    answer.
+    """
     ReserveLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ReserveLotRequest, _catalog_service_pb2.ReserveLotResponse]  # type: ignore[assignment]
     """Needs an approved registration; seats the bidder in one room of a live lot's group."""
     CancelReservation: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.CancelReservationRequest, _catalog_service_pb2.CancelReservationResponse]  # type: ignore[assignment]
@@ -146,17 +187,33 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     GetSeat: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.GetSeatRequest, _catalog_service_pb2.GetSeatResponse]  # type: ignore[assignment]
     """For the room service: is this bidder seated in this lot?"""
     StartLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.StartLotRequest, _catalog_service_pb2.StartLotResponse]  # type: ignore[assignment]
-    """The scheduler or the crier opens a scheduled lot; emits LotStarting."""
+    """The scheduler (svc:catalog), or a crier or sale admin of the lot's sale, starts a scheduled
+    lot; emits LotStarting, which the room runs the lot from.
+    """
     CloseLot: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.CloseLotRequest, _catalog_service_pb2.CloseLotResponse]  # type: ignore[assignment]
-    """The room (or tender) service records how a live lot ended."""
+    """Only the room service (svc:room; svc:tender for tender lots) records how a live lot ended,
+    with the lot_sequence of the room's batch that ended it. Human roles cannot set outcomes:
+    staff stop a lot through the room (RoomService.Withdraw, Pass, Hammer).
+    """
+    AssignStaff: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.AssignStaffRequest, _catalog_service_pb2.AssignStaffResponse]  # type: ignore[assignment]
+    """Staff per sale. Site admins assign and unassign anyone; a sale admin assigned to the sale
+    assigns and unassigns its criers and clerks. Each change emits SaleStaffChanged (the whole
+    staff of the sale), which every room replica follows.
+    """
+    UnassignStaff: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.UnassignStaffRequest, _catalog_service_pb2.UnassignStaffResponse]  # type: ignore[assignment]
+    ListSaleStaff: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ListSaleStaffRequest, _catalog_service_pb2.ListSaleStaffResponse]  # type: ignore[assignment]
+    """The sale's staff, by role then user id (the room asks when its cache has no answer)."""
 
 class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     """Products, sales, lots, the schedule, registrations, reservations and room seating.
 
     Errors (see gavel.common.v1.ErrorReason): INVALID_ARGUMENT with one field violation per bad
     field (dotted paths into the request, e.g. "sale.title", "lot.english.opening_bid");
-    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), NOT_REGISTERED,
-    TOO_LATE, LOT_NOT_OPEN; PERMISSION_DENIED reason NOT_OWNER or OWN_LOT; NOT_FOUND.
+    FAILED_PRECONDITION reason INVALID_STATE (metadata: resource, current_state), TERMS_FROZEN,
+    NOT_REGISTERED, TOO_LATE, LOT_NOT_OPEN, LOT_LIVE; PERMISSION_DENIED reason NOT_OWNER, OWN_LOT,
+    NOT_STAFF (a staff role acting on a sale it is not assigned to) or NOT_ROOM (an outcome not
+    reported by the room service); NOT_FOUND. Sale-scoped actions by staff roles need an assignment
+    to the sale (AssignStaff); site admins act on every sale (docs/security.md, Authorization).
     Every mutating request carries request_id: a repeat returns the first answer.
     """
 
@@ -251,7 +308,10 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _catalog_service_pb2.UpdateLotRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_catalog_service_pb2.UpdateLotResponse, _abc.Awaitable[_catalog_service_pb2.UpdateLotResponse]]: ...
+    ) -> _typing.Union[_catalog_service_pb2.UpdateLotResponse, _abc.Awaitable[_catalog_service_pb2.UpdateLotResponse]]:
+        """Drafts only: the terms of a published lot are frozen (TERMS_FROZEN); withdraw it and add a
+        new one instead.
+        """
 
     @_abc_1.abstractmethod
     def RemoveLot(
@@ -259,6 +319,17 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_service_pb2.RemoveLotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_service_pb2.RemoveLotResponse, _abc.Awaitable[_catalog_service_pb2.RemoveLotResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WithdrawLot(
+        self,
+        request: _catalog_service_pb2.WithdrawLotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_service_pb2.WithdrawLotResponse, _abc.Awaitable[_catalog_service_pb2.WithdrawLotResponse]]:
+        """Withdraws a published lot's whole group before it starts: every room is cancelled and
+        LotWithdrawn tells the room. A lot already live is stopped in the room (RoomService.Withdraw),
+        never here (LOT_LIVE).
+        """
 
     @_abc_1.abstractmethod
     def GetLot(
@@ -311,7 +382,10 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_service_pb2.ListRegistrationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_service_pb2.ListRegistrationsResponse, _abc.Awaitable[_catalog_service_pb2.ListRegistrationsResponse]]:
-        """Admins see every registration, a sale's owner those of their sale, a bidder their own."""
+        """Admins and services see every registration, a sale's owner those of their sale, a bidder
+        their own. The room asks it (filtered by sale and bidder) when its registration cache has no
+        answer.
+        """
 
     @_abc_1.abstractmethod
     def ReserveLot(
@@ -360,7 +434,9 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_service_pb2.StartLotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_service_pb2.StartLotResponse, _abc.Awaitable[_catalog_service_pb2.StartLotResponse]]:
-        """The scheduler or the crier opens a scheduled lot; emits LotStarting."""
+        """The scheduler (svc:catalog), or a crier or sale admin of the lot's sale, starts a scheduled
+        lot; emits LotStarting, which the room runs the lot from.
+        """
 
     @_abc_1.abstractmethod
     def CloseLot(
@@ -368,6 +444,35 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_service_pb2.CloseLotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_service_pb2.CloseLotResponse, _abc.Awaitable[_catalog_service_pb2.CloseLotResponse]]:
-        """The room (or tender) service records how a live lot ended."""
+        """Only the room service (svc:room; svc:tender for tender lots) records how a live lot ended,
+        with the lot_sequence of the room's batch that ended it. Human roles cannot set outcomes:
+        staff stop a lot through the room (RoomService.Withdraw, Pass, Hammer).
+        """
+
+    @_abc_1.abstractmethod
+    def AssignStaff(
+        self,
+        request: _catalog_service_pb2.AssignStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_service_pb2.AssignStaffResponse, _abc.Awaitable[_catalog_service_pb2.AssignStaffResponse]]:
+        """Staff per sale. Site admins assign and unassign anyone; a sale admin assigned to the sale
+        assigns and unassigns its criers and clerks. Each change emits SaleStaffChanged (the whole
+        staff of the sale), which every room replica follows.
+        """
+
+    @_abc_1.abstractmethod
+    def UnassignStaff(
+        self,
+        request: _catalog_service_pb2.UnassignStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_service_pb2.UnassignStaffResponse, _abc.Awaitable[_catalog_service_pb2.UnassignStaffResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSaleStaff(
+        self,
+        request: _catalog_service_pb2.ListSaleStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_service_pb2.ListSaleStaffResponse, _abc.Awaitable[_catalog_service_pb2.ListSaleStaffResponse]]:
+        """The sale's staff, by role then user id (the room asks when its cache has no answer)."""
 
 def add_CatalogServiceServicer_to_server(servicer: CatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

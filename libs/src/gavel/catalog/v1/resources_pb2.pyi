@@ -91,6 +91,10 @@ class _ApprovalRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Approval
     """Approved at once when the bidder has a verified deposit; otherwise left for a sale admin."""
     APPROVAL_RULE_AUTO_ALLOW_LIST: _ApprovalRule.ValueType  # 4
     """Approved at once when the bidder is on allow_list; otherwise left for a sale admin."""
+    APPROVAL_RULE_OPEN: _ApprovalRule.ValueType  # 5
+    """No registration needed: any bidder may reserve, enter the rooms and bid (a registration, if
+    asked for, is approved at once).
+    """
 
 class ApprovalRule(_ApprovalRule, metaclass=_ApprovalRuleEnumTypeWrapper):
     """How a bidder's registration for a sale is approved."""
@@ -104,6 +108,10 @@ APPROVAL_RULE_AUTO_VERIFIED_DEPOSIT: ApprovalRule.ValueType  # 3
 """Approved at once when the bidder has a verified deposit; otherwise left for a sale admin."""
 APPROVAL_RULE_AUTO_ALLOW_LIST: ApprovalRule.ValueType  # 4
 """Approved at once when the bidder is on allow_list; otherwise left for a sale admin."""
+APPROVAL_RULE_OPEN: ApprovalRule.ValueType  # 5
+"""No registration needed: any bidder may reserve, enter the rooms and bid (a registration, if
+asked for, is approved at once).
+"""
 Global___ApprovalRule: _TypeAlias = ApprovalRule  # noqa: Y015
 
 class _Format:
@@ -305,6 +313,35 @@ LOT_OUTCOME_PASSED: LotOutcome.ValueType  # 2
 LOT_OUTCOME_WITHDRAWN: LotOutcome.ValueType  # 3
 """Withdrawn while live; the lot ends cancelled."""
 Global___LotOutcome: _TypeAlias = LotOutcome  # noqa: Y015
+
+class _StaffRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StaffRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StaffRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STAFF_ROLE_UNSPECIFIED: _StaffRole.ValueType  # 0
+    STAFF_ROLE_CRIER: _StaffRole.ValueType  # 1
+    """Runs the sale's crier lots (a user with role crier)."""
+    STAFF_ROLE_CLERK: _StaffRole.ValueType  # 2
+    """A floor device of the sale's room (a device identity: role device, subject = the device id)."""
+    STAFF_ROLE_SALE_ADMIN: _StaffRole.ValueType  # 3
+    """Administers the sale (a user with role sale_admin)."""
+
+class StaffRole(_StaffRole, metaclass=_StaffRoleEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Staff: who works a sale. Crier, clerk and sale-admin commands act only on the sales their
+    caller is assigned to; site admins act on every sale.
+    """
+
+STAFF_ROLE_UNSPECIFIED: StaffRole.ValueType  # 0
+STAFF_ROLE_CRIER: StaffRole.ValueType  # 1
+"""Runs the sale's crier lots (a user with role crier)."""
+STAFF_ROLE_CLERK: StaffRole.ValueType  # 2
+"""A floor device of the sale's room (a device identity: role device, subject = the device id)."""
+STAFF_ROLE_SALE_ADMIN: StaffRole.ValueType  # 3
+"""Administers the sale (a user with role sale_admin)."""
+Global___StaffRole: _TypeAlias = StaffRole  # noqa: Y015
 
 class _RegistrationStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -990,6 +1027,7 @@ class Lot(_message.Message):
     WINNER_ID_FIELD_NUMBER: _builtins.int
     HAMMER_PRICE_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
+    REGISTRATION_REQUIRED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only."""
     group_id: _builtins.str
@@ -1031,6 +1069,11 @@ class Lot(_message.Message):
     """Output only: whether a reserve (english) or minimum price (tender) is set, even when hidden."""
     outcome: Global___LotOutcome.ValueType
     winner_id: _builtins.str
+    registration_required: _builtins.bool
+    """Output only, in the published lot (LotScheduled, LotStarting, LotWithdrawn, GetLot's
+    `published` for services): bidders need an approved registration for the sale (its rule is
+    not OPEN). Fixed at publish with the terms.
+    """
     @_builtins.property
     def estimated_start(self) -> _timestamp_pb2.Timestamp:
         """Output only: when the lot is expected to start (UTC); unset while it does not fit the session."""
@@ -1091,16 +1134,50 @@ class Lot(_message.Message):
         winner_id: _builtins.str = ...,
         hammer_price: _money_pb2.Money | None = ...,
         extra: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        registration_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "hammer_price", b"hammer_price", "lucky", b"lucky", "params", b"params", "started_at", b"started_at", "tender", b"tender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "confirmation_timeout_ms", b"confirmation_timeout_ms", "currency", b"currency", "duration_slots", b"duration_slots", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "extra", b"extra", "format", b"format", "group_id", b"group_id", "hammer_price", b"hammer_price", "has_reserve", b"has_reserve", "id", b"id", "lucky", b"lucky", "outcome", b"outcome", "params", b"params", "position", b"position", "product_id", b"product_id", "room_count", b"room_count", "room_index", b"room_index", "sale_id", b"sale_id", "seed", b"seed", "seller_id", b"seller_id", "started_at", b"started_at", "state", b"state", "tax_bp", b"tax_bp", "tender", b"tender", "winner_id", b"winner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "confirmation_timeout_ms", b"confirmation_timeout_ms", "currency", b"currency", "duration_slots", b"duration_slots", "dutch", b"dutch", "english", b"english", "estimated_start", b"estimated_start", "extra", b"extra", "format", b"format", "group_id", b"group_id", "hammer_price", b"hammer_price", "has_reserve", b"has_reserve", "id", b"id", "lucky", b"lucky", "outcome", b"outcome", "params", b"params", "position", b"position", "product_id", b"product_id", "registration_required", b"registration_required", "room_count", b"room_count", "room_index", b"room_index", "sale_id", b"sale_id", "seed", b"seed", "seller_id", b"seller_id", "started_at", b"started_at", "state", b"state", "tax_bp", b"tax_bp", "tender", b"tender", "winner_id", b"winner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_params: _TypeAlias = _typing.Literal["english", "dutch", "lucky", "tender"]  # noqa: Y015
     _WhichOneofArgType_params: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_params) -> _WhichOneofReturnType_params | None: ...
 
 Global___Lot: _TypeAlias = Lot  # noqa: Y015
+
+@_typing.final
+class StaffAssignment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ASSIGNED_BY_FIELD_NUMBER: _builtins.int
+    ASSIGNED_AT_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    user_id: _builtins.str
+    """The user or device id (the subject of their token)."""
+    role: Global___StaffRole.ValueType
+    assigned_by: _builtins.str
+    @_builtins.property
+    def assigned_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: Global___StaffRole.ValueType = ...,
+        assigned_by: _builtins.str = ...,
+        assigned_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assigned_by", b"assigned_by", "role", b"role", "sale_id", b"sale_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StaffAssignment: _TypeAlias = StaffAssignment  # noqa: Y015
 
 @_typing.final
 class Registration(_message.Message):

@@ -89,6 +89,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The lot does not let the vendor accept now."""
     ERROR_REASON_TOO_LATE: _ErrorReason.ValueType  # 33
     """A time window (reservation, registration, confirmation) has passed."""
+    ERROR_REASON_NOT_STAFF: _ErrorReason.ValueType  # 50
+    """Issue 11 (numbered from A's range so parallel appends do not collide).
+    A staff role (crier, clerk, sale admin) acting on a sale it is not assigned to (PERMISSION_DENIED).
+    """
+    ERROR_REASON_TERMS_FROZEN: _ErrorReason.ValueType  # 51
+    """A published lot's terms are frozen: withdraw it and add a new one."""
+    ERROR_REASON_LOT_LIVE: _ErrorReason.ValueType  # 52
+    """The lot is live: a sale admin stops it in the room (RoomService.Withdraw)."""
+    ERROR_REASON_NOT_ROOM: _ErrorReason.ValueType  # 53
+    """Only the service that ran the lot records its outcome (PERMISSION_DENIED)."""
     ERROR_REASON_WINNING_RULE_RETIRED: _ErrorReason.ValueType  # 250
     """Issue 20 (numbered from E's range so parallel appends do not collide).
     A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
@@ -106,8 +116,6 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The verification code expired; ask for a new one."""
     ERROR_REASON_NOT_VERIFIED: _ErrorReason.ValueType  # 204
     """The address must be verified before this channel is used."""
-    ERROR_REASON_TERMS_FROZEN: _ErrorReason.ValueType  # 51
-    """Terms that may no longer change (a published lot's, a sale's once invoiced)."""
     ERROR_REASON_INSUFFICIENT_FUNDS: _ErrorReason.ValueType  # 150
     """Payments (numbered from C's range).
     The account does not hold enough for this operation (e.g. a deposit to apply, a refund).
@@ -204,6 +212,16 @@ ERROR_REASON_VENDOR_CANNOT_ACCEPT: ErrorReason.ValueType  # 32
 """The lot does not let the vendor accept now."""
 ERROR_REASON_TOO_LATE: ErrorReason.ValueType  # 33
 """A time window (reservation, registration, confirmation) has passed."""
+ERROR_REASON_NOT_STAFF: ErrorReason.ValueType  # 50
+"""Issue 11 (numbered from A's range so parallel appends do not collide).
+A staff role (crier, clerk, sale admin) acting on a sale it is not assigned to (PERMISSION_DENIED).
+"""
+ERROR_REASON_TERMS_FROZEN: ErrorReason.ValueType  # 51
+"""A published lot's terms are frozen: withdraw it and add a new one."""
+ERROR_REASON_LOT_LIVE: ErrorReason.ValueType  # 52
+"""The lot is live: a sale admin stops it in the room (RoomService.Withdraw)."""
+ERROR_REASON_NOT_ROOM: ErrorReason.ValueType  # 53
+"""Only the service that ran the lot records its outcome (PERMISSION_DENIED)."""
 ERROR_REASON_WINNING_RULE_RETIRED: ErrorReason.ValueType  # 250
 """Issue 20 (numbered from E's range so parallel appends do not collide).
 A lucky lot configured under a retired winning rule (the seller's or the seed's option) that
@@ -221,8 +239,6 @@ ERROR_REASON_CODE_EXPIRED: ErrorReason.ValueType  # 203
 """The verification code expired; ask for a new one."""
 ERROR_REASON_NOT_VERIFIED: ErrorReason.ValueType  # 204
 """The address must be verified before this channel is used."""
-ERROR_REASON_TERMS_FROZEN: ErrorReason.ValueType  # 51
-"""Terms that may no longer change (a published lot's, a sale's once invoiced)."""
 ERROR_REASON_INSUFFICIENT_FUNDS: ErrorReason.ValueType  # 150
 """Payments (numbered from C's range).
 The account does not hold enough for this operation (e.g. a deposit to apply, a refund).

@@ -179,7 +179,8 @@ Global___LotScheduled: _TypeAlias = LotScheduled  # noqa: Y015
 
 @_typing.final
 class LotStarting(_message.Message):
-    """A lot went live (StartLot): the room opens it, notify reminds the reservers.
+    """A lot went live (StartLot): the room runs it from `lot` and opens it, notify reminds the
+    reservers. This (or GetLot's answer that the lot is live) is the only way a lot reaches the room.
     Subject: gavel.catalog.lot_starting.<lot_id>
     """
 
@@ -192,6 +193,7 @@ class LotStarting(_message.Message):
     SALE_ID_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     lot_id: _builtins.str
     group_id: _builtins.str
@@ -201,6 +203,10 @@ class LotStarting(_message.Message):
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lot(self) -> _resources_pb2.Lot:
+        """The lot as published, byte for byte LotScheduled.lot (terms, secrets, registration_required)."""
+
     def __init__(
         self,
         *,
@@ -211,14 +217,103 @@ class LotStarting(_message.Message):
         sale_id: _builtins.str = ...,
         format: _resources_pb2.Format.ValueType = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        lot: _resources_pb2.Lot | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot", "occurred_at", b"occurred_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "format", b"format", "group_id", b"group_id", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "format", b"format", "group_id", b"group_id", "lot", b"lot", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LotStarting: _TypeAlias = LotStarting  # noqa: Y015
+
+@_typing.final
+class LotWithdrawn(_message.Message):
+    """A published lot was withdrawn before it started (WithdrawLot), or its sale was cancelled
+    (CancelSale: one per published lot, after SaleCancelled): the room closes it (watchers are told).
+    Subject: gavel.catalog.lot_withdrawn.<lot_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SALE_CANCELLED_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_BY_FIELD_NUMBER: _builtins.int
+    LOT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    lot_id: _builtins.str
+    group_id: _builtins.str
+    sale_id: _builtins.str
+    reason: _builtins.str
+    sale_cancelled: _builtins.bool
+    """The sale was cancelled (else the lot alone was withdrawn)."""
+    withdrawn_by: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lot(self) -> _resources_pb2.Lot:
+        """The lot as published (LotScheduled.lot)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        lot_id: _builtins.str = ...,
+        group_id: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        sale_cancelled: _builtins.bool = ...,
+        withdrawn_by: _builtins.str = ...,
+        lot: _resources_pb2.Lot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lot", b"lot", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "group_id", b"group_id", "lot", b"lot", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "reason", b"reason", "sale_cancelled", b"sale_cancelled", "sale_id", b"sale_id", "withdrawn_by", b"withdrawn_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotWithdrawn: _TypeAlias = LotWithdrawn  # noqa: Y015
+
+@_typing.final
+class SaleStaffChanged(_message.Message):
+    """Who works a sale now (after an AssignStaff or UnassignStaff): the whole list, so the last event
+    of a sale's subject is its staff.
+    Subject: gavel.catalog.sale_staff_changed.<sale_id>
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    STAFF_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    sale_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def staff(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.StaffAssignment]: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        sale_id: _builtins.str = ...,
+        staff: _abc.Iterable[_resources_pb2.StaffAssignment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "occurred_at", b"occurred_at", "sale_id", b"sale_id", "staff", b"staff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaleStaffChanged: _TypeAlias = SaleStaffChanged  # noqa: Y015
 
 @_typing.final
 class LotOutcomeRecorded(_message.Message):
@@ -240,6 +335,7 @@ class LotOutcomeRecorded(_message.Message):
     TAX_BP_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     SALE_CLOSED_FIELD_NUMBER: _builtins.int
+    ROOM_SEQUENCE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     lot_id: _builtins.str
     sale_id: _builtins.str
@@ -250,6 +346,8 @@ class LotOutcomeRecorded(_message.Message):
     tax_bp: _builtins.int
     sale_closed: _builtins.bool
     """This was the sale's last open lot: the sale is closed."""
+    room_sequence: _builtins.int
+    """The lot_sequence of the room's batch that ended the lot."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -271,10 +369,11 @@ class LotOutcomeRecorded(_message.Message):
         tax_bp: _builtins.int = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         sale_closed: _builtins.bool = ...,
+        room_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "hammer_price", b"hammer_price", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "event_id", b"event_id", "hammer_price", b"hammer_price", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "outcome", b"outcome", "sale_closed", b"sale_closed", "sale_id", b"sale_id", "seller_id", b"seller_id", "tax_bp", b"tax_bp", "winner_id", b"winner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_premium_bp", b"buyer_premium_bp", "closed_at", b"closed_at", "event_id", b"event_id", "hammer_price", b"hammer_price", "lot_id", b"lot_id", "occurred_at", b"occurred_at", "outcome", b"outcome", "room_sequence", b"room_sequence", "sale_closed", b"sale_closed", "sale_id", b"sale_id", "seller_id", b"seller_id", "tax_bp", b"tax_bp", "winner_id", b"winner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

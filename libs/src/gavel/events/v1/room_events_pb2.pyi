@@ -172,6 +172,7 @@ class RoomEvent(_message.Message):
     REOPENED_FIELD_NUMBER: _builtins.int
     BID_UNDONE_FIELD_NUMBER: _builtins.int
     CLOSING_SOON_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
     LUCKY_DRAW_REVEALED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
@@ -244,6 +245,12 @@ class RoomEvent(_message.Message):
     @_builtins.property
     def closing_soon(self) -> Global___ClosingSoon: ...
     @_builtins.property
+    def withdrawn(self) -> Global___Withdrawn:
+        """Emitted by the room (not the engine): the lot was stopped before it ended; a LotUnsold with
+        reason WITHDRAWN follows in the same batch.
+        """
+
+    @_builtins.property
     def lucky_draw_revealed(self) -> Global___LuckyDrawRevealed:
         """The lucky draws of a lot, revealed when it closes (one per draw)."""
 
@@ -283,13 +290,14 @@ class RoomEvent(_message.Message):
         reopened: Global___Reopened | None = ...,
         bid_undone: Global___BidUndone | None = ...,
         closing_soon: Global___ClosingSoon | None = ...,
+        withdrawn: Global___Withdrawn | None = ...,
         lucky_draw_revealed: Global___LuckyDrawRevealed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed", "withdrawn", b"withdrawn"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking_set", b"asking_set", "at", b"at", "bid_accepted", b"bid_accepted", "bid_undone", b"bid_undone", "bidding_reopened", b"bidding_reopened", "buy_now_taken", b"buy_now_taken", "closing_extended", b"closing_extended", "closing_soon", b"closing_soon", "confirmation_requested", b"confirmation_requested", "event", b"event", "floor_bid_accepted", b"floor_bid_accepted", "going_once", b"going_once", "going_twice", b"going_twice", "hammered", b"hammered", "increment_set", b"increment_set", "lot_configured", b"lot_configured", "lot_opened", b"lot_opened", "lot_paused", b"lot_paused", "lot_resumed", b"lot_resumed", "lot_sold", b"lot_sold", "lot_unsold", b"lot_unsold", "lucky_draw_revealed", b"lucky_draw_revealed", "lucky_window_opened", b"lucky_window_opened", "offer_lapsed", b"offer_lapsed", "offered_to_vendor", b"offered_to_vendor", "option_picked", b"option_picked", "passed", b"passed", "penalty_assessed", b"penalty_assessed", "price_dropped", b"price_dropped", "provisional_winner_declared", b"provisional_winner_declared", "reopened", b"reopened", "round_ended", b"round_ended", "vendor_accepted", b"vendor_accepted", "vendor_declined", b"vendor_declined", "winner_confirmed", b"winner_confirmed", "withdrawn", b"withdrawn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["lot_configured", "lot_opened", "bid_accepted", "floor_bid_accepted", "closing_extended", "buy_now_taken", "round_ended", "price_dropped", "bidding_reopened", "lucky_window_opened", "option_picked", "offered_to_vendor", "vendor_accepted", "vendor_declined", "provisional_winner_declared", "confirmation_requested", "winner_confirmed", "offer_lapsed", "penalty_assessed", "lot_sold", "lot_unsold", "lot_paused", "lot_resumed", "asking_set", "increment_set", "going_once", "going_twice", "hammered", "passed", "reopened", "bid_undone", "closing_soon", "lucky_draw_revealed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["lot_configured", "lot_opened", "bid_accepted", "floor_bid_accepted", "closing_extended", "buy_now_taken", "round_ended", "price_dropped", "bidding_reopened", "lucky_window_opened", "option_picked", "offered_to_vendor", "vendor_accepted", "vendor_declined", "provisional_winner_declared", "confirmation_requested", "winner_confirmed", "offer_lapsed", "penalty_assessed", "lot_sold", "lot_unsold", "lot_paused", "lot_resumed", "asking_set", "increment_set", "going_once", "going_twice", "hammered", "passed", "reopened", "bid_undone", "closing_soon", "withdrawn", "lucky_draw_revealed"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -298,7 +306,10 @@ Global___RoomEvent: _TypeAlias = RoomEvent  # noqa: Y015
 @_typing.final
 class LotConfigured(_message.Message):
     """The lot's terms and who sells it: always the lot's first event, so a replay is self-contained.
-    Taken from the catalog's LotScheduled (or its GetLot when the event has not arrived yet).
+    Only from the catalog's statement that the lot was published and started (LotStarting, or its
+    GetLot answer to the room's service identity saying the lot is live) or withdrawn
+    (LotWithdrawn): `lot` is that statement's published lot as it is, the very terms of
+    LotScheduled; drafts never reach the room.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -311,7 +322,7 @@ class LotConfigured(_message.Message):
     """
     @_builtins.property
     def lot(self) -> _resources_pb2.Lot:
-        """The catalog's lot, secrets included (seed, reserve, a retired fixed lucky option)."""
+        """The catalog's published lot, secrets included (seed, reserve, a retired fixed lucky option)."""
 
     def __init__(
         self,
@@ -326,6 +337,32 @@ class LotConfigured(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LotConfigured: _TypeAlias = LotConfigured  # noqa: Y015
+
+@_typing.final
+class Withdrawn(_message.Message):
+    """A lot stopped before it ended: by a sale admin's Withdraw (`by` = the admin) or because the
+    catalog withdrew it or cancelled its sale before it started (`by` = "catalog").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    by: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Withdrawn: _TypeAlias = Withdrawn  # noqa: Y015
 
 @_typing.final
 class LotOpened(_message.Message):

@@ -35,8 +35,11 @@ class RoomServiceStub:
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -146,6 +149,11 @@ class RoomServiceStub:
                 request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.SerializeToString,
                 response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.FromString,
                 _registered_method=True)
+        self.Withdraw = channel.unary_unary(
+                '/gavel.room.v1.RoomService/Withdraw',
+                request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawRequest.SerializeToString,
+                response_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawResponse.FromString,
+                _registered_method=True)
         self.GetLotState = channel.unary_unary(
                 '/gavel.room.v1.RoomService/GetLotState',
                 request_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotStateRequest.SerializeToString,
@@ -183,8 +191,11 @@ class RoomServiceServicer:
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -322,6 +333,15 @@ class RoomServiceServicer:
 
     def Resume(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Withdraw(self, request, context):
+        """A sale admin stops a lot that has not ended, in any format and phase: it ends unsold with
+        reason WITHDRAWN (LotWithdrawn, audited in ListCrierActions) and the catalog records it as
+        withdrawn. Only the room decides outcomes: this is how staff stop a running lot.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -470,6 +490,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.FromString,
                     response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.SerializeToString,
             ),
+            'Withdraw': grpc.unary_unary_rpc_method_handler(
+                    servicer.Withdraw,
+                    request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawRequest.FromString,
+                    response_serializer=gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawResponse.SerializeToString,
+            ),
             'GetLotState': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLotState,
                     request_deserializer=gavel_dot_room_dot_v1_dot_room__service__pb2.GetLotStateRequest.FromString,
@@ -513,8 +538,11 @@ class RoomService:
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -1048,6 +1076,33 @@ class RoomService:
             '/gavel.room.v1.RoomService/Resume',
             gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeRequest.SerializeToString,
             gavel_dot_room_dot_v1_dot_room__service__pb2.ResumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Withdraw(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gavel.room.v1.RoomService/Withdraw',
+            gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawRequest.SerializeToString,
+            gavel_dot_room_dot_v1_dot_room__service__pb2.WithdrawResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,8 +36,11 @@ class RoomServiceStub:
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -87,6 +90,11 @@ class RoomServiceStub:
     UndoLastBid: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.UndoLastBidRequest, _room_service_pb2.UndoLastBidResponse]
     Pause: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.PauseRequest, _room_service_pb2.PauseResponse]
     Resume: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ResumeRequest, _room_service_pb2.ResumeResponse]
+    Withdraw: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.WithdrawRequest, _room_service_pb2.WithdrawResponse]
+    """A sale admin stops a lot that has not ended, in any format and phase: it ends unsold with
+    reason WITHDRAWN (LotWithdrawn, audited in ListCrierActions) and the catalog records it as
+    withdrawn. Only the room decides outcomes: this is how staff stop a running lot.
+    """
     GetLotState: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetLotStateRequest, _room_service_pb2.GetLotStateResponse]
     """-- anyone -------------------------------------------------------------------------------------
 
@@ -118,8 +126,11 @@ class RoomServiceAsyncStub(RoomServiceStub):
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -166,6 +177,11 @@ class RoomServiceAsyncStub(RoomServiceStub):
     UndoLastBid: _aio.UnaryUnaryMultiCallable[_room_service_pb2.UndoLastBidRequest, _room_service_pb2.UndoLastBidResponse]  # type: ignore[assignment]
     Pause: _aio.UnaryUnaryMultiCallable[_room_service_pb2.PauseRequest, _room_service_pb2.PauseResponse]  # type: ignore[assignment]
     Resume: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ResumeRequest, _room_service_pb2.ResumeResponse]  # type: ignore[assignment]
+    Withdraw: _aio.UnaryUnaryMultiCallable[_room_service_pb2.WithdrawRequest, _room_service_pb2.WithdrawResponse]  # type: ignore[assignment]
+    """A sale admin stops a lot that has not ended, in any format and phase: it ends unsold with
+    reason WITHDRAWN (LotWithdrawn, audited in ListCrierActions) and the catalog records it as
+    withdrawn. Only the room decides outcomes: this is how staff stop a running lot.
+    """
     GetLotState: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetLotStateRequest, _room_service_pb2.GetLotStateResponse]  # type: ignore[assignment]
     """-- anyone -------------------------------------------------------------------------------------
 
@@ -196,8 +212,11 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     lot's log. Refusals: FAILED_PRECONDITION with google.rpc.ErrorInfo (reason e.g. BID_TOO_LOW with
     metadata min_amount_minor, LOT_CLOSED, LOT_PAUSED, OVER_BID_LIMIT with bid_limit_minor,
     REQUEST_ID_REUSED); PERMISSION_DENIED with reason OWN_LOT (a seller bidding on their own lot),
-    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR; NOT_FOUND for an
-    unknown lot; UNAVAILABLE while the lot's partition changes owner (retry with the same request_id).
+    BIDDER_BANNED, NOT_SEATED (seated in another room of the product), NOT_VENDOR, NOT_STAFF (staff of
+    another sale); FAILED_PRECONDITION NOT_REGISTERED (no approved registration for the sale);
+    NOT_FOUND for a lot the room does not run (unknown, a draft, or not started by the catalog yet);
+    UNAVAILABLE while the lot's partition changes owner or while the replica is catching up on the
+    eligibility events (retry with the same request_id).
     -- bidders ------------------------------------------------------------------------------------
     """
 
@@ -362,6 +381,17 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _room_service_pb2.ResumeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.ResumeResponse, _abc.Awaitable[_room_service_pb2.ResumeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Withdraw(
+        self,
+        request: _room_service_pb2.WithdrawRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.WithdrawResponse, _abc.Awaitable[_room_service_pb2.WithdrawResponse]]:
+        """A sale admin stops a lot that has not ended, in any format and phase: it ends unsold with
+        reason WITHDRAWN (LotWithdrawn, audited in ListCrierActions) and the catalog records it as
+        withdrawn. Only the room decides outcomes: this is how staff stop a running lot.
+        """
 
     @_abc_1.abstractmethod
     def GetLotState(

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 
 from catalog.adapters import mapping
 from catalog.adapters.unit_of_work import SqlCatalogUnitOfWork
-from catalog.app import lots, products, registrations, reservations, rooms, sales, schedule
+from catalog.app import lots, products, registrations, reservations, rooms, sales, schedule, staff
 from catalog.app.ports import CatalogUnitOfWork, DepositChecker, IdGenerator
 from catalog.app.runner import run
 from catalog.domain.validation import require_id
@@ -230,9 +230,23 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
 
     async def GetLot(self, request: pb.GetLotRequest, context: Context) -> pb.GetLotResponse:
         async def action(uow: CatalogUnitOfWork, caller: Principal, now: datetime) -> pb.GetLotResponse:
-            return pb.GetLotResponse(lot=mapping.lot_message(await lots.get_lot(uow, caller, request.lot_id)))
+            reply = pb.GetLotResponse(lot=mapping.lot_message(await lots.get_lot(uow, caller, request.lot_id)))
+            published = await rooms.published_lot(uow, caller, request.lot_id)
+            if published is not None:
+                reply.published.CopyFrom(mapping.published_lot_message(published))
+            return reply
 
         return await self._read(action)
+
+    async def WithdrawLot(self, request: pb.WithdrawLotRequest, context: Context) -> pb.WithdrawLotResponse:
+        principal = current_principal()
+        command = self._command(request, mapping.withdraw_lot)
+
+        async def action(uow: CatalogUnitOfWork, caller: Principal, now: datetime) -> pb.WithdrawLotResponse:
+            views = await lots.withdraw_lot(uow, caller, command, ids=self._ids, now=now)
+            return pb.WithdrawLotResponse(lots=mapping.lot_messages(views))
+
+        return await self._mutate("WithdrawLot", request, principal, pb.WithdrawLotResponse, action)
 
     async def ListLots(self, request: pb.ListLotsRequest, context: Context) -> pb.ListLotsResponse:
         query = mapping.list_lots(request)
@@ -381,3 +395,32 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             return pb.CloseLotResponse(lot=mapping.lot_message(view))
 
         return await self._mutate("CloseLot", request, principal, pb.CloseLotResponse, action)
+
+    # -- staff --------------------------------------------------------------------------------------
+
+    async def AssignStaff(self, request: pb.AssignStaffRequest, context: Context) -> pb.AssignStaffResponse:
+        principal = current_principal()
+        change = self._command(request, mapping.staff_change)
+
+        async def action(uow: CatalogUnitOfWork, caller: Principal, now: datetime) -> pb.AssignStaffResponse:
+            assignment = await staff.assign_staff(uow, caller, change, ids=self._ids, now=now)
+            return pb.AssignStaffResponse(assignment=mapping.staff_message(assignment))
+
+        return await self._mutate("AssignStaff", request, principal, pb.AssignStaffResponse, action)
+
+    async def UnassignStaff(self, request: pb.UnassignStaffRequest, context: Context) -> pb.UnassignStaffResponse:
+        principal = current_principal()
+        change = self._command(request, mapping.staff_change)
+
+        async def action(uow: CatalogUnitOfWork, caller: Principal, now: datetime) -> pb.UnassignStaffResponse:
+            await staff.unassign_staff(uow, caller, change, ids=self._ids, now=now)
+            return pb.UnassignStaffResponse()
+
+        return await self._mutate("UnassignStaff", request, principal, pb.UnassignStaffResponse, action)
+
+    async def ListSaleStaff(self, request: pb.ListSaleStaffRequest, context: Context) -> pb.ListSaleStaffResponse:
+        async def action(uow: CatalogUnitOfWork, caller: Principal, now: datetime) -> pb.ListSaleStaffResponse:
+            assignments = await staff.list_sale_staff(uow, caller, request.sale_id)
+            return pb.ListSaleStaffResponse(staff=[mapping.staff_message(a) for a in assignments])
+
+        return await self._read(action)

@@ -24,24 +24,28 @@ from typing import Any, cast
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from catalog.app.lots import AddLot, ListLots, ReorderLots, UpdateLot
+from catalog.app.lots import AddLot, ListLots, ReorderLots, UpdateLot, WithdrawLot
 from catalog.app.products import CreateProduct, ListProducts, UpdateProduct
 from catalog.app.registrations import DecideRegistration, ListRegistrations
 from catalog.app.reservations import ListMyReservations
 from catalog.app.rooms import CloseLot
 from catalog.app.sales import CancelSale, CreateSale, ListSales, UpdateSale
 from catalog.app.schedule import GetSchedule
+from catalog.app.staff import StaffChange
 from catalog.domain.events import (
     CatalogEvent,
     LotOutcomeRecorded,
     LotScheduled,
     LotsRetimed,
     LotStarting,
+    LotWithdrawn,
+    PublishedLot,
     RegistrationDecided,
     ReservationCancelled,
     ReservationCreated,
     SaleCancelled,
     SalePublished,
+    SaleStaffChanged,
     SeatAssigned,
 )
 from catalog.domain.lots import LotOutcome, LotResult, LotSpec, LotView, has_reserve
@@ -62,6 +66,7 @@ from catalog.domain.sales import (
 )
 from catalog.domain.schedule import DayPart, Schedule, ScheduleRow, ScheduleView
 from catalog.domain.seating import Seat
+from catalog.domain.staff import StaffAssignment, StaffRole
 from catalog.domain.states import State
 from catalog.domain.validation import format_time_of_day, parse_date
 from gavel.catalog.v1 import catalog_service_pb2 as pb
@@ -80,6 +85,7 @@ REGISTRATION_STATUSES = EnumMap(RegistrationStatus, res.RegistrationStatus, "REG
 RESERVATION_STATES = EnumMap(ReservationState, res.ReservationState, "RESERVATION_STATE_")
 VIEWS = EnumMap(ScheduleView, res.ScheduleView, "SCHEDULE_VIEW_")
 DAY_PARTS = EnumMap(DayPart, res.DayPart, "DAY_PART_")
+STAFF_ROLES = EnumMap(StaffRole, res.StaffRole, "STAFF_ROLE_")
 
 
 def _refuse(path: str, description: str) -> InvalidArgument:
@@ -321,6 +327,10 @@ def update_lot(request: pb.UpdateLotRequest) -> UpdateLot:
     return UpdateLot(request.lot.id, terms_from_lot(request.lot), request.lot.duration_slots)
 
 
+def withdraw_lot(request: pb.WithdrawLotRequest) -> WithdrawLot:
+    return WithdrawLot(request.lot_id, request.reason)
+
+
 def reorder_lots(request: pb.ReorderLotsRequest) -> ReorderLots:
     return ReorderLots(request.sale_id, tuple(request.lot_ids))
 
@@ -356,8 +366,27 @@ def close_lot(request: pb.CloseLotRequest) -> CloseLot:
         hammer_price=hammer.amount_minor if hammer is not None else None,
         closed_at=closed_at,
         currency=hammer.currency if hammer is not None else "",
+        room_sequence=request.room_sequence,
     )
     return CloseLot(request.lot_id, result)
+
+
+# -- staff ------------------------------------------------------------------------------------------
+
+
+def staff_change(request: pb.AssignStaffRequest | pb.UnassignStaffRequest) -> StaffChange:
+    role = STAFF_ROLES.parse(request.role, "role")
+    return StaffChange(request.sale_id, request.user_id, role)
+
+
+def staff_message(assignment: StaffAssignment) -> res.StaffAssignment:
+    return res.StaffAssignment(
+        sale_id=assignment.sale_id,
+        user_id=assignment.user_id,
+        role=STAFF_ROLES.wire(assignment.role),
+        assigned_by=assignment.assigned_by,
+        assigned_at=timestamp(assignment.assigned_at),
+    )
 
 
 # -- schedule ---------------------------------------------------------------------------------------
@@ -495,24 +524,26 @@ def seat_message(seat: Seat) -> res.Seat:
 # -- events -----------------------------------------------------------------------------------------
 
 
-def _scheduled_lot(event: LotScheduled) -> res.Lot:
-    """The full lot of a LotScheduled event, secrets included (the stream is internal)."""
+def published_lot_message(published: PublishedLot) -> res.Lot:
+    """The lot as published, secrets included (for services and the internal stream only): what
+    LotScheduled, LotStarting, LotWithdrawn and GetLot's `published` carry, the same bytes each
+    time (nothing here changes after publish; the estimated start, which a late start moves, is
+    LotScheduled's own field), and what the room's LotConfigured keeps."""
     message = res.Lot(
-        id=event.lot_id,
-        group_id=event.group_id,
-        sale_id=event.sale_id,
-        product_id=event.product_id,
-        seller_id=event.seller_id,
-        room_index=event.room_index,
-        room_count=event.room_count,
-        position=event.position,
-        duration_slots=event.duration_slots,
+        id=published.lot_id,
+        group_id=published.group_id,
+        sale_id=published.sale_id,
+        product_id=published.product_id,
+        seller_id=published.seller_id,
+        room_index=published.room_index,
+        room_count=published.room_count,
+        position=published.position,
+        duration_slots=published.duration_slots,
         state=LOT_STATES.wire(State.SCHEDULED),
-        has_reserve=has_reserve(event.terms),
+        has_reserve=has_reserve(published.terms),
+        registration_required=published.registration_required,
     )
-    write_terms(message, event.terms)
-    if event.estimated_start is not None:
-        message.estimated_start.CopyFrom(timestamp(event.estimated_start))
+    write_terms(message, published.terms)  # not the estimated start: a late start moves later lots
     return message
 
 
@@ -549,7 +580,7 @@ def event_message(event: CatalogEvent) -> Message:
             room_count=event.room_count,
             format=FORMATS.wire(event.terms.format),
             estimated_start=_optional_stamp(event.estimated_start),
-            lot=_scheduled_lot(event),
+            lot=published_lot_message(event.published),
         )
     if isinstance(event, LotStarting):
         return ev.LotStarting(
@@ -559,6 +590,22 @@ def event_message(event: CatalogEvent) -> Message:
             sale_id=event.sale_id,
             format=FORMATS.wire(event.format),
             started_at=timestamp(event.started_at),
+            lot=published_lot_message(event.lot) if event.lot is not None else None,
+        )
+    if isinstance(event, LotWithdrawn):
+        return ev.LotWithdrawn(
+            **head,
+            lot_id=event.lot.lot_id,
+            group_id=event.lot.group_id,
+            sale_id=event.lot.sale_id,
+            reason=event.reason,
+            sale_cancelled=event.sale_cancelled,
+            withdrawn_by=event.withdrawn_by,
+            lot=published_lot_message(event.lot),
+        )
+    if isinstance(event, SaleStaffChanged):
+        return ev.SaleStaffChanged(
+            **head, sale_id=event.sale_id, staff=[staff_message(assignment) for assignment in event.staff]
         )
     if isinstance(event, LotsRetimed):
         return ev.LotsRetimed(
@@ -588,6 +635,7 @@ def event_message(event: CatalogEvent) -> Message:
             tax_bp=event.tax_bp,
             closed_at=timestamp(event.closed_at),
             sale_closed=event.sale_closed,
+            room_sequence=event.room_sequence,
         )
     if isinstance(event, ReservationCreated):
         return ev.ReservationCreated(

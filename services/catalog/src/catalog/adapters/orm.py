@@ -56,6 +56,7 @@ from catalog.domain.sales import (
     TimeSlot,
 )
 from catalog.domain.seating import Seat
+from catalog.domain.staff import StaffAssignment, StaffRole
 from catalog.domain.states import State
 from gavel_core.formats import (
     DutchParams,
@@ -149,6 +150,7 @@ lots = Table(
     Column("outcome", String(16), nullable=True),
     Column("winner_id", String(SUBJECT), nullable=False),
     Column("hammer_price_minor", BigInteger, nullable=True),  # in `currency`
+    Column("room_sequence", BigInteger, nullable=False, server_default="0"),  # the room's batch that ended it
     Column("version", Integer, nullable=False),
     Index("ix_catalog_lots_order", "sale_id", "position", "room_index"),
 )
@@ -208,6 +210,17 @@ seats = Table(
     PrimaryKeyConstraint("group_id", "bidder_id", name="pk_catalog_seats"),
     # Two bidders seated at once cannot share an ordinal, so round-robin seating stays exact.
     UniqueConstraint("group_id", "ordinal", name="uq_catalog_seats_group_ordinal"),
+)
+
+staff = Table(
+    "catalog_sale_staff",
+    metadata,
+    Column("sale_id", String(ID), ForeignKey("catalog_sales.id"), nullable=False),
+    Column("user_id", String(SUBJECT), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("assigned_by", String(SUBJECT), nullable=False),
+    _instant("assigned_at"),
+    PrimaryKeyConstraint("sale_id", "user_id", "role", name="pk_catalog_sale_staff"),
 )
 
 tables: KitTables = kit_tables(metadata, "catalog")  # catalog_idempotency, catalog_outbox
@@ -415,6 +428,7 @@ def lot_row(lot: Lot) -> dict[str, Any]:
         "outcome": lot.outcome.value if lot.outcome else None,
         "winner_id": lot.winner_id,
         "hammer_price_minor": lot.hammer_price,
+        "room_sequence": lot.room_sequence,
     }
 
 
@@ -439,6 +453,7 @@ def lot_of(row: Any) -> Lot:
         outcome=LotOutcome(row.outcome) if row.outcome else None,
         winner_id=row.winner_id,
         hammer_price=row.hammer_price_minor,
+        room_sequence=row.room_sequence or 0,
     )
 
 
@@ -514,5 +529,25 @@ def seat_of(row: Any) -> Seat:
         lot_id=row.lot_id,
         room_index=row.room_index,
         ordinal=row.ordinal,
+        assigned_at=utc(row.assigned_at),
+    )
+
+
+def staff_row(assignment: StaffAssignment) -> dict[str, Any]:
+    return {
+        "sale_id": assignment.sale_id,
+        "user_id": assignment.user_id,
+        "role": assignment.role.value,
+        "assigned_by": assignment.assigned_by,
+        "assigned_at": to_db(assignment.assigned_at),
+    }
+
+
+def staff_of(row: Any) -> StaffAssignment:
+    return StaffAssignment(
+        sale_id=row.sale_id,
+        user_id=row.user_id,
+        role=StaffRole(row.role),
+        assigned_by=row.assigned_by,
         assigned_at=utc(row.assigned_at),
     )

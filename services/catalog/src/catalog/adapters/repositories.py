@@ -63,6 +63,7 @@ from catalog.domain.registrations import Registration
 from catalog.domain.reservations import Reservation, ReservationState
 from catalog.domain.sales import Sale
 from catalog.domain.seating import Seat
+from catalog.domain.staff import StaffAssignment
 from catalog.domain.states import State
 from gavel_core.errors import Aborted, FieldViolation, InvalidArgument
 
@@ -113,6 +114,16 @@ SEAT: EntityMapper[Seat] = EntityMapper(
     orm.seat_of,
     5,
     versioned=False,  # seats never change
+)
+STAFF: EntityMapper[StaffAssignment] = EntityMapper(
+    "staff assignment",
+    orm.staff,
+    ("sale_id", "user_id", "role"),
+    lambda a: (a.sale_id, a.user_id, a.role.value),
+    orm.staff_row,
+    orm.staff_of,
+    6,
+    versioned=False,  # assignments are added and removed, never changed
 )
 
 
@@ -573,3 +584,18 @@ class SqlSeatRepository:
 
     async def add(self, seat: Seat) -> None:
         self._tracker.add(SEAT, seat)
+
+
+class SqlStaffRepository:
+    def __init__(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+
+    async def list_for_sale(self, sale_id: str) -> list[StaffAssignment]:
+        t = orm.staff
+        return await self._tracker.all(STAFF, select(t).where(t.c.sale_id == sale_id).order_by(t.c.role, t.c.user_id))
+
+    async def add(self, assignment: StaffAssignment) -> None:
+        self._tracker.add(STAFF, assignment)
+
+    async def remove(self, assignment: StaffAssignment) -> None:
+        self._tracker.remove(STAFF, assignment)

@@ -13,6 +13,7 @@ from catalog.adapters.repositories import (
     SqlReservationRepository,
     SqlSaleRepository,
     SqlSeatRepository,
+    SqlStaffRepository,
     Tracker,
 )
 from catalog.domain.events import CatalogEvent
@@ -34,6 +35,7 @@ class SqlCatalogUnitOfWork(SqlUnitOfWork):
     reservations: SqlReservationRepository
     registrations: SqlRegistrationRepository
     seats: SqlSeatRepository
+    staff: SqlStaffRepository
 
     def __init__(self, db: Database, relay: OutboxRelay | None = None, kit: KitTables = tables) -> None:
         super().__init__(db, kit, relay)
@@ -48,6 +50,7 @@ class SqlCatalogUnitOfWork(SqlUnitOfWork):
         self.reservations = SqlReservationRepository(tracker)
         self.registrations = SqlRegistrationRepository(tracker)
         self.seats = SqlSeatRepository(tracker)
+        self.staff = SqlStaffRepository(tracker)
         return self
 
     async def collect(self, event: CatalogEvent) -> None:

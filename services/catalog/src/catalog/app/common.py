@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from catalog.app.ports import CatalogUnitOfWork, IdGenerator
-from catalog.domain.access import Viewer
+from catalog.domain.access import Viewer, require_sale_manager
 from catalog.domain.events import SeatAssigned
 from catalog.domain.lots import Lot, LotGroup
 from catalog.domain.sales import Sale
 from catalog.domain.seating import Seat, assign_seat
+from catalog.domain.staff import StaffAssignment, StaffRole, acts_on_every_sale, require_staff
 from catalog.domain.states import State
 from gavel_core.auth import Principal
 from gavel_core.errors import NotFound
@@ -29,6 +30,27 @@ async def load_lot(uow: CatalogUnitOfWork, principal: Principal, lot_id: str) ->
     if lot is None or (lot.state is State.DRAFT and not Viewer.of(principal).sees_draft_of(lot.seller_id)):
         raise NotFound("lot", lot_id)
     return lot
+
+
+async def sale_staff(uow: CatalogUnitOfWork, principal: Principal, sale_id: str) -> list[StaffAssignment]:
+    """The sale's staff, read only when the caller's access depends on it."""
+    if acts_on_every_sale(principal):
+        return []
+    return await uow.staff.list_for_sale(sale_id)
+
+
+async def require_manager(uow: CatalogUnitOfWork, principal: Principal, sale: Sale) -> None:
+    """The sale's owner, an assigned sale admin, a site admin or a service (NOT_OWNER / NOT_STAFF)."""
+    if principal.subject == sale.owner_id:
+        return
+    require_sale_manager(principal, sale.owner_id, sale.id, await sale_staff(uow, principal, sale.id))
+
+
+async def require_sale_staff(
+    uow: CatalogUnitOfWork, principal: Principal, sale_id: str, *roles: StaffRole, action: str
+) -> None:
+    """Site admins and services, or a holder of one of `roles` in the sale (NOT_STAFF)."""
+    require_staff(principal, sale_id, await sale_staff(uow, principal, sale_id), *roles, action=action)
 
 
 async def load_group(uow: CatalogUnitOfWork, lot: Lot) -> LotGroup:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog.app.common import load_group, load_lot, load_sale
+from catalog.app.common import load_group, load_lot, load_sale, require_manager
 from catalog.app.ports import CatalogUnitOfWork, IdGenerator
 from catalog.domain.access import MANAGERS, Viewer, require_owner
+from catalog.domain.events import LotScheduled, LotWithdrawn, PublishedLot
 from catalog.domain.lots import (
     MAX_LOTS_PER_SALE,
     LotSpec,
@@ -21,9 +22,9 @@ from catalog.domain.lots import (
 )
 from catalog.domain.paging import Page, PageRequest
 from catalog.domain.queries import LOTS, LotFilter
-from catalog.domain.sales import Sale
-from catalog.domain.states import State
-from catalog.domain.validation import check_ids, require_id
+from catalog.domain.sales import Sale, SaleKind
+from catalog.domain.states import State, invalid_state
+from catalog.domain.validation import MAX_REASON, check_ids, check_text, require_id
 from gavel_core.auth import Principal
 from gavel_core.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
 from gavel_core.formats import Format, LotTerms
@@ -46,6 +47,12 @@ class UpdateLot:
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawLot:
+    lot_id: str  # any lot of the group
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReorderLots:
     sale_id: str
     lot_ids: tuple[str, ...]  # every group id of the sale, in the new order
@@ -65,7 +72,7 @@ class ListLots:
 
 async def _managed_draft_sale(uow: CatalogUnitOfWork, principal: Principal, sale_id: str, action: str) -> Sale:
     sale = await load_sale(uow, principal, sale_id)
-    require_owner(principal, sale.owner_id, "sale", sale.id)
+    await require_manager(uow, principal, sale)
     sale.require_draft(action)
     return sale
 
@@ -73,10 +80,14 @@ async def _managed_draft_sale(uow: CatalogUnitOfWork, principal: Principal, sale
 async def add_lot(
     uow: CatalogUnitOfWork, principal: Principal, command: AddLot, *, ids: IdGenerator, now: datetime
 ) -> tuple[LotView, ...]:
-    """Add a product to a draft sale as a group of N lots, N = the product's quantity (one per room).
+    """Add a product to a draft or scheduled sale as a group of N lots, N = the product's quantity
+    (one per room).
 
-    - Only the sale's owner or an admin; a seller adds only their own products (NOT_OWNER).
-    - The sale is a draft (INVALID_STATE).
+    - Only the sale's owner, an assigned sale admin or a site admin (NOT_OWNER / NOT_STAFF); a
+      seller adds only their own products (NOT_OWNER).
+    - The sale is a draft, or scheduled (published, no lot started yet): then the group is
+      published at once — it must fit the session's time slots — and LotScheduled is emitted
+      for each lot. This is how a seller replaces a published lot: withdraw it, add a new one.
     - The terms are valid (`lot.…` paths) and of a format the sale's kind takes: english, dutch
       or lucky for live sessions, tender formats for timed tenders; live lots take 1-36 slots.
     - A product is in at most one open (draft, scheduled or live) group (AlreadyExists), and a
@@ -86,7 +97,10 @@ async def add_lot(
     principal.require(*MANAGERS)
     require_id("sale_id", command.sale_id)
     require_id("lot.product_id", command.lot.product_id)
-    sale = await _managed_draft_sale(uow, principal, command.sale_id, "add lots to")
+    sale = await load_sale(uow, principal, command.sale_id)
+    await require_manager(uow, principal, sale)
+    if sale.state not in (State.DRAFT, State.SCHEDULED):
+        raise invalid_state("sale", sale.id, sale.state, "add lots to")
     product = await uow.products.get(command.lot.product_id)
     if product is None:
         raise NotFound("product", command.lot.product_id)
@@ -108,8 +122,17 @@ async def add_lot(
         raise InvalidArgument([FieldViolation("sale_id", f"a sale holds at most {MAX_LOTS_PER_SALE} lots")])
     if not lay_out_appended(sale, end, group):  # a session day with a clock change
         lay_out(sale, [*await uow.lots.list_by_sale(sale.id), *group])
+    if sale.state is State.SCHEDULED:
+        if sale.kind is SaleKind.LIVE_SESSION and group[0].estimated_start is None:
+            raise InvalidArgument(
+                [FieldViolation("lot.duration_slots", "the lot does not fit in the session's time slots")]
+            )
+        for lot in group:
+            lot.schedule(now)
     for lot in group:
         await uow.lots.add(lot)
+        if lot.state is State.SCHEDULED:
+            await uow.collect(LotScheduled.of(lot, ids.new_id(), now, sale))
     return tuple(view_lot(principal, lot) for lot in group)
 
 
@@ -118,14 +141,19 @@ async def update_lot(
 ) -> tuple[LotView, ...]:
     """Replace the terms and slot count of a draft lot's whole group, then lay the sale out again.
 
-    - Only the sale's owner or an admin (NOT_OWNER); the sale and lots are drafts (INVALID_STATE).
+    - Only the sale's owner, an assigned sale admin or a site admin (NOT_OWNER / NOT_STAFF).
+    - Only drafts: a published lot's terms are frozen (TERMS_FROZEN) — withdraw it and add a new one.
     - Same term rules as AddLot; every lot keeps its own seed.
     """
     principal.require(*MANAGERS)
     require_id("lot.id", command.lot_id)
     lot = await load_lot(uow, principal, command.lot_id)
-    sale = await _managed_draft_sale(uow, principal, lot.sale_id, "edit lots of")
+    sale = await load_sale(uow, principal, lot.sale_id)
+    await require_manager(uow, principal, sale)
     group = await load_group(uow, lot)
+    for room in group.rooms:
+        room.require_editable()
+    sale.require_draft("edit lots of")
     spec = LotSpec(lot.product_id, command.terms, command.duration_slots)
     spec.validate(sale.kind)
     for room in group.rooms:
@@ -150,6 +178,43 @@ async def remove_lot(uow: CatalogUnitOfWork, principal: Principal, lot_id: str, 
     remaining = [other for other in await uow.lots.list_by_sale(sale.id) if other.group_id != group.id]
     renumber(groups_of(remaining), now)
     lay_out(sale, remaining)
+
+
+async def withdraw_lot(
+    uow: CatalogUnitOfWork, principal: Principal, command: WithdrawLot, *, ids: IdGenerator, now: datetime
+) -> tuple[LotView, ...]:
+    """Withdraw a published lot's whole group before it starts; every room ends cancelled.
+
+    - Only the sale's owner, an assigned sale admin or a site admin (NOT_OWNER / NOT_STAFF).
+    - Every room of the group is scheduled: a live one is stopped in the room by a sale admin
+      (RoomService.Withdraw; LOT_LIVE here), a draft is removed instead (INVALID_STATE).
+    - A reason of 1-500 characters. Emits LotWithdrawn per room: the room closes it.
+    """
+    principal.require(*MANAGERS)
+    violations = Violations()
+    check_text(violations, "reason", command.reason, max_length=MAX_REASON)
+    violations.raise_if_any()
+    require_id("lot_id", command.lot_id)
+    lot = await load_lot(uow, principal, command.lot_id)
+    sale = await load_sale(uow, principal, lot.sale_id)
+    await require_manager(uow, principal, sale)
+    group = await load_group(uow, lot)
+    for room in group.rooms:
+        room.withdraw(now)
+    if sale.state is State.LIVE and all(other.state.is_terminal for other in await uow.lots.list_by_sale(sale.id)):
+        sale.close(now)
+    for room in group.rooms:
+        await uow.collect(
+            LotWithdrawn(
+                event_id=ids.new_id(),
+                occurred_at=now,
+                lot=PublishedLot.of(room, sale),
+                reason=command.reason.strip(),
+                sale_cancelled=False,
+                withdrawn_by=principal.subject,
+            )
+        )
+    return tuple(view_lot(principal, room) for room in group.rooms)
 
 
 async def reorder_lots(

@@ -34,6 +34,7 @@ from catalog.domain.registrations import Registration
 from catalog.domain.reservations import Reservation
 from catalog.domain.sales import Sale
 from catalog.domain.seating import Seat
+from catalog.domain.staff import StaffAssignment
 
 # Every `list` returns the page of items whose sort key (catalog.domain.queries.*_key) follows
 # `page.after`, built with `Page.build(rows, page, key, total_size)` from up to page.size + 1
@@ -113,6 +114,15 @@ class SeatRepository(Protocol):
     async def add(self, seat: Seat) -> None: ...
 
 
+class StaffRepository(Protocol):
+    async def list_for_sale(self, sale_id: str) -> list[StaffAssignment]:
+        """Every assignment of the sale, by (role, user_id)."""
+        ...
+
+    async def add(self, assignment: StaffAssignment) -> None: ...
+    async def remove(self, assignment: StaffAssignment) -> None: ...
+
+
 class CatalogUnitOfWork(Protocol):
     """One transaction over the catalog's repositories, plus the events it will publish."""
 
@@ -128,6 +138,8 @@ class CatalogUnitOfWork(Protocol):
     def registrations(self) -> RegistrationRepository: ...
     @property
     def seats(self) -> SeatRepository: ...
+    @property
+    def staff(self) -> StaffRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog.app.common import load_sale
+from catalog.app.common import load_sale, require_sale_staff
 from catalog.app.ports import CatalogUnitOfWork, DepositChecker, IdGenerator
 from catalog.domain.access import ADMINS, MANAGERS, NOT_OWNER, own_lot_error
 from catalog.domain.events import RegistrationDecided
@@ -13,6 +13,7 @@ from catalog.domain.paging import Page, PageRequest
 from catalog.domain.queries import REGISTRATIONS, RegistrationFilter
 from catalog.domain.registrations import Registration, RegistrationStatus
 from catalog.domain.sales import ApprovalRule
+from catalog.domain.staff import StaffRole
 from catalog.domain.states import invalid_state
 from catalog.domain.validation import require_id
 from gavel_core.auth import Principal, Role
@@ -95,7 +96,7 @@ async def decide_registration(
 ) -> Registration:
     """A sale admin approves or rejects a registration (and may reverse an earlier decision).
 
-    - Sale and site admins only.
+    - Site admins, and the sale admins assigned to the registration's sale (NOT_STAFF).
     - Rejecting needs a reason of 1-500 characters; deciding what already stands is refused
       (INVALID_STATE).
     - Emits RegistrationDecided.
@@ -105,6 +106,9 @@ async def decide_registration(
     registration = await uow.registrations.get(command.registration_id)
     if registration is None:
         raise NotFound("registration", command.registration_id)
+    await require_sale_staff(
+        uow, principal, registration.sale_id, StaffRole.SALE_ADMIN, action="decide its registrations"
+    )
     registration.decide(command.approve, command.reason, principal.subject, now)
     await _decided(uow, ids, registration, now)
     return registration
@@ -118,7 +122,7 @@ async def list_registrations(
     - Admins see every registration; a sale's owner sees those of their sale (give sale_id);
       anyone else sees only their own (bidder_id is theirs or empty, else NOT_OWNER).
     """
-    principal.require(Role.BIDDER, *MANAGERS)
+    principal.require(Role.BIDDER, Role.SERVICE, *MANAGERS)
     page = PageRequest.parse(REGISTRATIONS, query.page_size, query.page_token)
     registration_filter = RegistrationFilter(
         sale_id=query.sale_id or None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from catalog.app.common import load_group, load_lot, seat_bidder
+from catalog.app.common import load_group, load_lot, load_sale, require_sale_staff, seat_bidder
 from catalog.app.ports import CatalogUnitOfWork, IdGenerator
 from catalog.domain.access import ADMINS, require_owner
 from catalog.domain.events import ReservationCancelled, ReservationCreated
@@ -13,6 +13,7 @@ from catalog.domain.paging import Page, PageRequest
 from catalog.domain.queries import RESERVATIONS, ReservationFilter
 from catalog.domain.reservations import Reservation, ReservationState
 from catalog.domain.seating import Seat, reservation_blocker
+from catalog.domain.staff import StaffRole
 from catalog.domain.validation import require_id
 from gavel_core.auth import Principal, Role
 from gavel_core.errors import NotFound
@@ -47,8 +48,9 @@ async def reserve_lot(
     principal.require(Role.BIDDER)
     require_id("lot_id", lot_id)
     group = await load_group(uow, await load_lot(uow, principal, lot_id))
+    sale = await load_sale(uow, principal, group.lead.sale_id)
     registration = await uow.registrations.get_for(group.lead.sale_id, principal.subject)
-    blocker = reservation_blocker(principal, group, registration, now)
+    blocker = reservation_blocker(principal, group, registration, now, sale.registration.required)
     if blocker is not None:
         raise blocker
     reservation = await uow.reservations.get_active(group.id, principal.subject)
@@ -83,7 +85,8 @@ async def cancel_reservation(
 ) -> Reservation:
     """Cancel an active reservation.
 
-    - The bidder who made it, or an admin (NOT_OWNER); only active ones (INVALID_STATE).
+    - The bidder who made it, a sale admin of its sale or a site admin (NOT_OWNER / NOT_STAFF);
+      only active ones (INVALID_STATE).
     - The seat is kept: reserving again, or entering, returns the same room.
     - Emits ReservationCancelled.
     """
@@ -92,7 +95,12 @@ async def cancel_reservation(
     reservation = await uow.reservations.get(reservation_id)
     if reservation is None:
         raise NotFound("reservation", reservation_id)
-    require_owner(principal, reservation.bidder_id, "reservation", reservation.id)
+    if principal.subject != reservation.bidder_id:
+        if not principal.has(*ADMINS):
+            require_owner(principal, reservation.bidder_id, "reservation", reservation.id)
+        await require_sale_staff(
+            uow, principal, reservation.sale_id, StaffRole.SALE_ADMIN, action="cancel its bidders' reservations"
+        )
     reservation.cancel(now)
     await uow.collect(
         ReservationCancelled(

@@ -8,14 +8,15 @@ also the `Nats-Msg-Id`, so a re-publish after a crash is deduplicated by JetStre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import ClassVar
 
 from catalog.domain.lots import Lot, LotOutcome
 from catalog.domain.registrations import RegistrationStatus
 from catalog.domain.retiming import Retimed
-from catalog.domain.sales import SaleKind
+from catalog.domain.sales import Sale, SaleKind
+from catalog.domain.staff import StaffAssignment
 from gavel_core.formats import Format, LotTerms
 
 SUBJECT_PREFIX = "gavel.catalog"
@@ -69,6 +70,44 @@ class SaleCancelled(CatalogEvent):
         return self.sale_id
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedLot:
+    """A lot as it was published: its identity, place and terms (secrets included), which nothing
+    changes afterwards (only drafts are edited). LotScheduled, LotStarting and LotWithdrawn carry
+    it, and the room runs the lot from exactly this."""
+
+    lot_id: str
+    group_id: str
+    sale_id: str
+    product_id: str
+    seller_id: str
+    room_index: int
+    room_count: int
+    position: int
+    duration_slots: int
+    estimated_start: datetime | None
+    terms: LotTerms
+    registration_required: bool = True
+
+    @classmethod
+    def of(cls, lot: Lot, sale: Sale | None) -> PublishedLot:
+        """`sale` None: a sale whose registration rule is not known here (taken as required)."""
+        return cls(
+            lot_id=lot.id,
+            group_id=lot.group_id,
+            sale_id=lot.sale_id,
+            product_id=lot.product_id,
+            seller_id=lot.seller_id,
+            room_index=lot.room_index,
+            room_count=lot.room_count,
+            position=lot.position,
+            duration_slots=lot.duration_slots,
+            estimated_start=lot.estimated_start,
+            terms=lot.terms,
+            registration_required=sale.registration.required if sale is not None else True,
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LotScheduled(CatalogEvent):
     """Carries the terms, secrets included: the room and tender engines run the lot from this."""
@@ -86,24 +125,18 @@ class LotScheduled(CatalogEvent):
     duration_slots: int
     estimated_start: datetime | None
     terms: LotTerms
+    registration_required: bool = True
 
     @classmethod
-    def of(cls, lot: Lot, event_id: str, now: datetime) -> LotScheduled:
+    def of(cls, lot: Lot, event_id: str, now: datetime, sale: Sale | None = None) -> LotScheduled:
+        published = PublishedLot.of(lot, sale)
         return cls(
-            event_id=event_id,
-            occurred_at=now,
-            lot_id=lot.id,
-            group_id=lot.group_id,
-            sale_id=lot.sale_id,
-            product_id=lot.product_id,
-            seller_id=lot.seller_id,
-            room_index=lot.room_index,
-            room_count=lot.room_count,
-            position=lot.position,
-            duration_slots=lot.duration_slots,
-            estimated_start=lot.estimated_start,
-            terms=lot.terms,
+            event_id=event_id, occurred_at=now, **{f.name: getattr(published, f.name) for f in fields(published)}
         )
+
+    @property
+    def published(self) -> PublishedLot:
+        return PublishedLot(**{f.name: getattr(self, f.name) for f in fields(PublishedLot)})
 
     @property
     def subject_id(self) -> str:
@@ -119,10 +152,41 @@ class LotStarting(CatalogEvent):
     sale_id: str
     format: Format
     started_at: datetime
+    lot: PublishedLot | None = None  # what the room runs; always set by StartLot
 
     @property
     def subject_id(self) -> str:
         return self.lot_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotWithdrawn(CatalogEvent):
+    """A published lot stopped before it started (WithdrawLot, or its sale cancelled)."""
+
+    KIND: ClassVar[str] = "lot_withdrawn"
+
+    lot: PublishedLot
+    reason: str
+    sale_cancelled: bool
+    withdrawn_by: str
+
+    @property
+    def subject_id(self) -> str:
+        return self.lot.lot_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaleStaffChanged(CatalogEvent):
+    """The whole staff of a sale after a change: the last one on a sale's subject is its staff."""
+
+    KIND: ClassVar[str] = "sale_staff_changed"
+
+    sale_id: str
+    staff: tuple[StaffAssignment, ...]
+
+    @property
+    def subject_id(self) -> str:
+        return self.sale_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +219,7 @@ class LotOutcomeRecorded(CatalogEvent):
     tax_bp: int
     closed_at: datetime
     sale_closed: bool
+    room_sequence: int = 0
 
     @property
     def subject_id(self) -> str:

@@ -21,7 +21,7 @@ from catalog.domain.sales import Sale, SaleKind
 from catalog.domain.states import LOT_TRANSITIONS, State, require_state, transition
 from catalog.domain.validation import check_id
 from gavel_core.auth import Principal
-from gavel_core.errors import InvalidArgument, Violations
+from gavel_core.errors import FailedPrecondition, InvalidArgument, Violations
 from gavel_core.formats import (
     DutchParams,
     EnglishParams,
@@ -33,6 +33,8 @@ from gavel_core.money import validate_amount
 
 MAX_DURATION_SLOTS = 36  # six hours of 10-minute slots for one lot
 MAX_LOTS_PER_SALE = 1_000  # lots (rooms), not groups
+TERMS_FROZEN = "TERMS_FROZEN"
+LOT_LIVE = "LOT_LIVE"
 
 
 class LotOutcome(StrEnum):
@@ -95,6 +97,7 @@ class Lot:
     outcome: LotOutcome | None = None
     winner_id: str = ""
     hammer_price: int | None = None
+    room_sequence: int = 0  # the lot_sequence of the room's batch that ended the lot
 
     @property
     def is_live_format(self) -> bool:
@@ -105,10 +108,20 @@ class Lot:
 
     def edit(self, terms: LotTerms, duration_slots: int, now: datetime) -> None:
         """Replace the terms of a draft; the lot keeps its own secret seed."""
-        self.require_draft("edit")
+        self.require_editable()
         self.terms = dataclasses.replace(terms, seed=self.terms.seed)
         self.duration_slots = duration_slots
         self.updated_at = now
+
+    def require_editable(self) -> None:
+        """Published terms are frozen: what the room runs is exactly what was published (TERMS_FROZEN)."""
+        if self.state is not State.DRAFT:
+            raise FailedPrecondition(
+                TERMS_FROZEN,
+                f"lot {self.id!r} is {self.state.value}: its terms were frozen when it was published; "
+                "withdraw it and add a new lot instead",
+                {"lot_id": self.id, "current_state": self.state.value},
+            )
 
     def schedule(self, now: datetime) -> None:
         self.state = transition(LOT_TRANSITIONS, "lot", self.id, self.state, State.SCHEDULED, "schedule")
@@ -123,6 +136,28 @@ class Lot:
         self.state = transition(LOT_TRANSITIONS, "lot", self.id, self.state, State.CANCELLED, "cancel")
         self.updated_at = now
 
+    def withdraw(self, now: datetime) -> None:
+        """Stop a published lot before it starts; a live lot is stopped in the room (LOT_LIVE)."""
+        if self.state is State.LIVE:
+            raise FailedPrecondition(
+                LOT_LIVE,
+                f"lot {self.id!r} is live: a sale admin stops it in the room (RoomService.Withdraw)",
+                {"lot_id": self.id, "current_state": self.state.value},
+            )
+        require_state("lot", self.id, self.state, (State.SCHEDULED,), "withdraw")
+        self.cancel(now)
+
+    def records(self, result: LotResult) -> bool:
+        """This ended lot already holds exactly `result` (a repeated report changes nothing)."""
+        target = State.CANCELLED if result.outcome is LotOutcome.WITHDRAWN else State.CLOSED
+        return (
+            self.state is target
+            and self.outcome is result.outcome
+            and self.winner_id == result.winner_id
+            and self.hammer_price == result.hammer_price
+            and self.room_sequence == result.room_sequence
+        )
+
     def close(self, result: LotResult, now: datetime) -> None:
         """Record how a live lot ended: sold or passed closes it, withdrawn cancels it."""
         target = State.CANCELLED if result.outcome is LotOutcome.WITHDRAWN else State.CLOSED
@@ -132,6 +167,7 @@ class Lot:
         self.outcome = result.outcome
         self.winner_id = result.winner_id
         self.hammer_price = result.hammer_price
+        self.room_sequence = result.room_sequence
         self.closed_at = result.closed_at or now
         self.updated_at = now
 
@@ -145,9 +181,11 @@ class LotResult:
     hammer_price: int | None = None  # minor units of the lot's currency; SOLD only
     closed_at: datetime | None = None  # when the room ended it; None: now
     currency: str = ""  # the hammer price's currency as reported; empty means the lot's
+    room_sequence: int = 0  # the lot_sequence of the room's batch that ended the lot
 
     def validate(self, lot: Lot, now: datetime) -> None:
         violations = Violations()
+        violations.require(self.room_sequence > 0, "room_sequence", "the room's lot_sequence of the lot's end")
         if self.outcome is LotOutcome.SOLD:
             check_id(violations, "winner_id", self.winner_id)
             violations.require(self.winner_id != lot.seller_id, "winner_id", "a seller cannot win their own lot")
@@ -185,8 +223,9 @@ def new_group(
     position: int,
     now: datetime,
 ) -> list[Lot]:
-    """The N lots (one per unit of the product, one per room) a product enters a draft sale as."""
-    sale.require_draft("add lots to")
+    """The N lots (one per unit of the product, one per room) a product enters a sale as (drafts;
+    a scheduled sale's use case publishes them at once)."""
+    require_state("sale", sale.id, sale.state, (State.DRAFT, State.SCHEDULED), "add lots to")
     spec.validate(sale.kind)
     if len(lot_ids) != product.quantity or len(seeds) != product.quantity:
         raise ValueError("one lot id and one seed per unit of the product")

@@ -26,7 +26,7 @@ class RegistrationStatus(StrEnum):
 def automatic_status(policy: RegistrationPolicy, bidder_id: str, deposit_verified: bool) -> RegistrationStatus:
     """What the sale's rule decides on its own: APPROVED, or PENDING for a sale admin."""
     approved = (
-        policy.rule is ApprovalRule.AUTO_ALL
+        policy.rule in (ApprovalRule.AUTO_ALL, ApprovalRule.OPEN)
         or (policy.rule is ApprovalRule.AUTO_VERIFIED_DEPOSIT and deposit_verified)
         or (policy.rule is ApprovalRule.AUTO_ALLOW_LIST and bidder_id in policy.allow_list)
     )

@@ -44,6 +44,7 @@ class ApprovalRule(StrEnum):
     AUTO_ALL = "auto_all"
     AUTO_VERIFIED_DEPOSIT = "auto_verified_deposit"  # else left pending for a sale admin
     AUTO_ALLOW_LIST = "auto_allow_list"  # else left pending for a sale admin
+    OPEN = "open"  # no registration needed to reserve, enter or bid
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,11 @@ Timing = LiveSession | TimedTender
 class RegistrationPolicy:
     rule: ApprovalRule = ApprovalRule.MANUAL
     allow_list: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        """Bidders need an approved registration (every rule but OPEN)."""
+        return self.rule is not ApprovalRule.OPEN
 
     def validate(self, violations: Violations, prefix: str) -> None:
         if self.rule is ApprovalRule.AUTO_ALLOW_LIST:

@@ -102,11 +102,13 @@ def row_actions(
         return RowActions()
     own = principal.subject == group.lead.seller_id
     return RowActions(
-        can_reserve=reservation is None and reservation_blocker(principal, group, registration, now) is None,
-        can_enter_room=entry_blocker(principal, group, registration, now) is None,
+        can_reserve=reservation is None
+        and reservation_blocker(principal, group, registration, now, sale.registration.required) is None,
+        can_enter_room=entry_blocker(principal, group, registration, now, sale.registration.required) is None,
         reserved=reservation is not None,
         reservation_id=reservation.id if reservation else "",
         needs_registration=not own
+        and sale.registration.required
         and sale.takes_registrations
         and (registration is None or not registration.is_approved),
     )

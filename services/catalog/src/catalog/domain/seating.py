@@ -50,12 +50,14 @@ def assign_seat(group: LotGroup, bidder_id: str, ordinal: int, now: datetime) ->
     return Seat(group.id, bidder_id, room.sale_id, room.id, room.room_index, ordinal, now)
 
 
-def _bidder_blocker(principal: Principal, group: LotGroup, registration: Registration | None) -> GavelError | None:
+def _bidder_blocker(
+    principal: Principal, group: LotGroup, registration: Registration | None, registration_required: bool
+) -> GavelError | None:
     if not principal.has(Role.BIDDER):
         return PermissionDenied("only bidders reserve lots and enter rooms")
     if principal.subject == group.lead.seller_id:
         return own_lot_error("lot", group.id)
-    if registration is None or not registration.is_approved:
+    if registration_required and (registration is None or not registration.is_approved):
         status = registration.status.value if registration else "none"
         return FailedPrecondition(
             NOT_REGISTERED,
@@ -66,7 +68,11 @@ def _bidder_blocker(principal: Principal, group: LotGroup, registration: Registr
 
 
 def reservation_blocker(
-    principal: Principal, group: LotGroup, registration: Registration | None, now: datetime
+    principal: Principal,
+    group: LotGroup,
+    registration: Registration | None,
+    now: datetime,
+    registration_required: bool = True,
 ) -> GavelError | None:
     """Why the caller may not reserve the group now, or None.
 
@@ -80,7 +86,7 @@ def reservation_blocker(
         return FailedPrecondition(
             TOO_LATE, f"lot {group.id!r} has started; enter its room instead", {"lot_id": group.id}
         )
-    return _bidder_blocker(principal, group, registration)
+    return _bidder_blocker(principal, group, registration, registration_required)
 
 
 def room_opens_at(group: LotGroup) -> datetime | None:
@@ -89,7 +95,11 @@ def room_opens_at(group: LotGroup) -> datetime | None:
 
 
 def entry_blocker(
-    principal: Principal, group: LotGroup, registration: Registration | None, now: datetime
+    principal: Principal,
+    group: LotGroup,
+    registration: Registration | None,
+    now: datetime,
+    registration_required: bool = True,
 ) -> GavelError | None:
     """Why the caller may not enter the group's rooms now, or None.
 
@@ -109,4 +119,4 @@ def entry_blocker(
         if opens_at is not None:
             metadata["opens_at"] = opens_at.isoformat()
         return FailedPrecondition(LOT_NOT_OPEN, f"the room of lot {group.id!r} is not open yet", metadata)
-    return _bidder_blocker(principal, group, registration)
+    return _bidder_blocker(principal, group, registration, registration_required)

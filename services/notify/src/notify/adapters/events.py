@@ -115,7 +115,8 @@ def lots_retimed(e: cat.LotsRetimed) -> list[facts.Fact]:
 
 
 def invoice_issued(e: pay.InvoiceIssued) -> list[facts.Fact]:
-    params = {"invoice_id": e.invoice_id, "total": money(e.total), "due_at": at(e.due_at).isoformat()}
+    owed = e.to_pay if e.HasField("to_pay") else e.total  # after the deposit and ticket credit
+    params = {"invoice_id": e.invoice_id, "total": money(owed), "due_at": at(e.due_at).isoformat()}
     return [facts.Notice(e.event_id, at(e.occurred_at), e.bidder_id, "payment_due", params, lot_id=e.lot_id)]
 
 
@@ -132,6 +133,21 @@ def payment_failed(e: pay.PaymentFailed) -> list[facts.Fact]:
 def penalty_charged(e: pay.PenaltyCharged) -> list[facts.Fact]:
     params = {"amount": money(e.amount), "reason": e.reason, "strikes": int(e.strikes), "sale_id": e.sale_id}
     return [facts.Notice(e.event_id, at(e.occurred_at), e.bidder_id, "penalty", params)]
+
+
+def payment_captured(e: pay.PaymentCaptured) -> list[facts.Fact]:
+    params = {"invoice_id": e.invoice_id, "amount": money(e.amount), "settled": e.invoice_settled}
+    return [facts.Notice(e.event_id, at(e.occurred_at), e.bidder_id, "payment_received", params)]
+
+
+def penalty_reversed(e: pay.PenaltyReversed) -> list[facts.Fact]:
+    params = {"penalty_id": e.penalty_id, "reason": e.reason, "strikes": int(e.strikes)}
+    return [facts.Notice(e.event_id, at(e.occurred_at), e.bidder_id, "penalty_reversed", params)]
+
+
+def refund_completed(e: pay.RefundCompleted) -> list[facts.Fact]:
+    params = {"refund_id": e.refund_id, "amount": money(e.amount), "purpose": e.purpose}
+    return [facts.Notice(e.event_id, at(e.occurred_at), e.bidder_id, "refund_completed", params)]
 
 
 def bidder_banned(e: elig.BidderBanned) -> list[facts.Fact]:
@@ -216,6 +232,9 @@ PAYMENT_ROUTES: Mapping[str, Route] = {
     "invoice.issued": Route(pay.InvoiceIssued, invoice_issued),
     "invoice.overdue": Route(pay.InvoiceOverdue, invoice_overdue),
     "invoice.payment_failed": Route(pay.PaymentFailed, payment_failed),
+    "invoice.paid": Route(pay.PaymentCaptured, payment_captured),
+    "penalty.reversed": Route(pay.PenaltyReversed, penalty_reversed),
+    "refund.completed": Route(pay.RefundCompleted, refund_completed),
     "penalty.charged": Route(pay.PenaltyCharged, penalty_charged),
     "bidder.banned": Route(elig.BidderBanned, bidder_banned),
     "bidder.unbanned": Route(elig.BidderUnbanned, bidder_unbanned),

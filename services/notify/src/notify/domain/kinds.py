@@ -63,6 +63,9 @@ KINDS = _kinds(
     KindSpec("payment_due", email=True, sms=False),
     KindSpec("payment_overdue", email=True, sms=True),
     KindSpec("payment_failed", email=True, sms=False),
+    KindSpec("payment_received", email=True, sms=False),
+    KindSpec("penalty_reversed", email=True, sms=False),
+    KindSpec("refund_completed", email=True, sms=False),
     KindSpec("closing_soon", email=False, sms=True, staleness=Staleness.DEADLINE, max_age=SHORT),
     # Fed by the tender book's events once it exists (one entry in notify.adapters.events).
     KindSpec("tender_closing_soon", email=True, sms=True, staleness=Staleness.DEADLINE),

@@ -25,7 +25,7 @@ from gavel.room.v1 import room_service_pb2 as pb
 from gavel_core.errors import FieldViolation, InvalidArgument
 from gavel_core.formats import LotTerms
 from gavel_kit.lotwire import terms_from_lot, write_terms
-from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary, LotView, RoomEvent
+from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary, LotView, RoomEvent, Withdrawn
 from room.app.views import ACCOUNT_FIELDS, INTERNAL_EVENTS, SECRET_FIELDS
 from room.domain import ALL_EVENTS, Event
 
@@ -126,8 +126,15 @@ _BY_ONEOF: dict[str, _EventCodec] = {codec.oneof: codec for codec in _CODECS.val
 def encode_event(event: RoomEvent, currency: str, into: ev.RoomEvent) -> None:
     if isinstance(event, LotConfigured):
         into.at.CopyFrom(timestamp(event.at_ms))
-        into.lot_configured.lot.CopyFrom(lot_message(event.info, event.terms))
+        if event.source:  # the catalog's published lot, as it sent it
+            into.lot_configured.lot.ParseFromString(event.source)
+        else:
+            into.lot_configured.lot.CopyFrom(lot_message(event.info, event.terms))
         into.lot_configured.draw_secret = event.draw_secret
+    elif isinstance(event, Withdrawn):
+        into.at.CopyFrom(timestamp(event.at_ms))
+        into.withdrawn.by = event.by
+        into.withdrawn.reason = event.reason
     elif isinstance(event, ClosingSoon):
         into.at.CopyFrom(timestamp(event.at_ms))
         into.closing_soon.deadline.CopyFrom(timestamp(event.deadline_ms))
@@ -140,7 +147,11 @@ def decode_event(lot_id: str, wire: ev.RoomEvent) -> RoomEvent:
     if which == "lot_configured":
         configured = wire.lot_configured
         info, terms = lot_from_message(configured.lot)
-        return LotConfigured(lot_id, millis(wire.at), info, terms, configured.draw_secret)
+        return LotConfigured(
+            lot_id, millis(wire.at), info, terms, configured.draw_secret, configured.lot.SerializeToString()
+        )
+    if which == "withdrawn":
+        return Withdrawn(lot_id, millis(wire.at), wire.withdrawn.by, wire.withdrawn.reason)
     if which == "closing_soon":
         return ClosingSoon(lot_id, millis(wire.at), millis(wire.closing_soon.deadline))
     codec = _BY_ONEOF.get(which or "")
@@ -231,7 +242,7 @@ def public_events(message: ev.LotEventBatch, rename: Rename | None = None) -> li
     shown: list[ev.RoomEvent] = []
     for event in message.events:
         which = event.WhichOneof("event")
-        if which == "closing_soon":
+        if which in ("closing_soon", "withdrawn"):
             shown.append(event)
             continue
         codec = _BY_ONEOF.get(which or "")
@@ -317,6 +328,7 @@ def lot_from_message(lot: res.Lot) -> tuple[LotInfo, LotTerms]:
         room_index=lot.room_index,
         room_count=max(1, lot.room_count),
         product_id=lot.product_id,
+        registration_required=lot.registration_required,
     )
     return info, terms
 
@@ -333,6 +345,7 @@ def lot_message(info: LotInfo, terms: LotTerms) -> res.Lot:
         seller_id=info.seller_id,
         room_index=info.room_index,
         room_count=info.room_count,
+        registration_required=info.registration_required,
     )
     write_terms(lot, terms)
     return lot

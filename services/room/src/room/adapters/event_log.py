@@ -15,6 +15,7 @@ batch failing its expected-sequence check), so it would show events that never h
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -33,7 +34,7 @@ from gavel_kit import nats as gavel_nats
 from gavel_kit import roomlog
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
-from gavel_kit.streamread import DirectGetUnavailable, read_subject
+from gavel_kit.streamread import DirectGetUnavailable, last_per_subject, read_subject
 from room.adapters.codec import (
     EVENT_TYPE,
     Rename,
@@ -43,7 +44,7 @@ from room.adapters.codec import (
     sale_of,
     watch_response,
 )
-from room.adapters.metrics import APPEND_SECONDS, APPENDS
+from room.adapters.metrics import ANNOUNCE_FAILURES, APPEND_SECONDS, APPENDS
 from room.app.model import Batch, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
 from room.app.views import Pseudonyms
@@ -130,25 +131,51 @@ class JetStreamEventLog:
         ]
 
 
+ANNOUNCE_RETRIES_S = (0.1, 0.5, 2.0)
+
+
 class NatsAnnouncer:
+    """Announces stored batches — only their public projection: core NATS reaches anyone allowed to
+    listen, so no secrets, and bidders by their per-sale pseudonym. One that cannot be published is
+    tried again in the background (and counted): watchers also find it by their gap and tail
+    checks, never only a warning."""
+
     def __init__(self, nc: Client, pseudonyms: Pseudonyms) -> None:
         self._nc = nc
         self._pseudonyms = pseudonyms
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
-        """Core NATS reaches anyone allowed to listen: only the public projection travels there,
-        bidders named by their per-sale pseudonym."""
         alias = self._pseudonyms.alias
 
         def rename(subject: str) -> str:
             return alias(sale_id, subject)
 
+        public = public_batch(encoded, rename)
+        if await self._publish(lot_id, stream_sequence, public):
+            return
+        task = asyncio.get_running_loop().create_task(self._retry(lot_id, stream_sequence, public))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _publish(self, lot_id: str, stream_sequence: int, encoded: bytes) -> bool:
         try:
-            await self._nc.publish(
-                live_subject(lot_id), public_batch(encoded, rename), headers={STREAM_SEQUENCE: str(stream_sequence)}
-            )
-        except nats.errors.Error:  # watchers fill the gap from the log
-            log.warning("announcement failed", lot_id=lot_id)
+            await self._nc.publish(live_subject(lot_id), encoded, headers={STREAM_SEQUENCE: str(stream_sequence)})
+        except nats.errors.Error:
+            ANNOUNCE_FAILURES.inc()
+            return False
+        return True
+
+    async def _retry(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+        for delay in ANNOUNCE_RETRIES_S:
+            await asyncio.sleep(delay)
+            if await self._publish(lot_id, stream_sequence, encoded):
+                return
+        log.error(
+            "a batch could not be announced; watchers will read it from the log at their next tail check",
+            lot_id=lot_id,
+            stream_sequence=stream_sequence,
+        )
 
 
 class _Subscription:
@@ -160,8 +187,12 @@ class _Subscription:
             await self._subscription.unsubscribe()
 
 
+FINAL_PHASES = ("sold", "unsold")
+
+
 def feed_item(message: ev.LotEventBatch, stream_sequence: int, rename: Rename | None = None) -> FeedItem:
-    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message, rename))
+    final = message.after.phase in FINAL_PHASES
+    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message, rename), final)
 
 
 class NatsLiveFeeds:
@@ -196,6 +227,13 @@ class NatsLiveFeeds:
         messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
         # a feed reads its lot from the first batch (LotConfigured names the sale), then onwards
         return [self._from_log(lot_id, m.data, m.sequence) for m in messages]
+
+    async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
+        if not lot_ids:
+            return {}
+        messages = await last_per_subject(self._nc, STREAM, [lot_subject(lot_id) for lot_id in lot_ids])
+        prefix = lot_subject("")
+        return {m.subject[len(prefix) :]: m.sequence for m in messages}
 
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         prefix = live_subject("")

@@ -58,7 +58,7 @@ FIRST_BACKOFF_S = 0.02
 MAX_BACKOFF_S = 0.1
 
 Handler = Callable[[Any, Principal], Awaitable[Message]]
-INTERNAL_METHODS = frozenset({"ConfigureLot", "StartLot"})  # only the room itself sends these
+INTERNAL_METHODS = frozenset({"ConfigureLot", "StartLot", "WithdrawFromCatalog"})  # only the room itself sends these
 PUBLIC_METHODS = frozenset({"GetLotState"})  # anyone, token or not
 
 
@@ -139,8 +139,11 @@ class CallRouter:
 
     async def call(self, method: str, lot_id: str, request: Message, caller: Principal) -> Message:
         route = self._routes[method]
-        if method in INTERNAL_METHODS and caller.subject != self._own_identity().subject:
+        own = self._own_identity()
+        if method in INTERNAL_METHODS and caller.subject != own.subject:
             raise PermissionDenied(f"{method} is the room's own command")
+        if caller.subject == own.subject and not caller.credential:
+            caller = own  # the room's own commands carry its current service token
         partition = self._partition_of(lot_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s

@@ -7,9 +7,11 @@ and the reports run on the replica that took the call.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -24,17 +26,20 @@ from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Principal, Role
-from gavel_core.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from gavel_core.errors import FieldViolation, GavelError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gavel_kit.auth import current_principal
 from gavel_kit.db import Database, SqlUnitOfWork, run_idempotent, utcnow
 from room.adapters import orm
+from room.adapters.catalog_client import CatalogClient
 from room.adapters.codec import lot_from_message, lot_state_message, timestamp
 from room.adapters.event_log import valid_lot_id
 from room.adapters.forwarding import CallRouter, Route
+from room.adapters.lookups import Negatives
 from room.adapters.metrics import WATCH_STREAMS
 from room.adapters.repositories import PaddleRecord, Paddles, Reports
 from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
-from room.app.room import Outcome, RoomService
+from room.app.model import PublishedLot
+from room.app.room import CRIER, SALE_ADMIN, Outcome, RoomService, StaffRules
 from room.app.views import Pseudonyms
 
 SERVICE = "gavel.room.v1.RoomService"
@@ -100,8 +105,9 @@ class RoomHandlers:
                 "SetAsking": Route(pb.SetAskingRequest, pb.SetAskingResponse, self.set_asking),
                 "SetIncrement": Route(pb.SetIncrementRequest, pb.SetIncrementResponse, self.set_increment),
                 "GetLotState": Route(pb.GetLotStateRequest, pb.GetLotStateResponse, self.get_lot_state),
-                "ConfigureLot": Route(res.Lot, empty_pb2.Empty, self.configure_lot),
+                "Withdraw": Route(pb.WithdrawRequest, pb.WithdrawResponse, self.withdraw),
                 "StartLot": Route(cev.LotStarting, empty_pb2.Empty, self.start_lot),
+                "WithdrawFromCatalog": Route(cev.LotWithdrawn, empty_pb2.Empty, self.withdraw_from_catalog),
             }
         )
         return routes
@@ -234,14 +240,25 @@ class RoomHandlers:
                 state.viewer_alias = alias(state.sale_id, caller.subject)
         return pb.GetLotStateResponse(state=state)
 
-    async def configure_lot(self, request: res.Lot, caller: Principal) -> empty_pb2.Empty:
-        info, terms = lot_from_message(request)
-        await self._room.configure(info, terms)
-        return empty_pb2.Empty()
+    async def withdraw(self, request: pb.WithdrawRequest, caller: Principal) -> pb.WithdrawResponse:
+        outcome = await self._room.withdraw(
+            caller, request.lot_id, request.request_id, request.reason, fingerprint("Withdraw", caller, request)
+        )
+        return pb.WithdrawResponse(result=_result(outcome))
 
     async def start_lot(self, request: cev.LotStarting, caller: Principal) -> empty_pb2.Empty:
-        await self._room.start(request.lot_id, "catalog")  # recorded as who opened it
+        await self._room.start(_published(request.lot))
         return empty_pb2.Empty()
+
+    async def withdraw_from_catalog(self, request: cev.LotWithdrawn, caller: Principal) -> empty_pb2.Empty:
+        reason = request.reason or ("sale cancelled" if request.sale_cancelled else "withdrawn")
+        await self._room.withdraw_from_catalog(_published(request.lot), reason)
+        return empty_pb2.Empty()
+
+
+def _published(lot: res.Lot) -> PublishedLot:
+    info, terms = lot_from_message(lot)
+    return PublishedLot(info, terms, lot.SerializeToString())
 
 
 def _page(request: PageRequest) -> tuple[int, int]:
@@ -262,6 +279,8 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         reports: Reports,
         paddles: Paddles,
         db: Database,
+        staff: StaffRules,
+        catalog: CatalogClient | None = None,
         watcher_limit: int = WATCHER_QUEUE_LIMIT,
     ) -> None:
         self._watcher_limit = watcher_limit
@@ -270,6 +289,9 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
         self._reports = reports
         self._paddles = paddles
         self._db = db
+        self._staff = staff
+        self._catalog = catalog
+        self._not_waitable = Negatives(lambda: time.time_ns() // 1_000_000)
 
     async def _route(self, method: str, request: Any) -> Any:
         lot_id = valid_lot_id(request.lot_id)
@@ -337,6 +359,34 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def GetLotState(self, request: pb.GetLotStateRequest, context: Context) -> Any:
         return await self._route("GetLotState", request)
 
+    async def Withdraw(self, request: pb.WithdrawRequest, context: Context) -> Any:
+        return await self._route("Withdraw", request)
+
+    async def _sale_of(self, lot_id: str) -> str:
+        """The lot's sale, from its owner (NOT_FOUND for a lot the room does not run)."""
+        reply = await self._router.call(
+            "GetLotState", lot_id, pb.GetLotStateRequest(lot_id=lot_id), current_principal()
+        )
+        assert isinstance(reply, pb.GetLotStateResponse)
+        return str(reply.state.sale_id)
+
+    async def _require_lot_staff(self, lot_id: str) -> None:
+        await self._staff.require(current_principal(), await self._sale_of(lot_id), CRIER, SALE_ADMIN)
+
+    async def _may_wait_for(self, lot_id: str) -> None:
+        """NOT_FOUND unless the room runs the lot, or the catalog published it and it may start."""
+        if lot_id in self._feeds.feeds and self._feeds.feeds[lot_id].head > 0:
+            return
+        try:
+            await self._router.call("GetLotState", lot_id, pb.GetLotStateRequest(lot_id=lot_id), current_principal())
+            return
+        except NotFound:
+            if self._catalog is None or self._not_waitable.fresh((lot_id,)):
+                raise
+            if not await self._catalog.published_not_started(lot_id):
+                self._not_waitable.remember((lot_id,))
+                raise
+
     # -- served here ----------------------------------------------------------------------------------------
 
     async def Watch(self, request: pb.WatchRequest, context: Context) -> AsyncIterator[pb.WatchResponse]:
@@ -349,6 +399,12 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             if cursor.lot_id in seen:
                 raise InvalidArgument([FieldViolation(f"lots[{index}].lot_id", "each lot at most once")])
             seen.add(cursor.lot_id)
+        checks = await asyncio.gather(*(self._may_wait_for(c.lot_id) for c in cursors), return_exceptions=True)
+        for outcome in checks:
+            if isinstance(outcome, GavelError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                raise Unavailable("the room could not tell whether these lots exist; retry") from outcome
         watcher = Watcher(self._watcher_limit)
         for cursor in cursors:
             self._feeds.watch(watcher, cursor.lot_id, cursor.after_sequence)
@@ -385,6 +441,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
             violations.append(FieldViolation("bidder_id", "required"))
         if violations:
             raise InvalidArgument(violations)
+        await self._staff.require(caller, request.sale_id, CRIER, SALE_ADMIN)
 
         async def register(uow: SqlUnitOfWork) -> bytes:
             record = PaddleRecord(request.sale_id, request.paddle, request.bidder_id, caller.subject, utcnow())
@@ -411,6 +468,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     async def ListBids(self, request: pb.ListBidsRequest, context: Context) -> pb.ListBidsResponse:
         lot_id = valid_lot_id(request.lot_id)
         offset, size = _page(request.page)
+        await self._require_lot_staff(lot_id)
         page = await self._reports.bids(lot_id, offset, size)
         bids = [
             pb.BidRecord(
@@ -432,6 +490,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
 
     async def GetLotResult(self, request: pb.GetLotResultRequest, context: Context) -> pb.GetLotResultResponse:
         lot_id = valid_lot_id(request.lot_id)
+        await self._require_lot_staff(lot_id)
         found = await self._reports.result(lot_id)
         if found is None:
             raise NotFound("lot result", lot_id)
@@ -456,6 +515,7 @@ class RoomServicer(pb_grpc.RoomServiceServicer):
     ) -> pb.ListCrierActionsResponse:
         lot_id = valid_lot_id(request.lot_id)
         offset, size = _page(request.page)
+        await self._require_lot_staff(lot_id)
         page = await self._reports.crier_actions(lot_id, offset, size)
         actions = [
             pb.CrierAction(

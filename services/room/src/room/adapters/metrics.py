@@ -29,3 +29,23 @@ WATCH_STREAMS = Gauge("gavel_room_watch_streams", "Watch calls this replica is s
 
 def track(gauge: Gauge, read: Callable[[], float]) -> None:
     gauge.set_function(read)
+
+
+CATALOG_CLOSES = Counter(
+    "gavel_room_catalog_closes_total",
+    "Lot outcomes reported to the catalog, by result (recorded; refused: the catalog said no — an "
+    "alert, the report is retried; invalid: the room's own record is incomplete, e.g. no hammer price; "
+    "failed: the catalog could not be reached, retried)",
+    ["result"],
+)
+FOLLOWER_STOPS = Counter(
+    "gavel_room_follower_stops_total",
+    "Times a per-replica event follower stopped at an event it cannot read (an alert)",
+    ["follower"],
+)
+WAKE_FAILURES = Counter(
+    "gavel_room_wake_failures_total", "Due lot wake-ups (deadline ticks) that failed and were retried"
+)
+ANNOUNCE_FAILURES = Counter(
+    "gavel_room_announce_failures_total", "Announcements to watchers that could not be published (retried)"
+)

@@ -116,6 +116,7 @@ catalog_closes = Table(
     Column("hammer_minor", BigInteger, nullable=True),
     Column("currency", String(3), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("room_sequence", BigInteger, nullable=False, server_default="0"),  # the batch that ended the lot
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("done_at", DateTime(timezone=True), nullable=True),

@@ -2,9 +2,14 @@
 
 `Projector.project` turns a run of batches (as the durable consumer room-projections delivers
 them) into rows, in one transaction, keyed so a redelivered batch inserts nothing twice: bid
-history (room_bids), outcomes (room_lot_results), penalties, the crier's audit log, and a
-room_catalog_closes row per ended lot. `CatalogCloser` then reports each ended lot to the
-catalog's CloseLot (request id `<lot_id>:close`) with exponential backoff, off the bid path.
+history (room_bids), outcomes (room_lot_results), penalties, the crier's audit log (crier, vendor,
+pause, open and withdraw actions), and a room_catalog_closes row per lot the room ended (not for
+lots the catalog itself withdrew before they started). `CatalogCloser` then reports each one to
+the catalog's CloseLot (request id `<lot_id>:close`, with the lot_sequence of the batch that ended
+it) off the bid path, at least once: retried with exponential backoff until the catalog has it. A
+refusal is an alert (error log naming the lot, gavel_room_catalog_closes_total{result="refused"})
+and is retried like a failure, never marked done; a record that cannot be reported (a sold lot
+without a hammer price) is an alert too, never sent as 0.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from gavel_kit.logging import get_logger
 from room.adapters import orm
 from room.adapters.catalog_client import CatalogClient
 from room.adapters.codec import timestamp
+from room.adapters.metrics import CATALOG_CLOSES
 from room.adapters.repositories import CatalogCloses, details_json, insert_or_ignore, instant
-from room.app.model import Batch
+from room.app.lots import CATALOG
+from room.app.model import Batch, Withdrawn
 from room.domain.events import (
     AskingSet,
     BidAccepted,
@@ -99,7 +106,7 @@ class Projector:
                     bid_rows.append(
                         {**key, **bid, "lot_sequence": batch.lot_sequence, "currency": currency, "placed_at": at}
                     )
-                if isinstance(event, CRIER_EVENTS):
+                if isinstance(event, (*CRIER_EVENTS, Withdrawn)):
                     action_rows.append(
                         {
                             **key,
@@ -119,7 +126,8 @@ class Projector:
                 elif isinstance(event, LotSold | LotUnsold):
                     result, close = self._outcome(event, batch, stream_sequence, at)
                     result_rows.append(result)
-                    close_rows.append(close)
+                    if batch.actor_id != CATALOG or batch.command != "Withdraw":  # the catalog withdrew it itself
+                        close_rows.append(close)
         async with self._db.sessions() as session:
             for table, rows in (
                 (orm.bids, bid_rows),
@@ -180,9 +188,11 @@ class Projector:
             "decided_at": at,
             "stream_sequence": stream_sequence,
         }
+        withdrawn = any(isinstance(other, Withdrawn) for other in batch.events)
         close = {
             "lot_id": batch.lot_id,
-            "outcome": result["outcome"],
+            "outcome": "withdrawn" if withdrawn else result["outcome"],
+            "room_sequence": batch.lot_sequence,
             "winner_id": result["buyer_id"],
             "hammer_minor": result["hammer_minor"],
             "currency": batch.currency,
@@ -196,7 +206,7 @@ class Projector:
 
 
 class CatalogCloser:
-    """Reports ended lots to the catalog until it has acknowledged each one."""
+    """Reports ended lots to the catalog until it has acknowledged each one (at least once)."""
 
     def __init__(self, queue: CatalogCloses, catalog: CatalogClient, poll_s: float = 1.0) -> None:
         self._queue = queue
@@ -212,43 +222,63 @@ class CatalogCloser:
                 log.warning("reporting lot outcomes to the catalog failed; retrying", exc_info=True)
             await asyncio.sleep(self._poll_s)
 
-    async def _report(self, row: Any) -> None:
+    @staticmethod
+    def request(row: Any) -> cat.CloseLotRequest:
+        """The CloseLot for a queued row; ValueError if the room's record cannot be reported as it is."""
         request = cat.CloseLotRequest(request_id=f"{row.lot_id}:close", lot_id=row.lot_id)
+        request.room_sequence = int(row.room_sequence or 0)
+        if request.room_sequence <= 0:
+            raise ValueError("no lot_sequence of the batch that ended the lot")
         if row.outcome == "sold":
+            if row.hammer_minor is None or not row.winner_id:
+                raise ValueError("a sold lot without its hammer price or buyer")
             request.outcome = res.LOT_OUTCOME_SOLD
             request.winner_id = row.winner_id
-            request.hammer_price.CopyFrom(Money(amount_minor=row.hammer_minor or 0, currency=row.currency))
+            request.hammer_price.CopyFrom(Money(amount_minor=row.hammer_minor, currency=row.currency))
+        elif row.outcome == "withdrawn":
+            request.outcome = res.LOT_OUTCOME_WITHDRAWN
         else:
             request.outcome = res.LOT_OUTCOME_PASSED
         closed_at = row.closed_at if row.closed_at.tzinfo else row.closed_at.replace(tzinfo=dt.UTC)
         request.closed_at.CopyFrom(timestamp(int(closed_at.timestamp() * 1000)))
+        return request
+
+    async def _report(self, row: Any) -> None:
+        try:
+            request = self.request(row)
+        except ValueError as exc:
+            CATALOG_CLOSES.labels("invalid").inc()
+            log.error("a lot's outcome cannot be reported to the catalog", lot_id=row.lot_id, problem=str(exc))
+            await self._queue.failed(row.lot_id, row.attempts, f"INVALID: {exc}")
+            return
         try:
             await self._catalog.close_lot(request)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                # The catalog has the lot as scheduled when it was opened in the room (by a crier)
-                # rather than through the catalog's StartLot: start it there, then close it now.
-                await self._start_then_close(row, request)
-                return
-            await self._queue.failed(row.lot_id, row.attempts, f"{exc.code().name}: {exc.details()}")
+            error = f"{exc.code().name}: {exc.details()}"
+            if exc.code() in REFUSALS:
+                CATALOG_CLOSES.labels("refused").inc()
+                log.error(
+                    "the catalog refused the room's outcome of a lot; the two disagree until this is resolved",
+                    lot_id=row.lot_id,
+                    outcome=row.outcome,
+                    code=exc.code().name,
+                    details=exc.details(),
+                )
+            else:
+                CATALOG_CLOSES.labels("failed").inc()
+            await self._queue.failed(row.lot_id, row.attempts, error)
             return
+        CATALOG_CLOSES.labels("recorded").inc()
         await self._queue.done(row.lot_id)
 
-    async def _start_then_close(self, row: Any, request: cat.CloseLotRequest) -> None:
-        try:
-            await self._catalog.start_lot(row.lot_id)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                # Neither scheduled nor live: the catalog already closed or cancelled the lot itself.
-                log.warning("the catalog will not record this lot's outcome", lot_id=row.lot_id, details=exc.details())
-                await self._queue.done(row.lot_id)
-                return
-            await self._queue.failed(row.lot_id, row.attempts, f"{exc.code().name}: {exc.details()}")
-            return
-        request.ClearField("closed_at")  # it would precede the start the catalog just recorded
-        try:
-            await self._catalog.close_lot(request)
-        except grpc.aio.AioRpcError as exc:
-            await self._queue.failed(row.lot_id, row.attempts, f"{exc.code().name}: {exc.details()}")
-            return
-        await self._queue.done(row.lot_id)
+
+# What the catalog answers when it will not take the report as it is (anything else: try again).
+REFUSALS = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)

@@ -1,6 +1,5 @@
-"""SQL access of the room: scheduled lots' terms, the paddle registry, the projections and the
-catalog-close queue. Nothing here runs on the bid path except a paddle lookup on a floor bid's
-cache miss."""
+"""SQL access of the room: the paddle registry, the projections and the catalog-close queue.
+Nothing here runs on the bid path except a paddle lookup on a floor bid's cache miss."""
 
 from __future__ import annotations
 
@@ -14,14 +13,9 @@ from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gavel.catalog.v1 import resources_pb2 as res
-from gavel_core.formats import LotTerms
 from gavel_kit.db import Database, utcnow
 from gavel_kit.logging import get_logger
 from room.adapters import orm
-from room.adapters.catalog_client import CatalogClient
-from room.adapters.codec import lot_from_message
-from room.app.model import LotInfo
 from room.app.ports import Clock
 
 log = get_logger("room.repositories")
@@ -45,49 +39,6 @@ def upsert(db: Database, table: Table, keys: Sequence[str], columns: Iterable[st
 
 def instant(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-
-
-# -- lots the catalog scheduled ---------------------------------------------------------------------
-
-
-class ScheduledLots:
-    """TermsSource: the lot as the catalog scheduled it (room_lots), else the catalog's GetLot."""
-
-    def __init__(self, db: Database, catalog: CatalogClient | None) -> None:
-        self._db = db
-        self._catalog = catalog
-
-    async def store(self, lots: Sequence[res.Lot]) -> None:
-        """Keep the terms of `lots` (a later schedule of a lot replaces its terms), in one transaction."""
-        if not lots:
-            return
-        now = utcnow()
-        rows = [
-            {
-                "lot_id": lot.id,
-                "sale_id": lot.sale_id,
-                "seller_id": lot.seller_id,
-                "group_id": lot.group_id,
-                "room_index": lot.room_index,
-                "room_count": lot.room_count,
-                "lot": lot.SerializeToString(),
-                "received_at": now,
-            }
-            for lot in lots
-        ]
-        async with self._db.sessions() as session:
-            await session.execute(upsert(self._db, orm.lots, ["lot_id"], rows[0].keys()), rows)
-            await session.commit()
-
-    async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None:
-        async with self._db.sessions() as session:
-            stored = (await session.execute(select(orm.lots.c.lot).where(orm.lots.c.lot_id == lot_id))).scalar()
-        lot = res.Lot.FromString(stored) if stored is not None else None
-        if lot is None and self._catalog is not None:
-            lot = await self._catalog.get_lot(lot_id)
-        if lot is None or lot.format not in (res.FORMAT_ENGLISH, res.FORMAT_DUTCH, res.FORMAT_LUCKY):
-            return None
-        return lot_from_message(lot)
 
 
 # -- the paddle registry ------------------------------------------------------------------------------

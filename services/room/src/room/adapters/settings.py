@@ -29,6 +29,7 @@ class RoomSettings:
     forward_timeout_s: float
     catalog_calls: bool  # False: never call the catalog (tests without one)
     projections: bool = True  # False: a separate `room.main project` process writes the reports
+    watch_tail_check_ms: int = 10_000  # quiet open lots' feeds check the log's tail this often
     watcher_limit: int = 10_000  # batches a Watch stream may lag before it is cut off (RESOURCE_EXHAUSTED)
 
     @property
@@ -38,7 +39,8 @@ class RoomSettings:
 
 def from_kit(settings: Settings) -> RoomSettings:
     """GAVEL_ROOM_REPLICA_ID, _PARTITIONS, _LEASE_TTL_S, _CLOSING_SOON_S, _MAX_IN_FLIGHT,
-    _MAX_PENDING, _FORWARD_TIMEOUT_S, _CATALOG_CALLS, _PROJECTIONS, _WATCHER_LIMIT (docs/room-service.md)."""
+    _MAX_PENDING, _FORWARD_TIMEOUT_S, _CATALOG_CALLS, _PROJECTIONS, _WATCH_TAIL_CHECK_S, _WATCHER_LIMIT
+    (docs/room-service.md)."""
     partitions = int(settings.option("PARTITIONS", str(DEFAULT_PARTITIONS)))
     if not 1 <= partitions <= 4096:
         raise ValueError("GAVEL_ROOM_PARTITIONS must be between 1 and 4096")
@@ -55,6 +57,7 @@ def from_kit(settings: Settings) -> RoomSettings:
         forward_timeout_s=float(settings.option("FORWARD_TIMEOUT_S", "5")),
         catalog_calls=_enabled(settings.option("CATALOG_CALLS", "true")),
         projections=_enabled(settings.option("PROJECTIONS", "true")),
+        watch_tail_check_ms=int(float(settings.option("WATCH_TAIL_CHECK_S", "10")) * 1000),
         watcher_limit=int(settings.option("WATCHER_LIMIT", "10000")),
     )
 

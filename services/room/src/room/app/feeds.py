@@ -12,7 +12,10 @@ in lot_sequence order:
   held back while the feed reads the missing ones from the log (JetStream has them all); when the
   source says announcements may have been dropped (a reconnect, an overflowing subscription), the
   feeds concerned check the log (`recheck`), in case the very last announcement was the lost one.
-  Nothing polls: a replica with 10,000 quiet feeds does no work for them;
+  Besides, every `tail_check_ms` the feeds of open lots that have been quiet that long compare
+  their last batch with the log's (one batched request per 100 lots, `LiveFeedSource.tails`) and
+  read what is missing: so even a lost *last* announcement that nobody signalled reaches every
+  watcher — each watcher sees the final batch of every lot. A feed whose lot ended checks no more;
 - duplicates (an announcement repeated by a new owner after a failover) are dropped by sequence.
 
 A watcher that falls too far behind is cut off (its client resumes from its last lot_sequence)
@@ -33,6 +36,7 @@ from room.app.ports import Clock, FeedItem, LiveFeedSource, Subscription
 log = logging.getLogger("room.feeds")
 
 RETRY_DELAY_S = 0.5
+TAIL_BATCH = 100  # lots per tail check request
 FEED_HISTORY = 100  # recent batches a feed keeps per lot for resuming watchers (older: from the log)
 BACKFILL_ATTEMPTS = 3
 
@@ -122,6 +126,7 @@ class LotFeed:
         self._subscription: Subscription | None = None
         self.unwatched_since_ms: int | None = None
         self.closed = False
+        self.active_ms = clock()  # when the feed last got a batch (or started)
 
     @property
     def head(self) -> int:
@@ -206,8 +211,17 @@ class LotFeed:
         self._reading = True
         self._spawn(self._read_log())
 
+    @property
+    def final(self) -> bool:
+        return bool(self.items) and self.items[-1].final
+
+    @property
+    def last_stream_sequence(self) -> int:
+        return self.items[-1].stream_sequence if self.items else 0
+
     def _append(self, item: FeedItem) -> None:
         self.items.append(item)
+        self.active_ms = self._clock()
         for watcher in tuple(self.watchers):
             watcher.offer(self.lot_id, item)
 
@@ -252,6 +266,7 @@ class Feeds:
         *,
         linger_ms: int = 30_000,
         max_reads: int = 32,
+        tail_check_ms: int = 10_000,
         history: int = FEED_HISTORY,
     ) -> None:
         self._history = history
@@ -259,6 +274,7 @@ class Feeds:
         self._spawn = spawn
         self._clock = clock
         self._linger_ms = linger_ms
+        self._tail_check_ms = tail_check_ms
         self._reads = asyncio.Semaphore(max_reads)
         self.feeds: dict[str, LotFeed] = {}
         self._unwatched: dict[str, LotFeed] = {}  # the only feeds a sweep looks at
@@ -304,6 +320,28 @@ class Feeds:
                     del self.feeds[lot_id]
                 await feed.close()
 
+    async def check_tails(self) -> int:
+        """Read the log for watched open lots quiet for `tail_check_ms` whose last batch is newer
+        than the feed's; returns how many feeds were behind."""
+        now = self._clock()
+        quiet = [
+            feed
+            for feed in self.feeds.values()
+            if feed.watchers and not feed.final and not feed.closed and now - feed.active_ms >= self._tail_check_ms
+        ]
+        behind = 0
+        for start in range(0, len(quiet), TAIL_BATCH):
+            chunk = quiet[start : start + TAIL_BATCH]
+            async with self._reads:
+                tails = await self._source.tails([feed.lot_id for feed in chunk])
+            for feed in chunk:
+                feed.active_ms = now  # checked: quiet again from now
+                if tails.get(feed.lot_id, 0) > feed.last_stream_sequence:
+                    behind += 1
+                    log.warning("lot %s: a batch was never announced here; reading it from the log", feed.lot_id)
+                    feed.recheck()
+        return behind
+
     async def close_all(self) -> None:
         """End every watch stream (shutdown: clients resume on another replica) and every feed."""
         for lot_id, feed in list(self.feeds.items()):
@@ -318,5 +356,6 @@ class Feeds:
             await asyncio.sleep(every_s)
             try:
                 await self.sweep()
+                await self.check_tails()
             except Exception:
                 log.warning("sweeping watch feeds failed", exc_info=True)

@@ -35,8 +35,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gavel_core.errors import FailedPrecondition, GavelError, NotFound, ResourceExhausted, Unavailable
-from gavel_core.formats import LotTerms
-from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, Receipt, RoomEvent, StoredBatch
+from gavel_core.formats import EnglishClose, EnglishParams
+from room.app.model import (
+    Batch,
+    ClosingSoon,
+    LotConfigured,
+    LotInfo,
+    PublishedLot,
+    Receipt,
+    RoomEvent,
+    StoredBatch,
+    Withdrawn,
+)
 from room.app.partitions import partition_of
 from room.app.ports import (
     ActiveLots,
@@ -55,16 +65,20 @@ from room.domain import (
     Command,
     EnglishEngine,
     LotState,
+    OpenLot,
     Phase,
     Tick,
     engine_for,
 )
-from room.domain.events import FloorBidAccepted, LotOpened, OptionPicked
+from room.domain.events import FloorBidAccepted, LotOpened, LotUnsold, OptionPicked
 
 log = logging.getLogger("room.lots")
 
 T = TypeVar("T")
 INTERNAL_COMMANDS = frozenset({"Configure", "Tick", "ClosingSoon"})
+WITHDRAWN = "WITHDRAWN"  # LotUnsold's reason for a lot stopped before it ended
+CATALOG = "catalog"  # the actor of what the catalog's own statements make the room do
+WAKE_RETRY_MS = (100, 200, 500, 1_000, 2_000, 5_000)  # a failed wake-up is tried again, then every 5 s
 MAX_ATTEMPTS = 3  # decide-and-append rounds before giving up on a contended lot
 REFUSAL_MEMORY = 512  # refusals kept per lot, so a retried refused request gets the same answer
 REFUSAL_TTL_MS = 120_000  # ... within the same window JetStream deduplicates retries in
@@ -79,6 +93,18 @@ def _always(_: int) -> bool:
 
 class NotOwner(Exception):
     """This replica does not (or no longer) own the lot's partition: route the call to the owner."""
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawLot(Command):
+    """Stop a lot before it ends (decided by the room, not an engine): Withdrawn + LotUnsold(WITHDRAWN)."""
+
+    by: str
+    reason: str
+
+
+def not_run_here(lot_id: str) -> NotFound:
+    return NotFound("lot", lot_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +155,7 @@ class LotActor:
         self._queue: deque[tuple[str, Any, asyncio.Future[Any]]] = deque()
         self._running = False
         self.retired = False
+        self.wake_failures = 0
         self.last_used_ms = deps.clock()
         self._reset()
 
@@ -165,14 +192,36 @@ class LotActor:
         result: T = await self._enqueue("read", view)
         return result
 
-    async def configure(self, info: LotInfo, terms: LotTerms) -> None:
-        """Make sure the lot's log starts with these terms (a no-op once it has a first batch)."""
-        await self._enqueue("configure", (info, terms))
+    async def start(self, published: PublishedLot) -> Receipt | None:
+        """The catalog started the lot: its log starts with these terms (unless it has a first batch)
+        and it opens, unless a crier runs it (the crier opens crier lots). None: nothing to open."""
+        result: Receipt | None = await self._enqueue("start", published)
+        return result
+
+    async def withdraw(self, published: PublishedLot, reason: str) -> None:
+        """The catalog withdrew the lot (or cancelled its sale) before it started: the lot ends here
+        too (configured from the published lot if its log is empty), so watchers are told."""
+        await self._enqueue("withdraw", (published, reason))
 
     def wake(self) -> None:
-        """Fire whatever is due (a deadline, the closing-soon notice); nobody waits for the answer."""
+        """Fire whatever is due (a deadline, the closing-soon notice); nobody waits for the answer.
+        A wake-up that fails is tried again with backoff until it fires or the lot moves."""
         future = self._enqueue("wake", None)
-        future.add_done_callback(_log_failure)
+        future.add_done_callback(self._woken)
+
+    def _woken(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self.wake_failures = 0
+            return
+        if isinstance(exc, NotOwner | NotFound) or self.retired:
+            return
+        delay = WAKE_RETRY_MS[min(self.wake_failures, len(WAKE_RETRY_MS) - 1)]
+        self.wake_failures += 1
+        log.error("lot %s: a due wake-up failed (%r); trying again in %d ms", self.lot_id, exc, delay)
+        self._deps.wakeups.set(self.lot_id, self._deps.clock() + delay)
 
     @property
     def idle(self) -> bool:
@@ -244,16 +293,22 @@ class LotActor:
             if not self.loaded:
                 await self._load(None)
             return payload(self)
-        if kind == "configure":
+        if kind == "start":
+            return await self._start(payload)
+        if kind == "withdraw":
+            published, reason = payload
             if not self.loaded:
-                await self._load(payload)
+                await self._load(published)
+            await self._withdraw(CATALOG, reason, f"withdrawn:{self.lot_id}")
             return None
         return await self._wake()
 
     # -- loading --------------------------------------------------------------------------------------
 
-    async def _load(self, configure_with: tuple[LotInfo, LotTerms] | None) -> None:
-        """Rebuild the lot from its log; configure it first if the log is empty."""
+    async def _load(self, configure_with: PublishedLot | None) -> None:
+        """Rebuild the lot from its log; configure it first if the log is empty — from
+        `configure_with` (the catalog's event), else only if the catalog says it started the lot
+        (its LotStarting, which opens it, is on its way), else NotFound: the room does not run it."""
         for _ in range(MAX_ATTEMPTS):
             stored = await self._deps.log.read(self.lot_id)
             self._reset()
@@ -273,15 +328,15 @@ class LotActor:
         self.loaded = True
         self._schedule_wake()
 
-    async def _configure_empty_log(self, configure_with: tuple[LotInfo, LotTerms] | None) -> bool:
-        found = configure_with or await self._deps.terms.lookup(self.lot_id)
+    async def _configure_empty_log(self, configure_with: PublishedLot | None) -> bool:
+        found = configure_with or await self._deps.terms.started(self.lot_id)
         if found is None:
-            raise NotFound("lot", self.lot_id)
-        info, terms = found
+            raise not_run_here(self.lot_id)
+        info, terms = found.info, found.terms
         engine = engine_for(terms)  # refuses terms no engine runs (tenders: FORMAT_NOT_LIVE)
         now = self._deps.clock()
         secret = self._deps.draw_secret() if engine.needs_draw_secret else b""
-        configured = LotConfigured(self.lot_id, now, info, terms, secret)
+        configured = LotConfigured(self.lot_id, now, info, terms, secret, found.source)
         initial = summary(engine.initial_state(self.lot_id, secret))
         batch = Batch(self.lot_id, 1, "configure", "Configure", "room", "", now, (configured,), initial, terms.currency)
         try:
@@ -296,6 +351,55 @@ class LotActor:
 
     def _sale(self) -> str:
         return self.info.sale_id if self.info is not None else ""
+
+    async def _start(self, published: PublishedLot) -> Receipt | None:
+        if not self.loaded:
+            await self._load(published)
+        return await self._open_started()
+
+    async def _open_started(self) -> Receipt | None:
+        """Open a lot the catalog started, as LotStarting says (crier lots wait for their crier)."""
+        engine, state = self.engine, self.state
+        assert engine is not None
+        assert state is not None
+        params = engine.terms.params
+        if isinstance(params, EnglishParams) and params.close is EnglishClose.CRIER:
+            return None
+        if state.phase is not Phase.SCHEDULED:
+            return None
+        request_id = f"start:{self.lot_id}"
+        try:
+            return await self._execute(CommandRequest(request_id, "OpenLot", CATALOG, request_id, OpenLot(CATALOG)))
+        except FailedPrecondition as refusal:
+            if refusal.reason == "LOT_ALREADY_OPENED":
+                return None
+            raise
+
+    async def _withdraw(self, by: str, reason: str, command_id: str, fingerprint: str = "") -> Receipt:
+        """Fire what is due first (the lot may have ended meanwhile), then stop it if it has not."""
+        for _ in range(MAX_ATTEMPTS):
+            if not self.loaded:
+                await self._load(None)
+            receipt = self.receipt_for(command_id, fingerprint or command_id)
+            if receipt is not None:
+                return receipt
+            state = self.state
+            assert state is not None
+            now = self._deps.clock()
+            if state.deadline_ms is not None and state.deadline_ms <= now:
+                tick = f"tick:{state.deadline_ms}"
+                await self._execute(CommandRequest(tick, "Tick", "room", "", Tick()))
+                continue
+            if state.phase in TERMINAL_PHASES:
+                raise FailedPrecondition("LOT_CLOSED", "the lot has already ended", {"phase": state.phase.value})
+            events: list[RoomEvent] = [Withdrawn(self.lot_id, now, by, reason), LotUnsold(self.lot_id, now, WITHDRAWN)]
+            batch = await self._commit(command_id, "Withdraw", by, fingerprint or command_id, now, events)
+            if batch is None:
+                continue
+            receipt = self._receipt(batch)
+            self.receipts[command_id] = receipt
+            return receipt
+        raise Unavailable(f"lot {self.lot_id!r} is contended by another replica; retry with the same request_id")
 
     def _replay(self, stored: StoredBatch) -> None:
         batch = stored.batch
@@ -315,6 +419,8 @@ class LotActor:
         if isinstance(event, ClosingSoon):
             self.closing_soon_announced = True
             return
+        if isinstance(event, Withdrawn):
+            return  # its LotUnsold ends the lot
         engine, state = self.engine, self.state
         if engine is None or state is None:
             raise AssertionError(f"lot {self.lot_id}: an event before LotConfigured")
@@ -356,6 +462,9 @@ class LotActor:
         return receipt
 
     async def _execute(self, request: CommandRequest) -> Receipt:
+        if isinstance(request.command, WithdrawLot):
+            command = request.command
+            return await self._withdraw(command.by, command.reason, request.command_id, request.fingerprint)
         for _ in range(MAX_ATTEMPTS):
             if not self.loaded:
                 await self._load(None)
@@ -498,14 +607,6 @@ class LotActor:
         self._schedule_wake()
 
 
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if exc is not None and not isinstance(exc, NotOwner | NotFound):
-        log.warning("lot wake-up failed: %r", exc)
-
-
 class LotDirectory:
     """The actors of the lots this replica owns (loaded lazily, on first touch)."""
 
@@ -545,8 +646,11 @@ class LotDirectory:
                 raise
         return actor
 
-    async def configure(self, info: LotInfo, terms: LotTerms) -> None:
-        await self.actor(info.lot_id).configure(info, terms)
+    async def start(self, published: PublishedLot) -> Receipt | None:
+        return await self.actor(published.info.lot_id).start(published)
+
+    async def withdraw(self, published: PublishedLot, reason: str) -> None:
+        await self.actor(published.info.lot_id).withdraw(published, reason)
 
     def wake(self, lot_id: str) -> None:
         """A lot's time has come: fire it if this replica holds its partition (a partition held

@@ -9,7 +9,7 @@ share one list per batch, in the order they happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gavel_core.formats import LotTerms
 from room.domain import Event
@@ -26,11 +26,22 @@ class LotInfo:
     room_index: int = 0
     room_count: int = 1
     product_id: str = ""
+    registration_required: bool = False  # bidders need an approved registration for the sale
 
     @property
     def multi_room(self) -> bool:
         """A product sold in several rooms at once: bidders bid only in the room they are seated in."""
         return self.room_count > 1
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedLot:
+    """What the catalog said it published (and started, or withdrew): the only source of a lot's
+    terms. `source` is the catalog's Lot message as it sent it (kept byte for byte)."""
+
+    info: LotInfo
+    terms: LotTerms
+    source: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,20 @@ class LotConfigured:
     info: LotInfo
     terms: LotTerms
     draw_secret: bytes = b""
+    # The catalog's published lot as it sent it, kept byte for byte in the log (not part of equality:
+    # a lot replayed from its log equals the one configured).
+    source: bytes = field(default=b"", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """The lot was stopped before it ended (a sale admin's Withdraw, or the catalog withdrew it or
+    cancelled its sale before it started: `by` = "catalog"); a LotUnsold(WITHDRAWN) follows."""
+
+    lot_id: str
+    at_ms: int
+    by: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +79,7 @@ class ClosingSoon:
     deadline_ms: int
 
 
-RoomEvent = Event | LotConfigured | ClosingSoon
+RoomEvent = Event | LotConfigured | ClosingSoon | Withdrawn
 
 
 @dataclass(frozen=True, slots=True)

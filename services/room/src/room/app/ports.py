@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gavel_core.formats import LotTerms
-from room.app.model import Batch, LotInfo, StoredBatch
+from room.app.model import Batch, LotInfo, PublishedLot, StoredBatch
 
 
 class Clock(Protocol):
@@ -71,10 +70,25 @@ class ActiveLots(Protocol):
 
 
 class TermsSource(Protocol):
-    """A lot's identity and terms when its log is still empty (the catalog's LotScheduled, kept in
-    the room's database, or the catalog's GetLot). None: no such live lot."""
+    """The fallback when a lot's log is still empty: the catalog's own answer (to the room's service
+    identity) that the lot is published *and started*, with its published terms. None: the catalog
+    has not started such a lot (unknown, a draft, only scheduled, or no live format) — the room does
+    not run it. Never a read of a draft."""
 
-    async def lookup(self, lot_id: str) -> tuple[LotInfo, LotTerms] | None: ...
+    async def started(self, lot_id: str) -> PublishedLot | None: ...
+
+
+class Registrations(Protocol):
+    async def approved(self, sale_id: str, bidder_id: str) -> bool:
+        """Whether the bidder holds an approved registration for the sale (fail closed: False when
+        it cannot be told)."""
+        ...
+
+
+class Staff(Protocol):
+    async def holds(self, sale_id: str, subject: str, role: str) -> bool:
+        """Whether `subject` holds staff `role` (crier, clerk, sale_admin) in the sale."""
+        ...
 
 
 class Seating(Protocol):
@@ -100,6 +114,7 @@ class FeedItem:
     lot_sequence: int
     stream_sequence: int
     payload: object
+    final: bool = False  # the batch ended the lot (nothing follows it)
 
 
 class LiveFeedSource(Protocol):
@@ -109,6 +124,11 @@ class LiveFeedSource(Protocol):
     async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> Subscription: ...
 
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]: ...
+
+    async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
+        """The stream sequence of each lot's last stored batch (lots with none are left out), in as
+        few requests as the log allows: the periodic check that no last announcement was lost."""
+        ...
 
     def on_loss(self, listener: Callable[[str | None], None]) -> None:
         """Call `listener(lot_id)` when a lot's announcements may have been dropped, or

@@ -1,26 +1,30 @@
 """The room's use cases, run on the replica that owns the lot's partition.
 
 Roles are enforced by each RPC's access option before a call gets here; what depends on the lot
-is checked here: a seller never bids on their own lot (OWN_LOT), only the lot's vendor (or a sale
-admin) takes vendor decisions, amounts are in the lot's currency. Eligibility (bans and bid limits
-from payment, seating for multi-room products) is resolved into the command's `standing`; the
-engine refuses from it. Every mutating call carries its request id, which is also the command id
-in the lot's log: a repeat is answered from the log, never decided twice.
+is checked here: staff act only on the sales they are assigned to (crier and sale-admin commands,
+floor devices; NOT_STAFF — site admins act on every sale), a seller never bids on their own lot
+(OWN_LOT), only the lot's vendor (or its sale admin) takes vendor decisions, amounts are in the
+lot's currency. Eligibility at bid time, failing closed: an approved registration for the sale when
+the lot's sale requires one (NOT_REGISTERED), bans and bid limits from payment, seating for
+multi-room products — resolved into the command's `standing`, which the engine refuses from; while
+this replica has not caught up with those events, bid-like commands are UNAVAILABLE. Every
+mutating call carries its request id, which is also the command id in the lot's log: a repeat is
+answered from the log, never decided twice.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gavel_core.auth import Principal, Role
-from gavel_core.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
-from gavel_core.formats import EnglishClose, EnglishParams, LotTerms
+from gavel_core.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Unavailable
 from gavel_core.money import MAX_AMOUNT_MINOR as MAX_AMOUNT
 from room.app.eligibility import EligibilityBook
-from room.app.lots import CommandRequest, LotActor, LotDirectory
-from room.app.model import LotInfo, LotView, Receipt
-from room.app.ports import PaddleRegistry, Seating
+from room.app.lots import CommandRequest, LotActor, LotDirectory, WithdrawLot
+from room.app.model import LotInfo, LotView, PublishedLot, Receipt
+from room.app.ports import PaddleRegistry, Registrations, Seating, Staff
 from room.app.views import lot_view
 from room.domain import (
     GOOD_STANDING,
@@ -36,7 +40,6 @@ from room.domain import (
     OpenLot,
     PassLot,
     Pause,
-    Phase,
     PickOption,
     PlaceBid,
     Reopen,
@@ -50,12 +53,17 @@ from room.domain import (
 
 OWN_LOT = "OWN_LOT"
 NOT_VENDOR = "NOT_VENDOR"
+NOT_STAFF = "NOT_STAFF"
+NOT_REGISTERED = "NOT_REGISTERED"
 MAX_REQUEST_ID = 128
 # Request ids travel in NATS headers and logs: a safe charset (UUIDs, ULIDs and the like fit).
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._~:+=-]{1,128}$")
 MAX_FORCE = 1_000  # the device's full scale
 MAX_PRESS_MS = 60_000
 MAX_PADDLE = 32
+MAX_REASON = 500
+CRIER, CLERK, SALE_ADMIN = "crier", "clerk", "sale_admin"
+_PLATFORM_ROLES = {CRIER: Role.CRIER, CLERK: Role.DEVICE, SALE_ADMIN: Role.SALE_ADMIN}
 
 # What the crier (or a sale admin) may do, by RPC name.
 CRIER_COMMANDS = {
@@ -116,14 +124,44 @@ def require_currency(actor: LotActor, currency: str, field: str) -> None:
         raise InvalidArgument([FieldViolation(f"{field}.currency", f"this lot is in {expected}")])
 
 
+def no_answer_yet() -> Unavailable:
+    return Unavailable("this room replica is still catching up on eligibility (bans, registrations); retry")
+
+
+class StaffRules:
+    """Staff act only on the sales they are assigned to; site admins on every sale (NOT_STAFF)."""
+
+    def __init__(self, staff: Staff) -> None:
+        self._staff = staff
+
+    async def require(self, caller: Principal, sale_id: str, *roles: str) -> None:
+        if caller.has(Role.SITE_ADMIN):
+            return
+        for role in roles:
+            if caller.has(_PLATFORM_ROLES[role]) and await self._staff.holds(sale_id, caller.subject, role):
+                return
+        wanted = " or ".join(role.replace("_", " ") for role in roles)
+        raise PermissionDenied(f"only a {wanted} assigned to sale {sale_id!r} may do this", reason=NOT_STAFF)
+
+
 class RoomService:
     def __init__(
-        self, lots: LotDirectory, eligibility: EligibilityBook, seating: Seating, paddles: PaddleRegistry
+        self,
+        lots: LotDirectory,
+        eligibility: EligibilityBook,
+        seating: Seating,
+        paddles: PaddleRegistry,
+        registrations: Registrations,
+        staff: Staff,
+        caught_up: Callable[[], bool] = lambda: True,
     ) -> None:
         self.lots = lots
         self._eligibility = eligibility
         self._seating = seating
         self._paddles = paddles
+        self._registrations = registrations
+        self.staff = StaffRules(staff)
+        self._caught_up = caught_up
 
     # -- bidders --------------------------------------------------------------------------------------
 
@@ -192,6 +230,9 @@ class RoomService:
         if repeat is not None:
             return Outcome(repeat, await actor.read(_view))
         info = self._info(actor)
+        await self.staff.require(device, info.sale_id, CLERK)
+        if not self._caught_up():
+            raise no_answer_yet()
         bidder = await self._paddles.bidder_for(info.sale_id, paddle)
         if bidder is None:
             raise FailedPrecondition(
@@ -210,14 +251,14 @@ class RoomService:
     async def vendor_accept(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
         scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
-        self._require_vendor(caller, actor)
+        await self._require_vendor(caller, actor)
         request = CommandRequest(scoped, "AcceptByVendor", caller.subject, fingerprint, VendorAccept(caller.subject))
         return await self._run(actor, request)
 
     async def vendor_decline(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
         scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
-        self._require_vendor(caller, actor)
+        await self._require_vendor(caller, actor)
         command = VendorDecline(caller.subject)
         return await self._run(actor, CommandRequest(scoped, "DeclineByVendor", caller.subject, fingerprint, command))
 
@@ -229,7 +270,7 @@ class RoomService:
         scoped = command_id(caller, request_id)
         if asking is not None:
             require_amount(asking, "asking", MAX_AMOUNT)
-        actor = await self.lots.loaded(lot_id)
+        actor = await self._crier_lot(caller, lot_id)
         if asking is not None:
             require_currency(actor, currency, "asking")
         command = OpenLot(caller.subject, asking)
@@ -240,7 +281,7 @@ class RoomService:
     ) -> Outcome:
         scoped = command_id(caller, request_id)
         require_amount(amount, "asking", MAX_AMOUNT)
-        actor = await self.lots.loaded(lot_id)
+        actor = await self._crier_lot(caller, lot_id)
         require_currency(actor, currency, "asking")
         command = SetAsking(caller.subject, amount)
         return await self._run(actor, CommandRequest(scoped, "SetAsking", caller.subject, fingerprint, command))
@@ -251,7 +292,7 @@ class RoomService:
         scoped = command_id(caller, request_id)
         if amount is not None:
             require_amount(amount, "increment", MAX_AMOUNT)
-        actor = await self.lots.loaded(lot_id)
+        actor = await self._crier_lot(caller, lot_id)
         if amount is not None:
             require_currency(actor, currency, "increment")
             asking = actor.state.asking if actor.state is not None and hasattr(actor.state, "asking") else 0
@@ -265,32 +306,31 @@ class RoomService:
     async def crier(self, caller: Principal, lot_id: str, request_id: str, action: str, fingerprint: str) -> Outcome:
         """GoingOnce, GoingTwice, Hammer, Pass, Reopen, UndoLastBid, Pause, Resume."""
         command_type = CRIER_COMMANDS[action]
-        return await self._simple(caller, lot_id, request_id, action, command_type(caller.subject), fingerprint)
+        scoped = command_id(caller, request_id)
+        actor = await self._crier_lot(caller, lot_id)
+        request = CommandRequest(scoped, action, caller.subject, fingerprint, command_type(caller.subject))
+        return await self._run(actor, request)
+
+    async def withdraw(self, caller: Principal, lot_id: str, request_id: str, reason: str, fingerprint: str) -> Outcome:
+        """A sale admin stops a lot that has not ended (any format, any phase): audited in the log."""
+        scoped = command_id(caller, request_id)
+        if not reason.strip() or len(reason) > MAX_REASON:
+            raise InvalidArgument([FieldViolation("reason", f"1 to {MAX_REASON} characters: why the lot is stopped")])
+        actor = await self.lots.loaded(lot_id)
+        await self.staff.require(caller, self._info(actor).sale_id, SALE_ADMIN)
+        command = WithdrawLot(caller.subject, reason.strip())
+        return await self._run(actor, CommandRequest(scoped, "Withdraw", caller.subject, fingerprint, command))
 
     # -- lots coming from the catalog ---------------------------------------------------------------
 
-    async def configure(self, info: LotInfo, terms: LotTerms) -> None:
-        """The catalog scheduled a lot: start its log with its terms (idempotent)."""
-        await self.lots.configure(info, terms)
+    async def start(self, published: PublishedLot) -> Receipt | None:
+        """The catalog started a lot (LotStarting): run it from its published terms and open it,
+        unless a crier runs it (the crier opens crier lots) or it is already open."""
+        return await self.lots.start(published)
 
-    async def start(self, lot_id: str, by: str) -> Receipt | None:
-        """The catalog started a lot (LotStarting): open it, unless a crier runs it (the crier opens
-        crier lots) or it is already open. None when there was nothing to do."""
-        actor = await self.lots.loaded(lot_id)
-        assert actor.engine is not None
-        assert actor.state is not None
-        params = actor.engine.terms.params
-        if isinstance(params, EnglishParams) and params.close is EnglishClose.CRIER:
-            return None
-        if actor.state.phase is not Phase.SCHEDULED:
-            return None
-        request_id = f"start:{lot_id}"
-        try:
-            return await actor.execute(CommandRequest(request_id, "OpenLot", by, request_id, OpenLot(by)))
-        except FailedPrecondition as refusal:
-            if refusal.reason == "LOT_ALREADY_OPENED":
-                return None
-            raise
+    async def withdraw_from_catalog(self, published: PublishedLot, reason: str) -> None:
+        """The catalog withdrew a lot (or cancelled its sale) before it started: it ends here too."""
+        await self.lots.withdraw(published, reason)
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -316,9 +356,18 @@ class RoomService:
         assert actor.info is not None
         return actor.info
 
-    def _require_vendor(self, caller: Principal, actor: LotActor) -> None:
-        if caller.subject != self._info(actor).seller_id and not caller.has(Role.SALE_ADMIN):
+    async def _crier_lot(self, caller: Principal, lot_id: str) -> LotActor:
+        actor = await self.lots.loaded(lot_id)
+        await self.staff.require(caller, self._info(actor).sale_id, CRIER, SALE_ADMIN)
+        return actor
+
+    async def _require_vendor(self, caller: Principal, actor: LotActor) -> None:
+        info = self._info(actor)
+        if caller.subject == info.seller_id:
+            return
+        if not caller.has(Role.SALE_ADMIN, Role.SITE_ADMIN):
             raise PermissionDenied("only the lot's vendor or a sale admin may decide", reason=NOT_VENDOR)
+        await self.staff.require(caller, info.sale_id, SALE_ADMIN)
 
     def _book_standing(self, bidder: str, actor: LotActor, *, seated: bool) -> BidderStanding:
         info = self._info(actor)
@@ -333,6 +382,14 @@ class RoomService:
         info = self._info(actor)
         if caller.subject == info.seller_id:
             raise PermissionDenied("a seller may not bid on their own lot", reason=OWN_LOT)
+        if not self._caught_up():
+            raise no_answer_yet()
+        if info.registration_required and not await self._registrations.approved(info.sale_id, caller.subject):
+            raise FailedPrecondition(
+                NOT_REGISTERED,
+                f"register for sale {info.sale_id!r} and be approved first",
+                {"sale_id": info.sale_id},
+            )
         seated = True
         if info.multi_room and not self._eligibility.is_banned(caller.subject, info.sale_id):
             seated = await self._seating.is_seated(info, caller.subject)
