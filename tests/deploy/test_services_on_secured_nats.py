@@ -23,6 +23,7 @@ from gavel.room.v1 import room_service_pb2 as room_pb
 from gavel.room.v1 import room_service_pb2_grpc as room_grpc
 from gavel_kit.healthcheck import grpc_serving
 from gavel_kit.settings import GRPC_SERVICE_NAMES
+from gavel_kit.testing import identities
 from gavel_kit.testing.plugin import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -62,6 +63,7 @@ class Processes:
             "GAVEL_ROOM_REPLICA_ID": name,
             "GAVEL_PAYMENT_WEBHOOK_PORT": str(self.webhook_port),
             "PYTHONUNBUFFERED": "1",
+            **identities.default().env(),  # no key, no start (as the manifests mount them)
         }
         return env
 

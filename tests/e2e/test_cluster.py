@@ -28,6 +28,7 @@ from gavel.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import catalog_events_pb2
+from gavel_kit import nats as gavel_nats
 from gavel_kit.demo import demo_users
 from gavel_kit.grpc.client import bearer
 from gavel_kit.settings import GRPC_SERVICE_NAMES
@@ -35,6 +36,11 @@ from gavel_kit.testing.gavel_up import SERVICES, WORKERS, RunningCluster
 from gavel_kit.testing.otlp import SpanCollector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def ops_login(cluster: RunningCluster) -> dict:
+    """NATS requires a login: the read-only operators' user `gavel up` made."""
+    return gavel_nats.client_options(cluster.var_dir / "secrets" / "nats" / "ops.json")
 
 
 def port_open(port: int) -> bool:
@@ -146,7 +152,7 @@ def test_a_seller_logs_in_publishes_a_sale_and_the_event_reaches_nats(cluster):
     token = http_json(cluster.http("/api/v1/auth/login"), {"email": email, "password": password})["access_token"]
 
     async def scenario() -> tuple[catalog_events_pb2.SalePublished, dict]:
-        nc = await nats.connect(cluster.nats_url)
+        nc = await nats.connect(cluster.nats_url, **ops_login(cluster))
         received: asyncio.Queue = asyncio.Queue()
         subscription = await nc.subscribe("gavel.catalog.sale_published.*", cb=received.put)
         day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
@@ -210,6 +216,43 @@ def test_one_gateway_request_makes_one_trace_across_gateway_and_catalog(cluster,
     http_json(cluster.http("/api/v1/sales"))
     joined = spans.wait_for_trace_spanning({"gavel-gateway", "gavel-catalog"}, timeout_s=20)
     assert joined, f"no trace spans both services: {dict(spans.services_by_trace)}"
+
+
+def test_nats_refuses_strangers_and_a_service_cannot_touch_another_domain(cluster):
+    async def scenario() -> tuple[bool, bool]:
+        try:
+            await nats.connect(cluster.nats_url, allow_reconnect=False, max_reconnect_attempts=0)
+            anonymous = True
+        except Exception:
+            anonymous = False
+        notify = await nats.connect(
+            cluster.nats_url, **gavel_nats.client_options(cluster.var_dir / "secrets" / "nats" / "notify.json")
+        )
+        try:
+            await notify.jetstream().publish("gavel.catalog.sale_published.forged", b"x", timeout=1)
+            forged = True
+        except Exception:
+            forged = False
+        await notify.close()
+        return anonymous, forged
+
+    assert asyncio.run(scenario()) == (False, False)
+
+
+def test_the_logs_of_a_full_run_hold_no_secrets(cluster):
+    email, password = demo_users()["seller"]
+    token = http_json(cluster.http("/api/v1/auth/login"), {"email": email, "password": password})["access_token"]
+    secrets = {password, token, token.split(".")[2]}
+    secrets |= {p for _, p in demo_users().values()}
+    for path in (cluster.var_dir / "secrets" / "nats").glob("*.json"):
+        secrets.add(json.loads(path.read_text())["password"])
+    for path in (cluster.var_dir / "keys").glob("*.pem"):
+        secrets |= {line for line in path.read_text().splitlines() if line and not line.startswith("-----")}
+    logs = {path.name: path.read_text(errors="replace") for path in (cluster.var_dir / "log").glob("*.log")}
+    # (`gavel up`'s own banner prints the demo logins on purpose: it is the operator's terminal, not a log)
+    leaks = [(name, secret[:6]) for name, text in logs.items() for secret in secrets if secret and secret in text]
+    assert leaks == []
+    assert all("PRIVATE KEY" not in text and "eyJhbGciOiJFZERTQSIs" not in text for text in logs.values())
 
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_the_data(cluster):

@@ -31,8 +31,9 @@ from gavel.payment.v1 import payment_service_pb2_grpc as pb_grpc
 from gavel.room.v1 import room_service_pb2 as room
 from gavel.room.v1 import room_service_pb2_grpc as room_grpc
 from gavel_core.auth import Role
-from gavel_kit.auth import TokenCodec
+from gavel_kit import nats as gavel_nats
 from gavel_kit.grpc.client import bearer
+from gavel_kit.testing.identities import Identities
 from gavel_kit.testing.plugin import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -68,6 +69,7 @@ class Cluster:
         }
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_KEYS_DIR", None)  # gavel up makes the cluster's own keys under var/keys
         for name, (grpc_port, metrics_port) in self.ports.items():
             prefix = f"GAVEL_{name.upper().replace('-', '_')}_"
             self.env[prefix + "GRPC_PORT"] = str(grpc_port)
@@ -100,11 +102,11 @@ class Cluster:
         return f"127.0.0.1:{self.ports[name][0]}"
 
     def token(self, subject: str, *roles: Role) -> tuple[tuple[str, str], ...]:
-        secret = (self.var_dir / "secrets" / "jwt-secret").read_text().strip()
-        codec = TokenCodec(secret, "gavel", 3600)
+        """Signed with the cluster's own keys: the gateway's for users, the service's own for a service."""
+        keys = Identities(self.var_dir / "keys")
         if roles == (Role.SERVICE,):
-            return bearer(codec.issue_service_token(subject))
-        return bearer(codec.issue(subject, roles))
+            return bearer(keys.service_token(subject))
+        return bearer(keys.user_token(subject, *roles))
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +137,10 @@ class World:
         return self.cluster.token(name, Role.BIDDER)
 
     async def tap(self) -> None:
-        self.nc = await nats.connect(f"nats://127.0.0.1:{self.cluster.nats_port}")
+        self.nc = await nats.connect(
+            f"nats://127.0.0.1:{self.cluster.nats_port}",
+            **gavel_nats.client_options(self.cluster.var_dir / "secrets" / "nats" / "ops.json"),
+        )
 
         async def got(msg: nats.aio.msg.Msg) -> None:
             async with self.arrived:

@@ -34,6 +34,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import nats
@@ -44,6 +45,7 @@ from gavel.catalog.v1 import catalog_service_pb2_grpc as cat_grpc
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1.paging_pb2 import PageRequest
 from gavel.room.v1 import room_service_pb2_grpc as room_grpc
+from gavel_bench.access import use_nats_credentials
 from gavel_bench.cluster import Endpoints
 from gavel_bench.fixture import prepare_lots
 from gavel_bench.identities import Identities
@@ -155,8 +157,9 @@ def measured(status: dict, sent: float, each: list[list[float]]) -> tuple[float,
 
 
 async def test_gavel_up_survives_kills_and_stops_of_its_processes_under_load(cluster: RunningCluster):
-    identities = Identities(cluster.jwt_secret, uuid.uuid4().hex[:8])
-    endpoints = Endpoints(cluster.address("catalog"), (cluster.address("room"),), cluster.nats_url, cluster.jwt_secret)
+    identities = Identities(cluster.keys_dir, uuid.uuid4().hex[:8])
+    use_nats_credentials(Path(cluster.var_dir) / "secrets" / "nats" / "ops.json")
+    endpoints = Endpoints(cluster.address("catalog"), (cluster.address("room"),), cluster.nats_url, cluster.keys_dir)
     prepared = await prepare_lots(endpoints, identities, LOTS, say=lambda _: None)
     lot_ids = {lot.lot_id for lot in prepared.lots}
     # Clients that reconnect the way Gavel's own do (gRPC's default backoff would measure itself).
@@ -220,7 +223,7 @@ async def test_gavel_up_survives_kills_and_stops_of_its_processes_under_load(clu
         for task in tasks:
             task.cancel()
 
-    nc = await nats.connect(cluster.nats_url)
+    nc = await nats.connect(cluster.nats_url, **cluster.nats_login())
     try:
         logs = {lot_id: await lot_log(nc, lot_id) for lot_id in lot_ids}
     finally:

@@ -36,7 +36,8 @@ USERS = (
         # lot logs (appends), announcements to watchers, forwarded calls to partition owners
         publish=("gavel.room.lot.>", "gavel.room.live.>", "gavel.room.cmd.>"),
         subscribe=("gavel.room.live.>", "gavel.room.cmd.>"),
-        streams={"ROOM_EVENTS": OWN, "CATALOG": READ, "PAYMENT_EVENTS": READ},
+        # GATEWAY_EVENTS: account revocations, followed by every replica (docs/security.md)
+        streams={"ROOM_EVENTS": OWN, "CATALOG": READ, "PAYMENT_EVENTS": READ, "GATEWAY_EVENTS": READ},
         kv=("ROOM_REPLICAS", "ROOM_OWNERS", "ROOM_ACTIVE_LOTS"),
         answers_requests=True,
     ),

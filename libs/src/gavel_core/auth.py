@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gavel_core.errors import PermissionDenied
@@ -20,11 +20,17 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The verified caller: `subject` is the user id (or `svc:<name>` for a service identity)."""
+    """The verified caller: `subject` is the user id (or `svc:<name>` for a service identity).
+
+    `issued_at` is when its token was issued (revocations compare it); `credential` is the bearer
+    token it was verified from, kept so a call forwarded to another process carries the original
+    credential for that process to verify again (never shown in a repr or a log)."""
 
     subject: str
     roles: frozenset[Role]
     display_name: str = ""
+    issued_at: int = 0
+    credential: str = field(default="", repr=False, compare=False)
 
     def has(self, *roles: Role) -> bool:
         return any(role in self.roles for role in roles)

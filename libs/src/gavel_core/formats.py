@@ -181,6 +181,9 @@ _PARAMS_BY_FORMAT: dict[Format, type] = {
 }
 
 
+MIN_DUTCH_TICK_MS = 250
+
+
 def _amount(violations: Violations, path: str, value: int | None, *, positive: bool = False) -> None:
     if value is None:
         return
@@ -230,6 +233,8 @@ def _validate_dutch(v: Violations, p: str, d: DutchParams) -> None:
     if d.floor_price >= d.start_price:
         v.add(f"{p}.floor_price", "the floor must be below the start price")
     _duration(v, f"{p}.tick_ms", d.tick_ms, positive=True)
+    if 0 < d.tick_ms < MIN_DUTCH_TICK_MS:  # a 1 ms clock wrote hundreds of batches a second
+        v.add(f"{p}.tick_ms", f"a Dutch clock ticks at most every {MIN_DUTCH_TICK_MS} ms")
     if d.step_mode is DutchStepMode.FIXED:
         _amount(v, f"{p}.step", d.step, positive=True)
         v.require(not d.steps, f"{p}.steps", "a list of steps needs step_mode=random")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from gavel_core.errors import FieldViolation, InvalidArgument
 from gavel_core.money import MAX_AMOUNT_MINOR
 
+MAX_TIERS = 100  # a lot's increment table; more would make an event no consumer should have to carry
+
 
 @dataclass(frozen=True, slots=True)
 class IncrementTable:
@@ -26,6 +28,8 @@ class IncrementTable:
         normalised: list[tuple[int, int]] = []
         if not tiers:
             violations.append(FieldViolation(field, "an increment table needs at least one tier"))
+        if len(tiers) > MAX_TIERS:  # refused before looking at them: a huge table is not a table
+            raise InvalidArgument([FieldViolation(field, f"at most {MAX_TIERS} tiers")])
         for index, tier in enumerate(tiers):
             path = f"{field}[{index}]"
             if len(tier) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in tier):

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 def _commands() -> dict[str, str]:
     found = {ep.name: ep.value for ep in entry_points(group="gavel.cli")}
     found.setdefault("up", "gavel_kit.cluster:main")
+    found.setdefault("keys", "gavel_kit.keyscli:main")
     return found
 
 
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     found = [ep for ep in entry_points(group="gavel.cli") if ep.name == name]
     if found:
         command = found[0].load()
+    elif name == "keys":
+        from gavel_kit import keyscli
+
+        command = keyscli.main
     else:
         from gavel_kit import cluster
 

@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -42,7 +41,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gavel_kit import demo, natsserver
+from gavel_kit import demo, keys, natsperms, natsserver
 from gavel_kit import settings as gavel_settings
 
 GRPC_SERVICES = ("catalog", "room", "tender", "payment", "notify")
@@ -91,13 +90,17 @@ def _port_free(host: str, port: int) -> bool:
         return True
 
 
-def _jwt_secret(var_dir: Path) -> str:
-    path = var_dir / "secrets" / "jwt-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _ensure_keys(var_dir: Path) -> None:
+    """Signing keys for the gateway and every service, and the JWKS, under var/keys (kept across runs)."""
+    directory = Path(os.environ.get("GAVEL_KEYS_DIR") or var_dir / "keys")
+    created = keys.KeyStore(directory, os.environ.get("GAVEL_JWT_ISSUER", keys.USER_ISSUER)).ensure(keys.SIGNERS)
+    if created:
+        print(f"• generated signing keys under {directory} for: {', '.join(created)}")
+
+
+def _nats_users(var_dir: Path) -> list[natsperms.User]:
+    """A NATS user per process kind, credentials under var/secrets/nats (never in argv or env)."""
+    return natsserver.users_for(natsserver.write_credentials(var_dir / "secrets" / "nats", natsperms.USERS))
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -268,7 +271,9 @@ class EmbeddedNats(Child):
         return f"nats://{self._host}:{self._port}"
 
     def launch(self) -> None:
-        self.server = natsserver.start(self._data_dir, host=self._host, port=self._port)  # returns once it listens
+        self.server = natsserver.start(  # returns once it listens; authentication and per-service permissions
+            self._data_dir, host=self._host, port=self._port, users=_nats_users(self._data_dir.parent)
+        )
         self.pid = self.server.process.pid
 
     def exit_status(self) -> int | None:
@@ -411,7 +416,7 @@ class Cluster:
         env = dict(os.environ)
         env["GAVEL_VAR_DIR"] = str(self.var_dir)
         env["GAVEL_NATS_URL"] = self.nats_url
-        env.setdefault("GAVEL_JWT_SECRET", _jwt_secret(self.var_dir))
+        _ensure_keys(self.var_dir)
         env.setdefault("GAVEL_LOG_FORMAT", "json")
         env["PYTHONUNBUFFERED"] = "1"
         env["GAVEL_ROOM_PROJECTIONS"] = "false"  # the room-projector process writes the room's reports

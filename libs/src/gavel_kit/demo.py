@@ -36,8 +36,10 @@ def demo_users() -> dict[str, tuple[str, str]]:
 
 def _create_user(env: Mapping[str, str], email: str, password: str, name: str, role: str) -> None:
     command = [sys.executable, "-m", "gateway.main", "create-user"]
-    command += ["--email", email, "--password", password, "--name", name, "--roles", role]
-    result = subprocess.run(command, env=dict(env), capture_output=True, check=False)  # noqa: S603
+    command += ["--email", email, "--name", name, "--roles", role]  # the password goes in on stdin, never argv
+    result = subprocess.run(  # noqa: S603
+        command, env=dict(env), input=f"{password}\n".encode(), capture_output=True, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"gavel up: creating demo user {email} failed:\n{result.stderr.decode(errors='replace')}")
 

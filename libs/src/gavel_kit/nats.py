@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -218,16 +220,47 @@ class StreamSpec:
         )
 
 
-async def connect(url: str, name: str, client: Client | None = None, first_connect_timeout_s: float = 60) -> Client:
-    """Connect (`client` if given, else a new one), retrying the first connection too; reconnect forever."""
+def client_options(credentials: Path | None) -> dict[str, Any]:
+    """What nats-py's connect needs to log in as the user of a credentials file
+    (`gavel_kit.natsserver.write_credentials`): user, password and the user's own inbox prefix."""
+    if credentials is None:
+        return {}
+    from gavel_kit.natsperms import inbox_prefix
+    from gavel_kit.natsserver import read_credentials
+
+    user, password = read_credentials(credentials)
+    return {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}
+
+
+def redacted(url: str) -> str:
+    """The URL without a password, for logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+async def connect(
+    url: str,
+    name: str,
+    client: Client | None = None,
+    first_connect_timeout_s: float = 60,
+    credentials: Path | None = None,
+) -> Client:
+    """Connect (`client` if given, else a new one), retrying the first connection too; reconnect forever.
+    With `credentials`, log in as that file's user."""
     nc = client or Client()
+    options = client_options(credentials)
+    url_for_logs = redacted(url)
 
     async def on_disconnect() -> None:
-        log.warning("nats disconnected", url=url)
+        log.warning("nats disconnected", url=url_for_logs)
         resources(nc).disconnected()
 
     async def on_reconnect() -> None:
-        log.info("nats reconnected", url=url)
+        log.info("nats reconnected", url=url_for_logs)
         _notify_loss(nc, None)
         resources(nc).recover("reconnected")
 
@@ -248,13 +281,16 @@ async def connect(url: str, name: str, client: Client | None = None, first_conne
     )
     async for attempt in retry:
         with attempt:
-            await _connect_once(nc, url, name, on_disconnect, on_reconnect, on_error)
+            await _connect_once(nc, url, name, options, on_disconnect, on_reconnect, on_error)
     return nc
 
 
-async def _connect_once(client: Client, url: str, name: str, *callbacks: Callable[..., Awaitable[None]]) -> None:
+async def _connect_once(
+    client: Client, url: str, name: str, options: Mapping[str, Any], *callbacks: Callable[..., Awaitable[None]]
+) -> None:
     on_disconnect, on_reconnect, on_error = callbacks
     await client.connect(
+        **options,
         servers=servers(url),
         name=name,
         allow_reconnect=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,11 @@ from gavel_kit import logging as gavel_logging
 from gavel_kit import loop as event_loops
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
-from gavel_kit.auth import TokenCodec
+from gavel_kit.auth import ServiceCredential, TokenVerifier
 from gavel_kit.db import Database, KitTables, OutboxRelay
 from gavel_kit.grpc.interceptors import Readiness
 from gavel_kit.grpc.server import HealthReporter, add_health_and_reflection, bind, build_server
+from gavel_kit.keys import Jwks, KeyConfigError, SigningKey
 
 log = gavel_logging.get_logger("gavel.service")
 
@@ -101,15 +103,28 @@ class ServiceDefinition:
         return f"{self.name}_alembic_version"
 
 
+def token_verifier(settings: gavel_settings.Settings) -> TokenVerifier:
+    """Verifies bearer tokens with the deployment's public keys (KeyConfigError without a JWKS)."""
+    return TokenVerifier(Jwks(settings.jwks_file), user_issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
 class Runtime:
     """The connected resources a service's adapters use. Attributes exist from `wire` on; they are
-    connected when on-ready hooks run."""
+    connected when on-ready hooks run.
+
+    No key, no start: without the JWKS (to verify callers) and the service's own private key (to
+    sign its own identity), constructing the runtime raises KeyConfigError."""
 
     def __init__(self, definition: ServiceDefinition, settings: gavel_settings.Settings) -> None:
         self.definition = definition
         self.settings = settings
-        self.codec = TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_ttl_s)
-        self.service_token = self.codec.issue_service_token(definition.name)
+        self.codec = token_verifier(settings)
+        self.credential = ServiceCredential(
+            SigningKey(settings.signing_key_file, definition.name),
+            definition.name,
+            settings.jwt_audience,
+            settings.access_token_ttl_s,
+        )
         self.db = Database(settings.database_url)
         self.nc = Client()
         self.js: JetStreamContext = self.nc.jetstream()
@@ -137,6 +152,12 @@ class Runtime:
         self._stopped = asyncio.Event()
         self.stop_requested = asyncio.Event()  # serve() stops the process when set (signal, or `fail`)
         self.failure: str | None = None
+
+    @property
+    def service_token(self) -> str:
+        """A bearer token of this process's own service identity (`svc:<name>`), valid for a few
+        minutes and renewed before it expires: read it per call (`lambda: rt.service_token`)."""
+        return self.credential.token
 
     async def publish(
         self, subject: str, payload: bytes, *, msg_id: str, event_type: str | None = None, **kw: Any
@@ -223,7 +244,9 @@ class Runtime:
         self.conditions.set("database", True)
         if definition.migrations:
             await self.db.migrate(definition.migrations, definition.version_table)
-        await gavel_nats.connect(settings.nats_url, f"gavel-{settings.process_name}", self.nc)
+        await gavel_nats.connect(
+            settings.nats_url, f"gavel-{settings.process_name}", self.nc, credentials=settings.nats_credentials_file
+        )
         await gavel_nats.ensure_streams(self.js, definition.streams, settings.nats_replicas, client=self.nc)
         gavel_nats.on_state(self.nc, lambda usable, detail: self.conditions.set("nats", usable, detail))
         self.spawn(self._probe_database(), "database-probe")
@@ -318,6 +341,13 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         if definition.migrations:
             asyncio.run(_migrate(definition, settings))
         return 0
+    try:  # no key, no start: say so plainly instead of a traceback
+        token_verifier(settings)
+        SigningKey(settings.signing_key_file, definition.name)
+    except KeyConfigError as exc:
+        log.error("refusing to start", reason=str(exc))
+        print(f"{settings.process_name}: refusing to start: {exc}", file=sys.stderr)
+        return 2
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     garbage.configure(settings.gc_thresholds)

@@ -25,8 +25,7 @@ GRPC_SERVICE_NAMES = {
     "payment": "gavel.payment.v1.PaymentService",
     "notify": "gavel.notify.v1.NotifyService",
 }
-# Used only when GAVEL_JWT_SECRET is unset: fine for the embedded dev cluster, refused in production.
-DEV_JWT_SECRET = "gavel-dev-secret-not-for-production-use-000"  # noqa: S105
+MAX_ACCESS_TOKEN_TTL_S = 300  # gavel_kit.auth.MAX_TOKEN_LIFETIME_S: demotions take effect within it
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -48,9 +47,13 @@ class Settings:
     metrics_port: int
     database_url: str
     nats_url: str
-    jwt_secret: str
-    jwt_issuer: str
-    jwt_ttl_s: int
+    nats_credentials_file: Path | None  # {"user", "password"} for NATS; None: connect without
+    keys_dir: Path  # gavel_kit.keys: jwks.json and the signers' private keys
+    jwks_file: Path  # the public keys every token is verified with
+    signing_key_file: Path  # this process's own private key (its service identity; the gateway's user key)
+    jwt_issuer: str  # the `iss` of user tokens
+    jwt_audience: str
+    access_token_ttl_s: int  # user access tokens and service tokens, at most MAX_ACCESS_TOKEN_TTL_S
     reflection: bool
     log_format: str  # "json" or "console"
     log_level: str
@@ -133,11 +136,14 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
 
     var_dir = Path(env.get("GAVEL_VAR_DIR") or Path.cwd() / "var").resolve()
     environment = env.get("GAVEL_ENV", "dev")
-    jwt_secret = env.get("GAVEL_JWT_SECRET", "")
-    if not jwt_secret:
-        if environment == "production":
-            raise RuntimeError("GAVEL_JWT_SECRET must be set when GAVEL_ENV=production")
-        jwt_secret = DEV_JWT_SECRET
+    keys_dir = Path(env.get("GAVEL_KEYS_DIR") or var_dir / "keys")
+    ttl_s = int(env.get("GAVEL_ACCESS_TOKEN_TTL_S") or MAX_ACCESS_TOKEN_TTL_S)
+    if not 0 < ttl_s <= MAX_ACCESS_TOKEN_TTL_S:
+        raise ValueError(f"GAVEL_ACCESS_TOKEN_TTL_S must be 1 to {MAX_ACCESS_TOKEN_TTL_S} seconds, not {ttl_s}")
+    credentials = get("NATS_CREDENTIALS_FILE", "")
+    if not credentials:  # `gavel up` writes one per NATS user under var/secrets/nats
+        default_credentials = var_dir / "secrets" / "nats" / f"{(process or service)}.json"
+        credentials = str(default_credentials) if default_credentials.exists() else ""
     host = env.get("GAVEL_HOST", "127.0.0.1")
     addresses = {
         name: env.get(f"GAVEL_{name.upper()}_ADDR") or f"{host}:{env.get(f'GAVEL_{name.upper()}_GRPC_PORT') or port}"
@@ -158,9 +164,13 @@ def load(service: str, environ: Mapping[str, str] | None = None, *, process: str
         metrics_port=int(env.get(port_prefix + "METRICS_PORT") or metrics_default),
         database_url=get("DATABASE_URL", default_database_url(var_dir, service)),
         nats_url=env.get("GAVEL_NATS_URL") or DEFAULT_NATS_URL,
-        jwt_secret=jwt_secret,
+        nats_credentials_file=Path(credentials) if credentials else None,
+        keys_dir=keys_dir,
+        jwks_file=Path(env.get("GAVEL_JWKS_FILE") or keys_dir / "jwks.json"),
+        signing_key_file=Path(get("SIGNING_KEY_FILE", str(keys_dir / f"{service}.pem"))),
         jwt_issuer=env.get("GAVEL_JWT_ISSUER", "gavel"),
-        jwt_ttl_s=int(env.get("GAVEL_JWT_TTL_S", "3600")),
+        jwt_audience=env.get("GAVEL_JWT_AUDIENCE", "gavel"),
+        access_token_ttl_s=ttl_s,
         reflection=_flag(env.get("GAVEL_GRPC_REFLECTION"), default=True),
         log_format=env.get("GAVEL_LOG_FORMAT", "json"),
         log_level=env.get("GAVEL_LOG_LEVEL", "INFO").upper(),

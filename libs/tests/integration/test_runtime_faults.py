@@ -23,6 +23,7 @@ from gavel_kit.grpc.errors import retry_info_of
 from gavel_kit.leases import ExpiringKeys
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime, ServiceDefinition
+from gavel_kit.testing import identities
 from gavel_kit.testing.faults import TcpProxy, eventually
 from gavel_kit.testing.plugin import free_port
 
@@ -84,6 +85,7 @@ def env_for(tmp_path, nats_url: str, **extra: str) -> dict[str, str]:
         "GAVEL_NATS_URL": nats_url,
         "GAVEL_TENDER_GRPC_PORT": "0",
         "GAVEL_TENDER_METRICS_PORT": "0",
+        **identities.default().env(),
         **extra,
     }
 

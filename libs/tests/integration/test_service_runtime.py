@@ -19,15 +19,21 @@ from gavel_core.errors import FailedPrecondition, NotFound
 from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
 from gavel_kit import telemetry
-from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database, KitTables, OutboxRelay, SqlUnitOfWork, kit_tables, run_idempotent
 from gavel_kit.grpc.client import bearer
 from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.grpc.interceptors import CallInterceptor
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime, ServiceDefinition
+from gavel_kit.testing import identities
 
 pytestmark = pytest.mark.integration
+
+
+def runtime_verifier():
+    from gavel_kit.service import token_verifier
+
+    return token_verifier(gavel_settings.load("tender", identities.default().env()))
 
 
 class ExampleTenderServicer(pb_grpc.TenderServiceServicer):
@@ -45,6 +51,7 @@ async def runtime(nats_url, tmp_path):
         "GAVEL_NATS_URL": nats_url,
         "GAVEL_TENDER_GRPC_PORT": "0",
         "GAVEL_TENDER_METRICS_PORT": "0",
+        **identities.default().env(),
     }
 
     async def wire(rt: Runtime) -> None:
@@ -57,7 +64,12 @@ async def runtime(nats_url, tmp_path):
 
 
 async def test_calls_answer_unavailable_until_the_service_is_ready_while_it_reports_alive(nats_url, tmp_path):
-    env = {"GAVEL_VAR_DIR": str(tmp_path), "GAVEL_NATS_URL": nats_url, "GAVEL_TENDER_GRPC_PORT": "0"}
+    env = {
+        "GAVEL_VAR_DIR": str(tmp_path),
+        "GAVEL_NATS_URL": nats_url,
+        "GAVEL_TENDER_GRPC_PORT": "0",
+        **identities.default().env(),
+    }
     listening, may_finish_starting = asyncio.Event(), asyncio.Event()
 
     async def wire(rt: Runtime) -> None:
@@ -142,7 +154,7 @@ async def test_without_span_recording_a_callers_trace_context_still_reaches_outg
         outgoing.append(telemetry.inject_headers({}))  # what a NATS message published now would carry
         return request
 
-    server = grpc.aio.server(interceptors=[CallInterceptor(TokenCodec("t" * 32), carry_trace_context=True)])
+    server = grpc.aio.server(interceptors=[CallInterceptor(runtime_verifier(), carry_trace_context=True)])
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(handle)}),)
     )
@@ -168,7 +180,7 @@ async def test_a_call_without_a_token_is_unauthenticated(runtime):
 
 
 async def test_a_seller_may_not_call_a_bidder_rpc(runtime):
-    token = runtime.codec.issue("seller-1", [Role.SELLER])
+    token = identities.user_token("seller-1", Role.SELLER)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await pb_grpc.TenderServiceStub(channel).SubmitTenderBid(
@@ -178,7 +190,7 @@ async def test_a_seller_may_not_call_a_bidder_rpc(runtime):
 
 
 async def test_failed_precondition_carries_the_reason_and_minimum_amount(runtime):
-    token = runtime.codec.issue("bidder-1", [Role.BIDDER])
+    token = identities.user_token("bidder-1", Role.BIDDER)
     request = pb.SubmitTenderBidRequest(
         request_id="r1", lot_id="l", amount=money_pb2.Money(amount_minor=1, currency="USD")
     )

@@ -20,9 +20,16 @@ from prometheus_client import Counter, Histogram
 
 from gavel.common.v1 import auth_pb2
 from gavel_core.auth import Role
-from gavel_core.errors import GavelError, PermissionDenied, Unauthenticated, Unavailable
+from gavel_core.errors import (
+    FieldViolation,
+    GavelError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from gavel_kit import telemetry
-from gavel_kit.auth import TokenCodec, reset_current_principal, set_current_principal
+from gavel_kit.auth import TokenVerifier, reset_current_principal, set_current_principal
 from gavel_kit.grpc.errors import internal_status, status_code_of, to_status
 from gavel_kit.logging import get_logger
 
@@ -51,6 +58,30 @@ _ROLE_BY_ENUM = {
 }
 
 
+class Malformed:
+    """What a request that is not a valid message of its type deserializes to: the wrapped handler
+    answers INVALID_ARGUMENT instead of grpc's UNKNOWN naming a Python exception class."""
+
+    __slots__ = ()
+
+
+MALFORMED = Malformed()
+MALFORMED_REQUEST = "the request is not a valid protobuf message of this method's request type"
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError and friends: a stranger's bytes
+            return MALFORMED
+
+    return deserialize
+
+
 def _wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, wrapper: Wrapper) -> grpc.RpcMethodHandler | None:
     """Return a handler whose behaviour is `wrapper(original)`; streaming kinds other than unary_stream pass."""
     if handler is None:
@@ -58,13 +89,13 @@ def _wrap_handler(handler: grpc.RpcMethodHandler | None, method: str, wrapper: W
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrapper(handler.unary_unary, method, False),  # type: ignore[arg-type]
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrapper(handler.unary_stream, method, True),  # type: ignore[arg-type]
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     return handler
@@ -241,7 +272,7 @@ class CallInterceptor(_WrappingInterceptor):
       for every successful bid only for the level filter to drop it was measurable).
     """
 
-    def __init__(self, codec: TokenCodec, *, carry_trace_context: bool, readiness: Readiness | None = None) -> None:
+    def __init__(self, codec: TokenVerifier, *, carry_trace_context: bool, readiness: Readiness | None = None) -> None:
         super().__init__(readiness)
         self._codec = codec
         self._carry_trace_context = carry_trace_context
@@ -332,6 +363,8 @@ class CallInterceptor(_WrappingInterceptor):
                     gate.last_call = started
                 try:
                     tokens = begin(context)
+                    if request is MALFORMED:
+                        raise InvalidArgument([FieldViolation("request", MALFORMED_REQUEST)], MALFORMED_REQUEST)
                     items = behaviour(request, context).__aiter__()
                     while True:
                         if gated and gate.draining:
@@ -377,6 +410,8 @@ class CallInterceptor(_WrappingInterceptor):
                 if gate.draining and gated:
                     raise Unavailable(DRAINING, DRAINING_RETRY_MS)
                 tokens = begin(context)
+                if request is MALFORMED:
+                    raise InvalidArgument([FieldViolation("request", MALFORMED_REQUEST)], MALFORMED_REQUEST)
                 return await behaviour(request, context)
             except grpc.aio.AbortError as exc:
                 error = exc

@@ -9,7 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gavel_kit import telemetry
-from gavel_kit.auth import TokenCodec
+from gavel_kit.auth import TokenVerifier
 from gavel_kit.grpc.interceptors import CallInterceptor, Readiness
 
 # Keep idle streams (Watch) alive through proxies, and let clients ping without data.
@@ -53,7 +53,7 @@ class HealthReporter:
 
 
 def build_server(
-    codec: TokenCodec,
+    codec: TokenVerifier,
     *,
     readiness: Readiness | None = None,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),

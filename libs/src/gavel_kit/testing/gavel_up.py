@@ -55,6 +55,7 @@ class RunningCluster:
         )
         self.env.pop("GAVEL_NATS_URL", None)
         self.env.pop("GAVEL_DATABASE_URL", None)
+        self.env.pop("GAVEL_KEYS_DIR", None)  # gavel up makes the cluster's own keys under var/keys
         self.env.pop("GAVEL_NOTIFY_SMS_URL", None)
         self.env.pop("GAVEL_PAYMENT_PROVIDER_URL", None)
         for name, (grpc_port, metrics_port) in self.ports.items():
@@ -76,8 +77,15 @@ class RunningCluster:
         return f"http://127.0.0.1:{self.http_port}{path}"
 
     @property
-    def jwt_secret(self) -> str:
-        return (self.var_dir / "secrets" / "jwt-secret").read_text().strip()
+    def keys_dir(self) -> str:
+        """The cluster's signing keys (`gavel up` generates them under var/keys)."""
+        return str(self.var_dir / "keys")
+
+    def nats_login(self, user: str = "ops") -> dict[str, object]:
+        """NATS requires a login: connect options for one of the users `gavel up` made."""
+        from gavel_kit import nats as gavel_nats
+
+        return gavel_nats.client_options(self.var_dir / "secrets" / "nats" / f"{user}.json")
 
     def start(self, *args: str, timeout: float = 240) -> None:
         gavel = Path(sys.executable).parent / "gavel"

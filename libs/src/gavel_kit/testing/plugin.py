@@ -1,7 +1,11 @@
 """pytest plugin (registered as `gavel` via the pytest11 entry point): fixtures for real infrastructure.
 
-- `nats_server`: a real nats-server with JetStream on a free loopback port, one per test session.
-- `nats_url`: its URL.
+- `nats_server`: a real nats-server with JetStream on a free loopback port, one per test session,
+  with the generated auth config (`gavel_kit.testing.identities.start_nats`).
+- `nats_url`: its URL as the `gavel-test` superuser; `nats_credentials`: user → credentials file of
+  every Gavel NATS user, to connect as a service does.
+- every test process gets signing keys (`GAVEL_KEYS_DIR`, `gavel_kit.testing.identities.default()`),
+  so services started by tests verify the tokens the tests mint.
 - `database_url`: a fresh SQLite file per test; PostgreSQL too when GAVEL_TEST_DATABASE_URL is set
   (each test gets its own throwaway database), else those parametrisations skip with a loud reason.
 - `free_port()`: a free loopback TCP port.
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gavel_kit import natsserver
+from gavel_kit.testing import identities
 
 POSTGRES_ENV = "GAVEL_TEST_DATABASE_URL"
 
@@ -30,9 +34,13 @@ def free_port() -> int:
         return port
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["GAVEL_KEYS_DIR"] = str(identities.default().directory)
+
+
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[natsserver.NatsServer]:
-    server = natsserver.start(tmp_path_factory.mktemp("nats"), server_name="gavel-test")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[identities.AuthenticatedNats]:
+    server = identities.start_nats(tmp_path_factory.mktemp("nats"), server_name="gavel-test")
     try:
         yield server
     finally:
@@ -40,8 +48,13 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[natsserver
 
 
 @pytest.fixture
-def nats_url(nats_server: natsserver.NatsServer) -> str:
+def nats_url(nats_server: identities.AuthenticatedNats) -> str:
     return nats_server.url
+
+
+@pytest.fixture
+def nats_credentials(nats_server: identities.AuthenticatedNats) -> dict[str, Path]:
+    return nats_server.credentials
 
 
 def _database_params() -> list[object]:

@@ -30,6 +30,7 @@ from gavel_core.auth import Role
 from gavel_kit import settings as gavel_settings
 from gavel_kit.grpc.client import bearer
 from gavel_kit.service import Runtime
+from gavel_kit.testing import identities
 
 SCHEDULER_OFF = SchedulerConfig(enabled=False)
 
@@ -136,11 +137,11 @@ class RunningCatalog:
         self.admin = self.user("admin-1", Role.SITE_ADMIN)  # acts on every sale
         self.sale_admin = self.user("sale-admin-1", Role.SALE_ADMIN)  # only on the sales assigned to it
         self.crier = self.user("crier-1", Role.CRIER)
-        self.room_service = Caller(self.stub, "svc:room", rt.codec.issue_service_token("room"))
+        self.room_service = Caller(self.stub, "svc:room", identities.service_token("room"))
         self.stopped = False
 
     def user(self, subject: str, *roles: Role) -> Caller:
-        return Caller(self.stub, subject, self.rt.codec.issue(subject, roles))
+        return Caller(self.stub, subject, identities.user_token(subject, *roles))
 
     def bidder(self, n: int) -> Caller:
         return self.user(f"bidder-{n}", Role.BIDDER)
@@ -233,6 +234,7 @@ async def start_catalog(nats_url: str, database_url: str, tmp_path: Path) -> Asy
             "GAVEL_CATALOG_METRICS_PORT": "0",
             "GAVEL_CATALOG_DATABASE_URL": database_url,
             "GAVEL_LOG_LEVEL": "WARNING",
+            **identities.default().env(),
         }
         rt = Runtime(definition(scheduler=scheduler), gavel_settings.load("catalog", env))
         await rt.start()

@@ -5,14 +5,22 @@
   in-flight requests finish within GAVEL_SHUTDOWN_GRACE_S, close the gRPC channels and the database,
   flush spans, exit 0.
 - `migrate`: upgrade the gateway's tables to the newest revision and exit.
-- `create-user --email E --password P --name N --roles seller,bidder`: create the account, or update
-  the name, password and roles of the account with that email (idempotent; used to seed demo users).
+- `create-user --email E --name N --roles seller,bidder [--password-file F]`: create the account, or
+  update the name, password and roles of the account with that email (idempotent; used to seed demo
+  users). The password is read from the file, else from standard input — never from argv, where
+  every user of the machine could read it.
+- `disable-user --email E` / `enable-user --email E`: a disabled account cannot log in or refresh,
+  and its tokens are revoked (AccountRevoked on NATS, published by the serving gateway's outbox).
+
+The gateway signs user tokens with its own key (GAVEL_GATEWAY_SIGNING_KEY_FILE, default
+var/keys/gateway.pem) and verifies with the JWKS; without them it refuses to start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import math
@@ -24,23 +32,35 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.catalog_grpc import CatalogClient, GrpcHealthProbe
 from gateway.adapters.http.app import create_app
 from gateway.adapters.http.deps import Services
-from gateway.adapters.users_sql import MIGRATIONS, VERSION_TABLE, SqlUserRepository
+from gateway.adapters.http.guards import GuardSettings
+from gateway.adapters.users_sql import (
+    EVENTS_STREAM,
+    MIGRATIONS,
+    VERSION_TABLE,
+    SqlRefreshTokens,
+    SqlUserRepository,
+    tables,
+)
 from gateway.app.accounts import Accounts
 from gateway.app.passwords import PasswordHasher
+from gateway.app.throttle import Limits, Throttle
 from gavel_core.errors import InvalidArgument
 from gavel_kit import garbage, telemetry
 from gavel_kit import logging as gavel_logging
 from gavel_kit import loop as event_loops
+from gavel_kit import nats as gavel_nats
 from gavel_kit import settings as gavel_settings
-from gavel_kit.auth import TokenCodec
-from gavel_kit.db import Database
+from gavel_kit.auth import TokenSigner, TokenVerifier
+from gavel_kit.db import Database, OutboxRelay
 from gavel_kit.grpc.client import channel as traced_channel
 from gavel_kit.ids import new_id
+from gavel_kit.keys import GATEWAY, Jwks, KeyConfigError, SigningKey
 
 SERVICE = "gateway"
 log = gavel_logging.get_logger("gateway")
@@ -50,21 +70,81 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def token_codec(settings: gavel_settings.Settings) -> TokenCodec:
-    return TokenCodec(settings.jwt_secret, settings.jwt_issuer, settings.jwt_ttl_s)
+EVENTS = gavel_nats.StreamSpec(
+    name=EVENTS_STREAM,
+    subjects=["gavel.gateway.>"],
+    description="The gateway's account events (AccountRevoked): docs/security.md",
+    max_age_s=7 * 24 * 3600,  # revocations matter for one token lifetime; a week is plenty to catch up
+)
+
+
+def token_signer(settings: gavel_settings.Settings) -> TokenSigner:
+    """Signs user tokens with the gateway's own key (KeyConfigError without it)."""
+    return TokenSigner(SigningKey(settings.signing_key_file, GATEWAY), settings.jwt_issuer, settings.jwt_audience)
+
+
+def token_verifier(settings: gavel_settings.Settings) -> TokenVerifier:
+    return TokenVerifier(Jwks(settings.jwks_file), user_issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+def limits_of(settings: gavel_settings.Settings) -> Limits:
+    defaults = Limits()
+    return Limits(
+        login_per_ip=int(settings.option("LOGIN_PER_IP", str(defaults.login_per_ip))),
+        login_per_account=int(settings.option("LOGIN_PER_ACCOUNT", str(defaults.login_per_account))),
+        register_per_ip=int(settings.option("REGISTER_PER_IP", str(defaults.register_per_ip))),
+        refresh_per_ip=int(settings.option("REFRESH_PER_IP", str(defaults.refresh_per_ip))),
+    )
+
+
+def guards_of(settings: gavel_settings.Settings) -> GuardSettings:
+    return GuardSettings(
+        max_body_bytes=int(settings.option("MAX_BODY_BYTES", str(GuardSettings.max_body_bytes))),
+        max_json_depth=int(settings.option("MAX_JSON_DEPTH", str(GuardSettings.max_json_depth))),
+        trust_forwarded=settings.option("TRUST_FORWARDED", "false").lower() in ("1", "true", "yes"),
+        hsts=settings.option("HSTS", "false").lower() in ("1", "true", "yes"),
+    )
 
 
 def accounts_for(
-    db: Database, settings: gavel_settings.Settings, codec: TokenCodec, hasher: PasswordHasher | None = None
+    db: Database,
+    settings: gavel_settings.Settings,
+    signer: TokenSigner | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> Accounts:
     return Accounts(
         SqlUserRepository(db),
         hasher or PasswordHasher(),
-        codec,
-        token_ttl_s=settings.jwt_ttl_s,
+        signer or token_signer(settings),
+        token_ttl_s=settings.access_token_ttl_s,
         clock=_utcnow,
         new_id=new_id,
+        refresh_tokens=SqlRefreshTokens(db),
+        refresh_ttl_s=int(settings.option("REFRESH_TOKEN_TTL_S", str(14 * 24 * 3600))),
+        throttle=Throttle(limits_of(settings)),
     )
+
+
+async def relay_account_events(
+    nc: NatsClient, db: Database, settings: gavel_settings.Settings, relay_box: list[OutboxRelay]
+) -> None:
+    """Connect to NATS (retrying for as long as it takes), then publish the outbox's account events."""
+    await gavel_nats.connect(
+        settings.nats_url,
+        "gavel-gateway",
+        nc,
+        credentials=settings.nats_credentials_file,
+        first_connect_timeout_s=float("inf"),
+    )
+    js = nc.jetstream()
+    await gavel_nats.ensure_streams(js, [EVENTS])
+
+    async def publish(subject: str, payload: bytes, *, msg_id: str, event_type: str) -> object:
+        return await gavel_nats.publish(js, subject, payload, msg_id=msg_id, event_type=event_type)
+
+    relay = OutboxRelay(db, tables, publish)
+    relay_box.append(relay)
+    await relay.run()
 
 
 def build_app(settings: gavel_settings.Settings, *, hasher: PasswordHasher | None = None) -> FastAPI:
@@ -76,23 +156,34 @@ def build_app(settings: gavel_settings.Settings, *, hasher: PasswordHasher | Non
         catalog_address = settings.service_addresses["catalog"]
         catalog_channel = traced_channel(catalog_address)
         catalog_health = GrpcHealthProbe(catalog_address, gavel_settings.GRPC_SERVICE_NAMES["catalog"])
-        codec = token_codec(settings)
         app.state.services = Services(
-            accounts=accounts_for(db, settings, codec, hasher),
-            tokens=codec,
+            accounts=accounts_for(db, settings, token_signer(settings), hasher),
+            tokens=token_verifier(settings),
             catalog=CatalogClient(catalog_channel),
             readiness={"database": db.ping, "catalog": catalog_health.check},
         )
+        relays: list[OutboxRelay] = []
+        nc = NatsClient()
+        relaying = asyncio.create_task(relay_account_events(nc, db, settings, relays), name="account-events")
         log.info("gateway resources open", catalog=catalog_address)
         try:
             yield
         finally:
+            for relay in relays:
+                relay.stop()
+            if relays:  # let the relay publish what is left, briefly
+                await asyncio.wait([relaying], timeout=2)
+            relaying.cancel()
+            await asyncio.wait([relaying], timeout=2)  # nats-py may sit in a reconnect loop: do not hang
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), timeout=2)
             await catalog_channel.close()
             await catalog_health.close()
             await db.dispose()
             log.info("gateway resources closed")
 
-    return create_app(lifespan)
+    origins = tuple(o.strip() for o in settings.option("CORS_ORIGINS", "").split(",") if o.strip())
+    return create_app(lifespan, guards=guards_of(settings), cors_origins=origins)
 
 
 async def migrate(settings: gavel_settings.Settings, *, wait_s: float = 0) -> None:
@@ -120,7 +211,7 @@ async def create_user(
     await migrate(settings)
     db = Database(settings.database_url)
     try:
-        user, created = await accounts_for(db, settings, token_codec(settings)).save_user(email, password, name, roles)
+        user, created = await accounts_for(db, settings).save_user(email, password, name, roles)
     finally:
         await db.dispose()
     return {
@@ -130,6 +221,28 @@ async def create_user(
         "roles": sorted(role.value for role in user.roles),
         "created": created,
     }
+
+
+async def set_disabled(settings: gavel_settings.Settings, email: str, disabled: bool) -> dict[str, object]:
+    await migrate(settings)
+    db = Database(settings.database_url)
+    try:
+        user = await accounts_for(db, settings).set_disabled(email, disabled)
+    finally:
+        await db.dispose()
+    return {"id": user.id, "email": user.email, "disabled": user.disabled}
+
+
+def read_password(path: str | None) -> str:
+    """The password from a file, else the first line of standard input (never argv)."""
+    if path:
+        with open(path, encoding="utf-8") as source:
+            return source.read().rstrip("\r\n")
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 async def serve(settings: gavel_settings.Settings) -> None:
@@ -161,15 +274,24 @@ async def serve(settings: gavel_settings.Settings) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Gavel gateway: HTTP/JSON API, login, web UI")
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Gavel gateway: HTTP/JSON API, login, web UI", allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="migrate, then serve HTTP (the default)")
     commands.add_parser("migrate", help="upgrade the gateway's tables and exit")
-    user = commands.add_parser("create-user", help="create or update an account (idempotent by email)")
+    user = commands.add_parser(
+        "create-user",
+        help="create or update an account (idempotent by email); the password comes from stdin",
+        allow_abbrev=False,
+    )
     user.add_argument("--email", required=True)
-    user.add_argument("--password", required=True)
+    user.add_argument("--password-file", help="read the password from this file instead of standard input")
     user.add_argument("--name", required=True, help="display name")
     user.add_argument("--roles", required=True, help="comma list: bidder, seller, crier, sale_admin, site_admin, …")
+    for name, what in (("disable-user", "disable an account and revoke its tokens"), ("enable-user", "enable it")):
+        command = commands.add_parser(name, help=what)
+        command.add_argument("--email", required=True)
     return parser
 
 
@@ -181,15 +303,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         asyncio.run(migrate(settings, wait_s=30))
         return 0
-    if command == "create-user":
+    if command in ("create-user", "disable-user", "enable-user"):
         try:
-            result = asyncio.run(create_user(settings, args.email, args.password, args.name, args.roles))
+            if command == "create-user":
+                password = read_password(args.password_file)
+                result = asyncio.run(create_user(settings, args.email, password, args.name, args.roles))
+            else:
+                result = asyncio.run(set_disabled(settings, args.email, command == "disable-user"))
         except InvalidArgument as exc:
             for violation in exc.violations:
-                print(f"create-user: {violation.field}: {violation.description}", file=sys.stderr)
+                print(f"{command}: {violation.field}: {violation.description}", file=sys.stderr)
+            return 2
+        except (KeyConfigError, OSError) as exc:
+            print(f"{command}: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(result))
         return 0
+    try:  # no key, no start
+        token_signer(settings)
+        token_verifier(settings)
+    except KeyConfigError as exc:
+        log.error("refusing to start", reason=str(exc))
+        print(f"gateway: refusing to start: {exc}", file=sys.stderr)
+        return 2
     telemetry.configure(SERVICE)
     log.info(
         "starting", http=f"{settings.grpc_host}:{settings.grpc_port}", catalog=settings.service_addresses["catalog"]

@@ -6,15 +6,15 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from gateway.app.passwords import PasswordHasher, ScryptCost
-from gateway.main import accounts_for, build_app, migrate, token_codec
+from gateway.main import accounts_for, build_app, migrate, token_verifier
 from gavel.catalog.v1 import catalog_service_pb2 as pb
 from gavel.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from gavel.catalog.v1 import resources_pb2
 from gavel.common.v1 import money_pb2, paging_pb2
 from gavel_kit import settings as gavel_settings
-from gavel_kit.auth import TokenCodec
 from gavel_kit.db import Database
 from gavel_kit.grpc.server import add_health_and_reflection, bind, build_server
+from gavel_kit.testing import identities
 
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 CHEAP_HASHER = PasswordHasher(ScryptCost(log2_n=8))  # the production cost makes every test ~0.1 s slower
@@ -73,8 +73,8 @@ class FakeCatalog(pb_grpc.CatalogServiceServicer):
 @pytest.fixture
 async def catalog():
     """A real grpc.aio server with Gavel's interceptor chain (tracing, errors, auth) and health SERVING."""
-    settings = gavel_settings.load("catalog", {})
-    server = build_server(TokenCodec(settings.jwt_secret, settings.jwt_issuer))
+    settings = gavel_settings.load("catalog", identities.default().env())
+    server = build_server(token_verifier(settings))
     health = await add_health_and_reflection(server, ["gavel.catalog.v1.CatalogService"], reflection_enabled=False)
     servicer = FakeCatalog()
     pb_grpc.add_CatalogServiceServicer_to_server(servicer, server)
@@ -96,6 +96,8 @@ def gateway_settings(tmp_path, catalog_address=UNREACHABLE):
             "GAVEL_VAR_DIR": str(tmp_path),
             "GAVEL_GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite'}",
             "GAVEL_CATALOG_ADDR": catalog_address,
+            "GAVEL_NATS_URL": "nats://127.0.0.1:1",  # no NATS: account events wait in the outbox
+            **identities.default().env(),
         },
     )
 
@@ -110,9 +112,16 @@ class Gateway:
     async def add_user(self, email, password, name="Test User", roles="bidder"):
         db = Database(self.settings.database_url)
         try:
-            accounts = accounts_for(db, self.settings, token_codec(self.settings), CHEAP_HASHER)
+            accounts = accounts_for(db, self.settings, hasher=CHEAP_HASHER)
             user, _ = await accounts.save_user(email, password, name, roles)
             return user
+        finally:
+            await db.dispose()
+
+    async def disable_user(self, email):
+        db = Database(self.settings.database_url)
+        try:
+            return await accounts_for(db, self.settings, hasher=CHEAP_HASHER).set_disabled(email, True)
         finally:
             await db.dispose()
 

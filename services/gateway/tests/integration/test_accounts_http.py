@@ -2,7 +2,7 @@
 
 import pytest
 
-from gavel_kit.auth import TokenCodec
+from gateway.main import token_verifier
 
 pytestmark = pytest.mark.integration
 
@@ -15,15 +15,16 @@ async def test_login_with_the_right_password_returns_a_bearer_token_and_the_user
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"
-    assert body["expires_in"] == gateway.settings.jwt_ttl_s
+    assert body["expires_in"] == gateway.settings.access_token_ttl_s <= 300
+    assert body["refresh_token"]
+    assert body["refresh_expires_in"] > 3600
     assert body["user"] == {
         "id": user.id,
         "email": "seller@gavel.local",
         "display_name": "Sam Seller",
         "roles": ["bidder", "seller"],
     }
-    codec = TokenCodec(gateway.settings.jwt_secret, gateway.settings.jwt_issuer)
-    principal = codec.verify(body["access_token"])
+    principal = token_verifier(gateway.settings).verify(body["access_token"])
     assert principal.subject == user.id
     assert {role.value for role in principal.roles} == {"bidder", "seller"}
 
@@ -80,11 +81,11 @@ async def test_a_new_bidder_registers_and_can_log_in_at_once(gateway):
     response = await gateway.client.post(
         "/api/v1/auth/register", json={"email": "Nora@Example.com", "password": "long-enough", "display_name": "Nora"}
     )
-    assert response.status_code == 201
-    assert response.json()["user"]["roles"] == ["bidder"]
+    assert response.status_code == 202
     token = await gateway.token_for("nora@example.com", "long-enough")
     me = await gateway.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["email"] == "nora@example.com"
+    assert me.json()["roles"] == ["bidder"]
 
 
 async def test_registration_cannot_grant_roles_other_than_bidder(gateway):
@@ -92,17 +93,22 @@ async def test_registration_cannot_grant_roles_other_than_bidder(gateway):
         "/api/v1/auth/register",
         json={"email": "sneaky@example.com", "password": "long-enough", "roles": ["site_admin"]},
     )
-    assert response.status_code == 201
-    assert response.json()["user"]["roles"] == ["bidder"]
+    assert response.status_code == 202
+    token = await gateway.token_for("sneaky@example.com", "long-enough")
+    me = await gateway.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["roles"] == ["bidder"]
 
 
-async def test_registering_a_taken_email_is_409_already_exists(gateway):
+async def test_registering_a_taken_email_answers_exactly_as_a_new_one_and_changes_nothing(gateway):
     await gateway.add_user("ann@example.com", "demo-password", roles="seller")
-    response = await gateway.client.post(
+    taken = await gateway.client.post(
         "/api/v1/auth/register", json={"email": "ANN@example.com", "password": "long-enough"}
     )
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "ALREADY_EXISTS"
+    new = await gateway.client.post(
+        "/api/v1/auth/register", json={"email": "bob@example.com", "password": "long-enough"}
+    )
+    assert (taken.status_code, taken.json()) == (new.status_code, new.json()) == (202, new.json())
+    assert await gateway.token_for("ann@example.com", "demo-password")  # the account is untouched
 
 
 async def test_registration_reports_every_bad_field(gateway):

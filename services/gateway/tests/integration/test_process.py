@@ -25,24 +25,32 @@ def env(tmp_path):
     }
 
 
-def _gateway(env, *args):
+def _gateway(env, *args, stdin=""):
     return subprocess.run(
-        [sys.executable, "-m", "gateway.main", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "gateway.main", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
-def test_create_user_is_idempotent_by_email_and_updates_roles(env):
+def test_create_user_is_idempotent_by_email_and_updates_roles(env, tmp_path):
     first = _gateway(
-        env, "create-user", "--email", "Seller@Gavel.local", "--password", "pw1", "--name", "Sam", "--roles", "seller"
+        env, "create-user", "--email", "Seller@Gavel.local", "--name", "Sam", "--roles", "seller", stdin="pw1\n"
     )
     assert first.returncode == 0, first.stderr
+    password_file = tmp_path / "password"
+    password_file.write_text("pw2\n")
     second = _gateway(
         env,
         "create-user",
         "--email",
         "seller@gavel.local",
-        "--password",
-        "pw2",
+        "--password-file",
+        str(password_file),
         "--name",
         "Sam",
         "--roles",
@@ -57,8 +65,14 @@ def test_create_user_is_idempotent_by_email_and_updates_roles(env):
     assert updated["roles"] == ["bidder", "seller"]
 
 
+def test_create_user_never_takes_a_password_in_argv(env):
+    result = _gateway(env, "create-user", "--email", "a@b.co", "--password", "pw", "--name", "N", "--roles", "bidder")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --password" in result.stderr
+
+
 def test_create_user_with_bad_input_exits_2_and_says_why(env):
-    result = _gateway(env, "create-user", "--email", "nope", "--password", "pw", "--name", "N", "--roles", "pope")
+    result = _gateway(env, "create-user", "--email", "nope", "--name", "N", "--roles", "pope", stdin="pw\n")
     assert result.returncode == 2
     assert "create-user: email:" in result.stderr
     assert "create-user: roles: unknown role 'pope'" in result.stderr

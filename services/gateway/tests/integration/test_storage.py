@@ -40,8 +40,8 @@ async def test_migrating_twice_is_harmless_and_records_the_revision_in_the_gatew
     async with db.engine.connect() as connection:
         tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
         version = (await connection.exec_driver_sql("SELECT version_num FROM gateway_alembic_version")).scalar_one()
-    assert {"gateway_users", VERSION_TABLE} <= set(tables)
-    assert version == "0001_gateway_users"
+    assert {"gateway_users", "gateway_refresh_tokens", "gateway_outbox", VERSION_TABLE} <= set(tables)
+    assert version == "0002_gateway_sessions"
 
 
 async def test_the_migrations_build_exactly_the_tables_the_code_declares(db):

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from gavel.notify.v1 import notify_service_pb2_grpc
 from gavel_kit import service
 from gavel_kit.db import utcnow
+from gavel_kit.keys import load_secret
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
 from gavel_kit.settings import Settings
 from notify.adapters.channels import HttpSmsSender, SmsConfig, SmtpConfig, SmtpSender
@@ -47,9 +48,10 @@ MIGRATIONS = "notify.adapters:migrations"
 
 def _key(settings: Settings, purpose: str) -> bytes:
     """A key of its own per purpose: GAVEL_NOTIFY_LINK_SECRET if set, else derived from the
-    deployment's secret (so `gavel up` needs no extra secret and no default is in the source)."""
-    secret = settings.option("LINK_SECRET", "") or settings.jwt_secret
-    return hmac.new(secret.encode(), f"gavel-notify:{purpose}".encode(), hashlib.sha256).digest()
+    deployment secret `gavel up` generates under var/keys (no default is in the source; no key, no start)."""
+    configured = settings.option("LINK_SECRET", "")
+    secret = configured.encode() if configured else load_secret(settings.keys_dir / "notify-links.key")
+    return hmac.new(secret, f"gavel-notify:{purpose}".encode(), hashlib.sha256).digest()
 
 
 @dataclass

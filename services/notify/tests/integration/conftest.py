@@ -33,6 +33,7 @@ from gavel_kit.consumers import ensure_stream_exists
 from gavel_kit.grpc.client import bearer
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime
+from gavel_kit.testing import identities
 from gavel_kit.testing.plugin import free_port
 from notify.main import NotifyComponents, definition
 from notify.sandbox.sms import SmsBook, create_app
@@ -161,13 +162,13 @@ class RunningNotify:
         self.components = components
         self.channel = channel
         self.stub = notify_service_pb2_grpc.NotifyServiceStub(channel)
-        self.service = Caller(self.stub, "svc:gateway", rt.codec.issue_service_token("gateway"))
+        self.service = Caller(self.stub, "svc:room", identities.service_token("room"))  # any service identity
         self.admin = self.user("admin-1", Role.SITE_ADMIN)
         self.anonymous = Caller(self.stub, "", None)
         self.stopped = False
 
     def user(self, subject: str, *roles: Role) -> Caller:
-        return Caller(self.stub, subject, self.rt.codec.issue(subject, roles or (Role.BIDDER,)))
+        return Caller(self.stub, subject, identities.user_token(subject, *(roles or (Role.BIDDER,))))
 
     async def reachable(
         self,
@@ -285,6 +286,7 @@ async def start_notify(
                 "GAVEL_NOTIFY_POLL_S": "0.2",
                 "GAVEL_NOTIFY_SMTP_TIMEOUT_S": "2",
                 "GAVEL_LOG_LEVEL": "WARNING",
+                **identities.default().env(),
             }
             | {f"GAVEL_NOTIFY_{key.upper()}": value for key, value in options.items()}
             | (env_extra or {})

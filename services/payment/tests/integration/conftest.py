@@ -33,6 +33,7 @@ from gavel_core.auth import Role
 from gavel_kit import settings as gavel_settings
 from gavel_kit.nats import StreamSpec
 from gavel_kit.service import Runtime
+from gavel_kit.testing import identities
 from gavel_kit.testing.clients import Caller, EventTap
 from gavel_kit.testing.plugin import free_port
 from payment import sandbox as sandbox_module
@@ -151,10 +152,12 @@ class RunningPayment:
         self.admin = self.user("admin-1", Role.SITE_ADMIN)
         self.sale_admin = self.user("sale-admin-1", Role.SALE_ADMIN)
         self.seller = self.user("seller-1", Role.SELLER)
-        self.service = Caller(self.stub, "svc:tender", rt.codec.issue_service_token("tender"))
+        self.service = Caller(self.stub, "svc:tender", identities.service_token("tender"))
 
     def user(self, subject: str, *roles: Role) -> Caller:
-        return Caller(self.stub, subject, self.rt.codec.issue(subject, roles))
+        if roles == (Role.SERVICE,) and subject.startswith("svc:"):  # a service signs its own identity
+            return Caller(self.stub, subject, identities.service_token(subject.removeprefix("svc:")))
+        return Caller(self.stub, subject, identities.user_token(subject, *roles))
 
     def bidder(self, n: int) -> Caller:
         return self.user(f"bidder-{n}", Role.BIDDER)
@@ -236,6 +239,7 @@ async def start_payment(nats_url: str, database_url: str, tmp_path: Path) -> Asy
             "GAVEL_PAYMENT_OVERDUE_SCAN_S": "0.3",
             "GAVEL_PAYMENT_STRIKES_TO_BAN": str(strikes_to_ban),
             "GAVEL_LOG_LEVEL": "WARNING",
+            **identities.default().env(),
             **(extra or {}),
         }
         rt = Runtime(definition(), gavel_settings.load("payment", env))

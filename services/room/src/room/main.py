@@ -32,9 +32,11 @@ from typing import Any
 
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.room.v1 import room_service_pb2_grpc
+from gavel_core.auth import Principal, Role
 from gavel_kit import nats as gavel_nats
 from gavel_kit import service
 from gavel_kit.consumers import DurableConsumer, StreamFollower, ensure_stream_exists
+from gavel_kit.keys import load_secret
 from gavel_kit.logging import get_logger
 from gavel_kit.service import Hook, Runtime, ServiceDefinition
 from room.adapters import orm
@@ -42,13 +44,16 @@ from room.adapters.catalog_client import CatalogClient
 from room.adapters.consumers import (
     BIDDER_EVENTS,
     CATALOG_STREAM,
+    GATEWAY_SPEC,
     LOT_STARTING,
     LOT_WITHDRAWN,
     PAYMENT_SPEC,
     REGISTRATION_DECIDED,
+    REVOCATIONS,
     STAFF_CHANGED,
     apply_bidder_event,
     apply_registration,
+    apply_revocation,
     apply_staff,
     lot_statement_handler,
     projections_handler,
@@ -67,8 +72,10 @@ from room.app.books import RegistrationBook, StaffBook
 from room.app.eligibility import EligibilityBook
 from room.app.feeds import Feeds
 from room.app.lots import LotDeps, LotDirectory
+from room.app.revocations import RevocationBook
 from room.app.room import RoomService
 from room.app.timers import WakeUps
+from room.app.views import Pseudonyms
 from room.domain.draws import SECRET_BYTES
 
 log = get_logger("room.main")
@@ -165,6 +172,10 @@ class RoomReplica:
         self.settings = settings
         self.catalog = catalog_client(rt, settings)
         self.book = EligibilityBook()
+        # per-sale bidder pseudonyms for everything public (no key, no start)
+        self.pseudonyms = Pseudonyms(load_secret(rt.settings.keys_dir / "pseudonyms.key"))
+        self.revocations = RevocationBook()
+        rt.codec.revocations = self.revocations.revoked  # a disabled or demoted account stops bidding at once
         self.registrations = RegistrationBook()
         self.staff = StaffBook()
         self.active = KvActiveLots(rt.nc, rt.js, rt.settings.nats_replicas)
@@ -172,11 +183,12 @@ class RoomReplica:
             self._follower("eligibility", BIDDER_EVENTS, apply_bidder_event(self.book)),
             self._follower("registrations", REGISTRATION_DECIDED, apply_registration(self.registrations)),
             self._follower("staff", STAFF_CHANGED, apply_staff(self.staff), last_per_subject=True),
+            self._follower("revocations", REVOCATIONS, apply_revocation(self.revocations)),
         ]
         self.wakeups = WakeUps(wall_clock_ms, self.wake)
         deps = LotDeps(
             log=JetStreamEventLog(rt.nc, rt.js),
-            announcer=NatsAnnouncer(rt.nc),
+            announcer=NatsAnnouncer(rt.nc, self.pseudonyms),
             active=self.active,
             terms=StartedLots(self.catalog, wall_clock_ms),
             clock=wall_clock_ms,
@@ -201,13 +213,22 @@ class RoomReplica:
         )
         self.router = CallRouter(
             rt.nc,
-            RoomHandlers(room).routes(),
+            RoomHandlers(room, self.pseudonyms).routes(),
             self.lots.partition_of,
             self.owns,
             self.spawn,
             settings.forward_timeout_s,
+            verifier=rt.codec,
+            own_identity=lambda: Principal(
+                subject=rt.credential.subject,
+                roles=frozenset({Role.SERVICE}),
+                display_name="room",
+                credential=rt.service_token,
+            ),
         )
-        self.feeds = Feeds(NatsLiveFeeds(rt.nc), self.spawn, wall_clock_ms, tail_check_ms=settings.watch_tail_check_ms)
+        self.feeds = Feeds(
+            NatsLiveFeeds(rt.nc, self.pseudonyms), self.spawn, wall_clock_ms, tail_check_ms=settings.watch_tail_check_ms
+        )
         self.servicer = RoomServicer(
             self.router,
             self.feeds,
@@ -220,6 +241,7 @@ class RoomReplica:
         )
         self.leases = LeaseKeeper(
             rt.settings.nats_url,
+            rt.settings.nats_credentials_file,
             settings.replica_id,
             settings.partitions,
             _Partitions(self.router, self.lots, self.active, rt),
@@ -261,6 +283,7 @@ class RoomReplica:
         rt, settings = self.rt, self.settings
         await self.active.check_partition_count(settings.partitions)
         await ensure_stream_exists(rt.js, PAYMENT_SPEC)
+        await ensure_stream_exists(rt.js, GATEWAY_SPEC)
         for follower in self.followers:
             runtime.spawn(follower.run(), f"follow-{follower.name}")
             gavel_nats.resources(rt.nc).add(f"{follower.name} follower", follower.follow_again)
@@ -352,7 +375,7 @@ PROJECTOR = ServiceDefinition(
     wire=wire_projector,
     metadata=orm.metadata,
     migrations=MIGRATIONS,
-    streams=STREAMS,
+    streams=(),  # the replicas own ROOM_EVENTS; the projector only reads it (its consumer waits for it)
 )
 
 

@@ -29,12 +29,10 @@ from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
 from gavel_core.auth import Role
-from gavel_kit import natsserver
-from gavel_kit.auth import TokenCodec
-from gavel_kit.grpc.client import bearer
+from gavel_kit import natsperms, natsserver
 from gavel_kit.nats import StreamSpec
-from gavel_kit.settings import DEV_JWT_SECRET
 from gavel_kit.streamread import read_subject
+from gavel_kit.testing import identities
 from gavel_kit.testing.load import Acked, Bidding, check_logs, lot_ready, resume_delays, watch_gapless
 from gavel_kit.testing.load import logs_when_decided as _logs_when_decided
 from gavel_kit.testing.plugin import free_port
@@ -43,7 +41,6 @@ from room.adapters.leases import KvLeaseStore
 LEASE_TTL_S = 1.2  # the replicas' default; only used if the buckets did not exist yet
 
 SERVICE = "gavel.room.v1.RoomService"
-CODEC = TokenCodec(DEV_JWT_SECRET)
 CATALOG_SPEC = StreamSpec(name="CATALOG", subjects=["gavel.catalog.>"], description="the catalog's stream (tests)")
 
 
@@ -51,8 +48,9 @@ def usd(amount_minor: int) -> Money:
     return Money(amount_minor=amount_minor, currency="USD")
 
 
-def token(subject: str, *roles: Role) -> tuple[tuple[str, str], ...]:
-    return bearer(CODEC.issue(subject, roles))
+def token(subject: str, *roles: Role) -> identities.LiveBearer:
+    """A user's call metadata, signed like a gateway login (renewed before it expires)."""
+    return identities.default().bearer(subject, *roles)
 
 
 def new_id() -> str:
@@ -124,16 +122,29 @@ class RoomCluster:
     shared_database: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     servers: list[natsserver.NatsServer] = field(default_factory=list)  # a NATS cluster: every node
+    # The generated auth config (the single server; the routed cluster runs without): user → file.
+    credentials: dict[str, Path] = field(default_factory=dict)
+    users: list[natsperms.User] = field(default_factory=list)
+
+    @property
+    def server_url(self) -> str:
+        """Where the replicas connect (they log in with their own credentials files)."""
+        return ",".join(server.url for server in self.servers) if self.servers else self.nats.url
 
     @property
     def nats_url(self) -> str:
-        return ",".join(server.url for server in self.servers) if self.servers else self.nats.url
+        """For the tests' own clients: as the superuser (the replicas log in as `room`, the projector
+        as `room-projector`)."""
+        if self.servers or not self.credentials:
+            return self.server_url
+        user, password = natsserver.read_credentials(self.credentials[identities.SUPERUSER])
+        return self.nats.url.replace("nats://", f"nats://{user}:{password}@", 1)
 
     def environment(self, name: str, port: int) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             GAVEL_VAR_DIR=str(self.root / name),
-            GAVEL_NATS_URL=self.nats_url,
+            GAVEL_NATS_URL=self.server_url,
             GAVEL_ROOM_GRPC_PORT=str(port),
             GAVEL_ROOM_METRICS_PORT="0",
             GAVEL_ROOM_PROJECTOR_GRPC_PORT=str(port),
@@ -145,6 +156,8 @@ class RoomCluster:
             GAVEL_SHUTDOWN_GRACE_S="1",
             PYTHONUNBUFFERED="1",
         )
+        if "room" in self.credentials:
+            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.credentials["room"])
         env.update(self.extra_env)
         if self.shared_database:
             env["GAVEL_ROOM_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.root / 'room.sqlite'}"
@@ -154,10 +167,13 @@ class RoomCluster:
     def start(self, name: str, command: str = "serve") -> Replica:
         port = free_port()
         log_path = self.root / f"{name}.log"
+        env = self.environment(name, port)
+        if command == "project" and "room-projector" in self.credentials:
+            env["GAVEL_NATS_CREDENTIALS_FILE"] = str(self.credentials["room-projector"])
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "room.main", command],
-                env=self.environment(name, port),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -193,7 +209,9 @@ class RoomCluster:
 
     def start_nats(self) -> None:
         """Start the nats-server again on the same port and store."""
-        self.nats = natsserver.start(self.root / "nats", port=self.nats.port, server_name="room-test")
+        self.nats = natsserver.start(
+            self.root / "nats", port=self.nats.port, server_name="room-test", users=self.users or None
+        )
 
     def kill(self, replica: Replica) -> None:
         if replica.alive():
@@ -223,10 +241,14 @@ class RoomCluster:
 def room_cluster(
     root: Path, replicas: int, *, projector: bool = False, env: dict[str, str] | None = None
 ) -> Iterator[RoomCluster]:
-    server = natsserver.start(root / "nats", server_name="room-test")
-    cluster = RoomCluster(root, server, shared_database=projector, extra_env=dict(env or {}))
+    credentials = natsserver.write_credentials(root / "nats-credentials", [*natsperms.USERS, identities.SUPERUSER])
+    users = natsserver.users_for(credentials, superusers=[identities.SUPERUSER])
+    server = natsserver.start(root / "nats", server_name="room-test", users=users)
+    cluster = RoomCluster(
+        root, server, shared_database=projector, extra_env=dict(env or {}), credentials=credentials, users=users
+    )
     try:
-        _run(_create_catalog_stream(server.url))
+        _run(_create_catalog_stream(cluster.nats_url))
         if projector:  # the first process migrates the shared database before the others open it
             cluster.wait_serving(cluster.start("projector", "project"), service="room-projector")
         started = [cluster.start(f"replica-{i}") for i in range(replicas)]

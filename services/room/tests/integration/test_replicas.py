@@ -33,10 +33,12 @@ from room.app.lots import CommandRequest, LotDeps, LotDirectory, WithdrawLot
 from room.app.model import Batch, LotConfigured, LotSummary, PublishedLot
 from room.app.ports import WrongLastSequence
 from room.app.timers import WakeUps
+from room.app.views import Pseudonyms
 from room.domain import OpenLot, PlaceBid
 from room.main import draw_secret, wall_clock_ms
 
 pytestmark = pytest.mark.integration
+TEST_PSEUDONYMS = Pseudonyms(b"test-pseudonym-key-0123456789abcdef")
 
 CRIER = token("crier-1", Role.CRIER)
 ALICE = token("alice", Role.BIDDER)
@@ -123,7 +125,7 @@ async def test_any_replica_takes_a_bid_and_a_retry_gets_the_first_answer(events,
     assert (first.lot_sequence, first.leader_id, first.price.amount_minor, first.leading) == (3, "alice", 1_000, True)
     assert again == [first, first]
     log = await events.log(lot.id)
-    assert [batch.command_id for _, batch in log].count(request.request_id) == 1
+    assert [batch.command_id for _, batch in log].count(f"{request.request_id}@alice") == 1  # scoped by caller
     assert [batch.lot_sequence for _, batch in log] == [1, 2, 3, 4]
 
 
@@ -252,7 +254,11 @@ async def test_a_tick_that_cannot_be_appended_fires_later(cluster, events, stubs
         assert loop.time() < deadline, f"the failed tick never fired: {state}"
         await asyncio.sleep(0.1)
         state = await ready(stubs[1], lot.id)
-    assert (state.buyer_id, state.hammer_price.amount_minor) == ("alice", 1_000)
+    assert state.hammer_price.amount_minor == 1_000
+    assert (
+        state.buyer_id
+        == (await stubs[1].GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=ALICE)).state.viewer_alias
+    )
 
 
 def _serving(replica) -> bool:
@@ -396,7 +402,7 @@ async def test_two_owners_bidding_on_one_lot_leave_one_gapless_log(cluster, even
         return task
 
     try:
-        owners = [_owner(nc, lot, NatsAnnouncer(nc), spawn) for nc in connections]
+        owners = [_owner(nc, lot, NatsAnnouncer(nc, TEST_PSEUDONYMS), spawn) for nc in connections]
         actors = [await owner.loaded(lot.id) for owner in owners]
         await actors[0].execute(CommandRequest("open", "OpenLot", "crier", "open", OpenLot("crier")))
 
@@ -428,12 +434,12 @@ class _DroppingAnnouncer:
     """The owner's announcements, except those of batches that end a lot (lost without a trace)."""
 
     def __init__(self, nc) -> None:
-        self._real = NatsAnnouncer(nc)
+        self._real = NatsAnnouncer(nc, TEST_PSEUDONYMS)
 
-    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
         if ev.LotEventBatch.FromString(encoded).after.phase in ("sold", "unsold"):
             return
-        await self._real.announce(lot_id, stream_sequence, encoded)
+        await self._real.announce(lot_id, stream_sequence, encoded, sale_id)
 
 
 async def test_a_watcher_whose_last_announcement_was_dropped_still_receives_lot_sold(cluster):
@@ -449,7 +455,7 @@ async def test_a_watcher_whose_last_announcement_was_dropped_still_receives_lot_
         task.add_done_callback(tasks.discard)
         return task
 
-    feeds = Feeds(NatsLiveFeeds(watcher_nc), spawn, wall_clock_ms, tail_check_ms=300)
+    feeds = Feeds(NatsLiveFeeds(watcher_nc, TEST_PSEUDONYMS), spawn, wall_clock_ms, tail_check_ms=300)
     runner = spawn(feeds.run(every_s=0.1))
     try:
         owner = await _owner(owner_nc, lot, _DroppingAnnouncer(owner_nc), spawn).loaded(lot.id)

@@ -30,6 +30,7 @@ from gavel_kit.consumers import ensure_stream_exists
 from gavel_kit.db import Database
 from gavel_kit.grpc.errors import error_info_of
 from gavel_kit.service import Runtime
+from gavel_kit.testing import identities
 from room.adapters.orm import metadata
 from room.domain.draws import verify
 from room.main import MIGRATIONS, definition
@@ -137,6 +138,7 @@ async def room(nats_url: str, tmp_path: Path) -> AsyncIterator[Room]:
         "GAVEL_CATALOG_ADDR": f"127.0.0.1:{catalog_port}",
         "GAVEL_ROOM_REPLICA_ID": f"in-process-{new_id()[:8]}",
         "GAVEL_ROOM_CLOSING_SOON_S": "1",
+        **identities.default().env(),
     }
     runtime = Runtime(definition(), gavel_settings.load("room", env))
     await runtime.start()
@@ -260,8 +262,14 @@ async def test_a_product_of_three_runs_as_three_independent_rooms(room: Room):
     assert late.leading
     for lot in lots:
         await room.until(lambda lot=lot: _is(room, lot.id, pb.LOT_PHASE_SOLD))
-    buyers = [(await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id))).state.buyer_id for lot in lots]
-    assert buyers == ["bidder-0", "bidder-1", "late-bidder"]
+    buyers = [
+        (await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=ADMIN)).state.buyer_id
+        for lot in lots
+    ]
+    assert buyers == ["bidder-0", "bidder-1", "late-bidder"]  # staff see accounts; the public a pseudonym
+    public = (await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lots[0].id))).state.buyer_id
+    assert public.startswith("bidder-")
+    assert public != "bidder-0"
     log = await room.events.log(lots[0].id)
     assert any(e.WhichOneof("event") == "closing_soon" for _, b in log for e in b.events)
 
@@ -331,7 +339,14 @@ async def test_watchers_never_see_the_lucky_option_until_the_close_reveals_it_as
     revealed = next(e.lucky_draw_revealed for e in seen if e.WhichOneof("event") == "lucky_draw_revealed")
     shown_picks = [e.option_picked for e in seen if e.WhichOneof("event") == "option_picked"]
     assert not window.HasField("winning_option")
-    assert [p.bidder for p in shown_picks] == list(picks)
+    aliases = [
+        (
+            await room.stub.GetLotState(pb.GetLotStateRequest(lot_id=lot.id), metadata=token(who, Role.BIDDER))
+        ).state.viewer_alias
+        for who in picks
+    ]
+    assert [p.bidder for p in shown_picks] == aliases  # watchers see per-sale pseudonyms; each bidder knows theirs
+    assert not set(picks) & set(aliases)
     assert not any(p.HasField("option") or p.HasField("correct") for p in shown_picks)
     assert kinds.index("lucky_window_opened") < kinds.index("option_picked") < kinds.index("lucky_draw_revealed")
     # any bidder can now check that the option was fixed before the first pick

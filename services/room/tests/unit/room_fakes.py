@@ -99,7 +99,7 @@ class FakeAnnouncer:
     def __init__(self) -> None:
         self.announced: list[tuple[str, int]] = []
 
-    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
         self.announced.append((lot_id, stream_sequence))
 
 

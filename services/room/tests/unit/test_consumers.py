@@ -8,9 +8,14 @@ import pytest
 
 from gavel.catalog.v1 import resources_pb2 as res
 from gavel.events.v1 import catalog_events_pb2 as cev
+from gavel_core.auth import Principal, Role
 from gavel_core.errors import FailedPrecondition
 from gavel_kit.consumers import DurableConsumer
 from room.adapters.consumers import lot_statement_handler
+
+
+def ROOM() -> Principal:
+    return Principal("svc:room", frozenset({Role.SERVICE}), credential="room-token")
 
 
 class Message:

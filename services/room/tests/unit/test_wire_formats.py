@@ -12,7 +12,14 @@ from gavel.common.v1.money_pb2 import Money
 from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel.events.v1 import room_events_pb2 as ev
 from gavel_core.formats import LuckyWinningRule
-from room.adapters.codec import decode_batch, encode_batch, lot_from_message, lot_message, watch_response
+from room.adapters.codec import (
+    decode_batch,
+    encode_batch,
+    lot_from_message,
+    lot_message,
+    public_batch,
+    watch_response,
+)
 from room.adapters.consumers import eligibility_event
 from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary
@@ -127,6 +134,42 @@ def test_watchers_never_see_internal_events_or_secrets():
     assert bid.price.amount_minor == 4_200
     assert bid.leader == "alice"
     assert message.events[1].bid_accepted.HasField("amount")  # the log itself keeps it
+
+
+def test_an_announcement_carries_only_the_public_projection_and_watchers_see_the_same():
+    events = [sample(t) for t in ALL_EVENTS] + [LotConfigured("lot-1", 1, LotInfo("lot-1", "s", "v"), lucky())]
+    stored = encode_batch(batch(*events))
+    announced = ev.LotEventBatch.FromString(public_batch(stored))
+    assert (announced.command_id, announced.actor_id, announced.request_fingerprint) == ("", "", "")
+    assert {e.WhichOneof("event") for e in announced.events}.isdisjoint({"lot_configured", "penalty_assessed"})
+    assert b"secret-seed" not in public_batch(stored)
+    for event in announced.events:
+        inner = getattr(event, event.WhichOneof("event"))
+        for secret in SECRET_FIELDS.get(type(inner).DESCRIPTOR.name, ()):
+            assert not inner.HasField(secret)
+    assert watch_response(announced) == watch_response(ev.LotEventBatch.FromString(stored))
+
+
+def test_the_public_names_bidders_by_a_per_sale_pseudonym_stable_in_a_sale_unlinkable_across_sales():
+    from room.app.views import Pseudonyms
+
+    names = Pseudonyms(b"k" * 32)
+    assert names.alias("sale-1", "alice") == names.alias("sale-1", "alice") != names.alias("sale-2", "alice")
+    assert names.alias("sale-1", "alice") != names.alias("sale-1", "bob")
+    assert "alice" not in names.alias("sale-1", "alice")
+    assert Pseudonyms(b"j" * 32).alias("sale-1", "alice") != names.alias("sale-1", "alice")  # keyed
+    stored = encode_batch(batch(*[sample(t) for t in ALL_EVENTS]))
+    shown = ev.LotEventBatch.FromString(public_batch(stored, lambda who: names.alias("sale-1", who)))
+    from room.app.views import ACCOUNT_FIELDS
+
+    for event in shown.events:  # no account id in any field that names one
+        inner = getattr(event, event.WhichOneof("event"))
+        for name in ACCOUNT_FIELDS:
+            if name in inner.DESCRIPTOR.fields_by_name and getattr(inner, name):
+                assert getattr(inner, name).startswith("bidder-"), (event, name)
+    assert shown.after.leader_id.startswith("bidder-")
+    bid = next(e.bid_accepted for e in shown.events if e.WhichOneof("event") == "bid_accepted")
+    assert bid.bidder == bid.leader == names.alias("sale-1", "alice")
 
 
 def test_eligibility_events_from_their_subjects():

@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--room-addr", action="append", default=None, help="a room replica (repeat for several)")
     target.add_argument("--nats-url", default=None, help="default: GAVEL_NATS_URL")
     target.add_argument(
-        "--jwt-secret-file", default=None, help="default: GAVEL_JWT_SECRET or <GAVEL_VAR_DIR>/secrets/jwt-secret"
+        "--keys-dir", default=None, help="the cluster's signing keys (default: GAVEL_KEYS_DIR or <GAVEL_VAR_DIR>/keys)"
     )
     target.add_argument("--room-database-url", default=None, help="the room's database, for extra replicas on a target")
     out = p.add_argument_group("output")
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         catalog=args.catalog_addr,
         room_addresses=args.room_addr,
         nats_url=args.nats_url,
-        jwt_secret_file=args.jwt_secret_file,
+        keys_dir=args.keys_dir,
         room_database_url=args.room_database_url,
         client_processes=args.client_procs,
         concurrency=args.concurrency,

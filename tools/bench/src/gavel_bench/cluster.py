@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gavel_bench.access import ops_credentials, use_nats_credentials
 from gavel_bench.processes import stop_popen
 from gavel_kit import settings as gavel_settings
 from gavel_kit.healthcheck import grpc_serving
@@ -43,7 +44,7 @@ class Endpoints:
     catalog: str
     rooms: tuple[str, ...]
     nats_url: str
-    jwt_secret: str
+    keys_dir: str  # the cluster's signing keys (the gateway's signs the bench's tokens)
 
 
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
@@ -131,11 +132,12 @@ class LocalCluster:
     def room_database_url(self) -> str:
         return gavel_settings.default_database_url(self.var_dir, "room")
 
-    def jwt_secret(self) -> str:
-        return (self.var_dir / "secrets" / "jwt-secret").read_text().strip()
+    def keys_dir(self) -> str:
+        return str(self.var_dir / "keys")
 
     def endpoints(self) -> Endpoints:
-        return Endpoints(self.address("catalog"), (self.address("room"),), self.nats_url, self.jwt_secret())
+        use_nats_credentials(ops_credentials(self.var_dir))
+        return Endpoints(self.address("catalog"), (self.address("room"),), self.nats_url, self.keys_dir())
 
     def start(self, timeout_s: float = 240.0) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,7 @@ def room_replicas(
     base_env: dict[str, str],
     nats_url: str,
     room_database_url: str,
-    jwt_secret: str,
+    keys_dir: str,
 ) -> list[RoomReplica]:
     """`count` extra room replicas configured like the cluster's (not started yet)."""
     replicas = []
@@ -233,7 +235,8 @@ def room_replicas(
                 "GAVEL_VAR_DIR": str(replica_dir),
                 "GAVEL_NATS_URL": nats_url,
                 "GAVEL_ROOM_DATABASE_URL": room_database_url,
-                "GAVEL_JWT_SECRET": jwt_secret,
+                "GAVEL_KEYS_DIR": keys_dir,
+                "GAVEL_NATS_CREDENTIALS_FILE": str(Path(keys_dir).parent / "secrets" / "nats" / "room.json"),
                 "GAVEL_ROOM_GRPC_PORT": str(grpc_port),
                 "GAVEL_ROOM_METRICS_PORT": str(metrics_port),
                 "GAVEL_ROOM_REPLICA_ID": f"bench-room-{index}",
@@ -246,21 +249,17 @@ def room_replicas(
 
 
 def target_endpoints(
-    catalog: str | None, rooms: list[str] | None, nats_url: str | None, jwt_secret_file: str | None
+    catalog: str | None, rooms: list[str] | None, nats_url: str | None, keys_dir: str | None
 ) -> Endpoints:
     """A running cluster: explicit options, else what every Gavel process reads (GAVEL_* env, var/)."""
     settings = gavel_settings.load("cli")
-    secret = os.environ.get("GAVEL_JWT_SECRET", "")
-    secret_path = Path(jwt_secret_file) if jwt_secret_file else settings.var_dir / "secrets" / "jwt-secret"
-    if jwt_secret_file or not secret:
-        if not secret_path.exists():
-            raise SystemExit(
-                f"gavel bench: no JWT secret (GAVEL_JWT_SECRET unset and {secret_path} missing); pass --jwt-secret-file"
-            )
-        secret = secret_path.read_text().strip()
+    directory = Path(keys_dir) if keys_dir else settings.keys_dir
+    if not (directory / "gateway.pem").exists():
+        raise SystemExit(f"gavel bench: no gateway signing key in {directory}; pass --keys-dir")
+    use_nats_credentials(settings.nats_credentials_file or ops_credentials(settings.var_dir))
     return Endpoints(
         catalog=catalog or settings.service_addresses["catalog"],
         rooms=tuple(rooms or [settings.service_addresses["room"]]),
         nats_url=nats_url or settings.nats_url,
-        jwt_secret=secret,
+        keys_dir=str(directory),
     )

@@ -17,9 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import nats
-
 from gavel.events.v1 import room_events_pb2 as ev
+from gavel_bench.access import connect_nats
 from gavel_kit.streamread import read_subject
 from room.adapters.event_log import STREAM, lot_subject
 
@@ -39,7 +38,7 @@ class Audit:
 async def logged_bid_ids(nats_url: str, lot_ids: Iterable[str]) -> dict[str, list[str]]:
     """Every BidAccepted bid id of each lot's log, in log order."""
     found: dict[str, list[str]] = {}
-    nc = await nats.connect(nats_url, connect_timeout=10, max_reconnect_attempts=5, name="gavel-bench-audit")
+    nc = await connect_nats(nats_url, connect_timeout=10, max_reconnect_attempts=5, name="gavel-bench-audit")
     try:
         slots = asyncio.Semaphore(READ_CONCURRENCY)
 

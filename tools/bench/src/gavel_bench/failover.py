@@ -20,8 +20,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import nats
-
+from gavel_bench.access import connect_nats
 from gavel_kit.leases import ExpiringKeys
 from room.adapters.leases import ACTIVE_BUCKET, ACTIVE_TTL_S, PARTITION_COUNT_KEY, KvLeaseStore
 from room.app.partitions import DEFAULT_PARTITIONS, partition_of
@@ -50,7 +49,7 @@ class LeaseSnapshot:
 
 
 async def read_leases(nats_url: str) -> LeaseSnapshot:
-    nc = await nats.connect(nats_url, connect_timeout=10, max_reconnect_attempts=3, name="gavel-bench-leases")
+    nc = await connect_nats(nats_url, connect_timeout=10, max_reconnect_attempts=3, name="gavel-bench-leases")
     try:
         js = nc.jetstream()
         holders = await KvLeaseStore(nc, js, 1.2).holders()  # the buckets exist: the TTL given is unused

@@ -31,7 +31,6 @@ from functools import partial
 from typing import TypeVar
 
 import grpc
-import nats
 from nats.js.errors import NotFoundError
 
 from gavel.catalog.v1 import catalog_service_pb2 as cat
@@ -40,6 +39,7 @@ from gavel.catalog.v1 import resources_pb2 as res
 from gavel.common.v1.money_pb2 import Money
 from gavel.room.v1 import room_service_pb2 as room_pb
 from gavel.room.v1 import room_service_pb2_grpc as room_grpc
+from gavel_bench.access import connect_nats
 from gavel_bench.cluster import Endpoints
 from gavel_bench.identities import Identities
 
@@ -278,7 +278,7 @@ SETTLE_POLL_S = 1.0
 async def settle(nats_url: str, timeout_s: float, say: Callable[[str], None] = print) -> float:
     """Wait until the set-up's events are consumed and the catalog stopped publishing; the seconds waited."""
     started = time.perf_counter()
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    nc = await connect_nats(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
         previous_catalog_head = -1

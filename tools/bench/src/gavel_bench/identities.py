@@ -1,4 +1,4 @@
-"""Who the benchmark acts as: tokens minted with the cluster's JWT secret (no gateway logins).
+"""Who the benchmark acts as: tokens signed with the gateway's key (no gateway logins; see access.py).
 
 One seller owns every product (bidders are never the seller: the room refuses OWN_LOT), one
 crier starts the lots (assigned to every sale by a site admin), and bidders come from a pool of
@@ -8,14 +8,16 @@ bidder bids on several lots, as real bidders do.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import time
+from pathlib import Path
 
 from gavel_core.auth import Role
-from gavel_kit.auth import TokenCodec
+from gavel_kit.auth import MAX_TOKEN_LIFETIME_S, TokenSigner
+from gavel_kit.keys import GATEWAY, SigningKey
 
 BIDDERS_PER_LOT = 3
 BIDDER_POOL = 1_000
-TOKEN_TTL_S = 12 * 3600  # outlives the longest run, so no token expires mid-window
+RENEW_BEFORE_S = 60  # tokens live at most 5 minutes: a new one is minted this long before expiry
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -25,8 +27,10 @@ def bearer(token: str) -> Metadata:
 
 
 class Identities:
-    def __init__(self, jwt_secret: str, run_id: str) -> None:
-        self._codec = TokenCodec(jwt_secret, ttl_s=TOKEN_TTL_S)
+    def __init__(self, keys_dir: str, run_id: str) -> None:
+        key = SigningKey(Path(keys_dir) / f"{GATEWAY}.pem", GATEWAY)
+        self._signer = TokenSigner(key, "gavel")
+        self._issued: dict[tuple[str, Role], tuple[Metadata, float]] = {}
         self.run_id = run_id
         self.seller_id = f"bench-{run_id}-seller"
         self.crier_id = f"bench-{run_id}-crier"
@@ -44,9 +48,14 @@ class Identities:
     def bidder(self, bidder_id: str) -> Metadata:
         return self._issue(bidder_id, Role.BIDDER)
 
-    @lru_cache(maxsize=BIDDER_POOL + 16)  # noqa: B019 — one codec per run; the cache dies with it
     def _issue(self, subject: str, role: Role) -> Metadata:
-        return bearer(self._codec.issue(subject, [role], display_name=subject))
+        now = time.monotonic()
+        found = self._issued.get((subject, role))
+        if found is not None and now < found[1]:
+            return found[0]
+        metadata = bearer(self._signer.issue(subject, [role], display_name=subject))
+        self._issued[(subject, role)] = (metadata, now + MAX_TOKEN_LIFETIME_S - RENEW_BEFORE_S)
+        return metadata
 
 
 def bidders_of_lot(run_id: str, lot_index: int) -> tuple[str, ...]:

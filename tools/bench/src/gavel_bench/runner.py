@@ -87,7 +87,7 @@ class RunOptions:
     catalog: str | None = None
     room_addresses: list[str] | None = None
     nats_url: str | None = None
-    jwt_secret_file: str | None = None
+    keys_dir: str | None = None
     room_database_url: str | None = None
     client_processes: int = 2
     concurrency: int = 128
@@ -332,9 +332,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
     try:
         began = time.perf_counter()
         if options.target:
-            endpoints = target_endpoints(
-                options.catalog, options.room_addresses, options.nats_url, options.jwt_secret_file
-            )
+            endpoints = target_endpoints(options.catalog, options.room_addresses, options.nats_url, options.keys_dir)
             base_env = dict(os.environ)
             room_database_url = options.room_database_url
             say(f"• driving the running cluster: catalog {endpoints.catalog}, room {', '.join(endpoints.rooms)}")
@@ -358,7 +356,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
                 base_env,
                 endpoints.nats_url,
                 room_database_url,
-                endpoints.jwt_secret,
+                endpoints.keys_dir,
             )
             say(f"• starting {len(replicas)} extra room replica(s)")
             for replica in replicas:
@@ -370,7 +368,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             setup_s["room_replicas"] = time.perf_counter() - began
             say(f"  partitions per replica: {partition_share}")
 
-        identities = Identities(endpoints.jwt_secret, run_id)
+        identities = Identities(endpoints.keys_dir, run_id)
         say(f"• creating {options.rooms} rooms through the catalog and opening them (crier)")
         prepared = asyncio.run(
             prepare_lots(endpoints, identities, options.rooms, concurrency=options.setup_concurrency, say=say)
@@ -388,7 +386,7 @@ def run(options: RunOptions, say: Callable[[str], None] = print) -> dict[str, An
             plan = WorkerPlan(
                 worker=number,
                 run_id=run_id,
-                jwt_secret=endpoints.jwt_secret,
+                keys_dir=endpoints.keys_dir,
                 room_addresses=endpoints.rooms,
                 lots=tuple(share),
                 watchers_per_room=options.watchers,

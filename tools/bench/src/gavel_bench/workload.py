@@ -84,7 +84,7 @@ class Step:
 class WorkerPlan:
     worker: int
     run_id: str
-    jwt_secret: str
+    keys_dir: str
     room_addresses: tuple[str, ...]
     lots: tuple[PreparedLot, ...]
     watchers_per_room: int
@@ -214,7 +214,7 @@ class Worker:
         self.plan = plan
         self.results = results
         self.rng = random.Random(plan.seed * 1_000_003 + plan.worker)
-        self.identities = Identities(plan.jwt_secret, plan.run_id)
+        self.identities = Identities(plan.keys_dir, plan.run_id)
         self.lots = {lot.lot_id: LotLive(lot, bidders_of_lot(plan.run_id, lot.index)) for lot in plan.lots}
         self.lot_order = list(self.lots.values())
         self.rng.shuffle(self.lot_order)

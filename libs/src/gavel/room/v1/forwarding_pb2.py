@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egavel/room/v1/forwarding.proto\x12\rgavel.room.v1\"W\n\rForwardedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07request\x18\x02 \x01(\x0c\x12%\n\x06\x63\x61ller\x18\x03 \x01(\x0b\x32\x15.gavel.room.v1.Caller\">\n\x06\x43\x61ller\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\"t\n\x0e\x46orwardedReply\x12\x12\n\x08response\x18\x01 \x01(\x0cH\x00\x12.\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.gavel.room.v1.ForwardedErrorH\x00\x12\x13\n\tnot_owner\x18\x03 \x01(\x08H\x00\x42\t\n\x07outcome\"\x89\x02\n\x0e\x46orwardedError\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.gavel.room.v1.ForwardedError.MetadataEntry\x12\x31\n\nviolations\x18\x05 \x03(\x0b\x32\x1d.gavel.room.v1.FieldViolation\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egavel/room/v1/forwarding.proto\x12\rgavel.room.v1\"R\n\rForwardedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07request\x18\x02 \x01(\x0c\x12\x12\n\ncredential\x18\x64 \x01(\tJ\x04\x08\x03\x10\x04R\x06\x63\x61ller\"t\n\x0e\x46orwardedReply\x12\x12\n\x08response\x18\x01 \x01(\x0cH\x00\x12.\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.gavel.room.v1.ForwardedErrorH\x00\x12\x13\n\tnot_owner\x18\x03 \x01(\x08H\x00\x42\t\n\x07outcome\"\x89\x02\n\x0e\x46orwardedError\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12=\n\x08metadata\x18\x04 \x03(\x0b\x32+.gavel.room.v1.ForwardedError.MetadataEntry\x12\x31\n\nviolations\x18\x05 \x03(\x0b\x32\x1d.gavel.room.v1.FieldViolation\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FORWARDEDERROR_METADATAENTRY']._loaded_options = None
   _globals['_FORWARDEDERROR_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_FORWARDEDCALL']._serialized_start=49
-  _globals['_FORWARDEDCALL']._serialized_end=136
-  _globals['_CALLER']._serialized_start=138
-  _globals['_CALLER']._serialized_end=200
-  _globals['_FORWARDEDREPLY']._serialized_start=202
-  _globals['_FORWARDEDREPLY']._serialized_end=318
-  _globals['_FORWARDEDERROR']._serialized_start=321
-  _globals['_FORWARDEDERROR']._serialized_end=586
-  _globals['_FORWARDEDERROR_METADATAENTRY']._serialized_start=539
-  _globals['_FORWARDEDERROR_METADATAENTRY']._serialized_end=586
-  _globals['_FIELDVIOLATION']._serialized_start=588
-  _globals['_FIELDVIOLATION']._serialized_end=640
+  _globals['_FORWARDEDCALL']._serialized_end=131
+  _globals['_FORWARDEDREPLY']._serialized_start=133
+  _globals['_FORWARDEDREPLY']._serialized_end=249
+  _globals['_FORWARDEDERROR']._serialized_start=252
+  _globals['_FORWARDEDERROR']._serialized_end=517
+  _globals['_FORWARDEDERROR_METADATAENTRY']._serialized_start=470
+  _globals['_FORWARDEDERROR_METADATAENTRY']._serialized_end=517
+  _globals['_FIELDVIOLATION']._serialized_start=519
+  _globals['_FIELDVIOLATION']._serialized_end=571
 # @@protoc_insertion_point(module_scope)

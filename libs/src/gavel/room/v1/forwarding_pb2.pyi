@@ -25,62 +25,37 @@ class ForwardedCall(_message.Message):
     returns the owner's answer, or its error, unchanged. The W3C traceparent travels in the NATS
     headers.
 
-    The call as the entry replica received it, with the caller it authenticated.
+    The call as the entry replica received it, with the caller's original credential: the owner
+    verifies it again and trusts nothing else about the caller (bare claims were field 3).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     METHOD_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
-    CALLER_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
     method: _builtins.str
     """The RPC's name, e.g. "PlaceBid"."""
     request: _builtins.bytes
     """The serialized request message."""
-    @_builtins.property
-    def caller(self) -> Global___Caller: ...
+    credential: _builtins.str
+    """The bearer token the caller sent (or the entry replica's own service token for the room's own
+    commands, e.g. ConfigureLot).
+    """
     def __init__(
         self,
         *,
         method: _builtins.str = ...,
         request: _builtins.bytes = ...,
-        caller: Global___Caller | None = ...,
+        credential: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "method", b"method", "request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "method", b"method", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ForwardedCall: _TypeAlias = ForwardedCall  # noqa: Y015
-
-@_typing.final
-class Caller(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SUBJECT_FIELD_NUMBER: _builtins.int
-    ROLES_FIELD_NUMBER: _builtins.int
-    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
-    subject: _builtins.str
-    display_name: _builtins.str
-    @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """gavel_core.auth.Role values, e.g. "bidder"."""
-
-    def __init__(
-        self,
-        *,
-        subject: _builtins.str = ...,
-        roles: _abc.Iterable[_builtins.str] | None = ...,
-        display_name: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "roles", b"roles", "subject", b"subject"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Caller: _TypeAlias = Caller  # noqa: Y015
 
 @_typing.final
 class ForwardedReply(_message.Message):

@@ -89,6 +89,7 @@ class LotState(_message.Message):
     UNSOLD_REASON_FIELD_NUMBER: _builtins.int
     ROOM_INDEX_FIELD_NUMBER: _builtins.int
     ROOM_COUNT_FIELD_NUMBER: _builtins.int
+    VIEWER_ALIAS_FIELD_NUMBER: _builtins.int
     lot_id: _builtins.str
     sale_id: _builtins.str
     format: _builtins.str
@@ -106,6 +107,11 @@ class LotState(_message.Message):
     room_index: _builtins.int
     """The room index of this lot within its product's rooms, and how many rooms there are."""
     room_count: _builtins.int
+    viewer_alias: _builtins.str
+    """Who the caller is in this lot's public views (Watch, leader_id, buyer_id): their per-sale
+    pseudonym, so a bidder can tell their own entries. Staff see account ids instead; empty for
+    anonymous callers.
+    """
     @_builtins.property
     def price(self) -> _money_pb2.Money:
         """The standing price (the current price for Dutch, the fixed price for lucky)."""
@@ -149,10 +155,11 @@ class LotState(_message.Message):
         unsold_reason: _builtins.str = ...,
         room_index: _builtins.int = ...,
         room_count: _builtins.int = ...,
+        viewer_alias: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "deadline", b"deadline", "hammer_price", b"hammer_price", "min_bid", b"min_bid", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "buyer_id", b"buyer_id", "close", b"close", "deadline", b"deadline", "format", b"format", "hammer_price", b"hammer_price", "leader_id", b"leader_id", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence", "min_bid", b"min_bid", "options", b"options", "phase", b"phase", "price", b"price", "room_count", b"room_count", "room_index", b"room_index", "round", b"round", "sale_id", b"sale_id", "unsold_reason", b"unsold_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asking", b"asking", "buyer_id", b"buyer_id", "close", b"close", "deadline", b"deadline", "format", b"format", "hammer_price", b"hammer_price", "leader_id", b"leader_id", "lot_id", b"lot_id", "lot_sequence", b"lot_sequence", "min_bid", b"min_bid", "options", b"options", "phase", b"phase", "price", b"price", "room_count", b"room_count", "room_index", b"room_index", "round", b"round", "sale_id", b"sale_id", "unsold_reason", b"unsold_reason", "viewer_alias", b"viewer_alias"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -33,6 +33,7 @@ class User:
     password_hash: str
     roles: frozenset[Role]
     created_at: dt.datetime
+    disabled: bool = False  # a disabled account cannot log in or refresh, and its tokens are revoked
 
     def with_changes(
         self,
@@ -40,13 +41,43 @@ class User:
         display_name: str | None = None,
         password_hash: str | None = None,
         roles: frozenset[Role] | None = None,
+        disabled: bool | None = None,
     ) -> User:
         return replace(
             self,
             display_name=self.display_name if display_name is None else display_name,
             password_hash=self.password_hash if password_hash is None else password_hash,
             roles=self.roles if roles is None else roles,
+            disabled=self.disabled if disabled is None else disabled,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """One refresh token of a family (a login and every rotation after it). Only its hash is stored.
+
+    A token is spent when it is exchanged; presenting a spent (or revoked) token again means it was
+    copied: the whole family is revoked, so the thief's and the owner's sessions both end."""
+
+    token_hash: str
+    family_id: str
+    user_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    spent_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+    def usable(self, now: dt.datetime) -> bool:
+        return self.spent_at is None and self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Tokens of `user_id` issued before `at` are no longer honoured (published as AccountRevoked)."""
+
+    user_id: str
+    at: dt.datetime
+    reason: str  # disabled, roles_changed, password_changed
 
 
 def normalise_email(raw: str) -> str:

@@ -23,9 +23,9 @@ STAFF_ROLES = {"crier": res.STAFF_ROLE_CRIER, "clerk": res.STAFF_ROLE_CLERK, "sa
 
 
 class CatalogClient:
-    def __init__(self, address: str, token: Callable[[], str]) -> None:
+    def __init__(self, address: str, service_token: Callable[[], str]) -> None:
         self._address = address
-        self._token = token
+        self._token = service_token  # read per call: service tokens live minutes and are renewed
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> cat_grpc.CatalogServiceAsyncStub:

@@ -26,7 +26,7 @@ from gavel_core.errors import FieldViolation, InvalidArgument
 from gavel_core.formats import LotTerms
 from gavel_kit.lotwire import terms_from_lot, write_terms
 from room.app.model import Batch, ClosingSoon, LotConfigured, LotInfo, LotSummary, LotView, RoomEvent, Withdrawn
-from room.app.views import INTERNAL_EVENTS, SECRET_FIELDS
+from room.app.views import ACCOUNT_FIELDS, INTERNAL_EVENTS, SECRET_FIELDS
 from room.domain import ALL_EVENTS, Event
 
 EVENT_TYPE = "gavel.events.v1.LotEventBatch"
@@ -215,8 +215,30 @@ def summary_message(summary: LotSummary, currency: str) -> ev.LotSummary:
 # -- what watchers see ----------------------------------------------------------------------------------
 
 
-def public_events(message: ev.LotEventBatch) -> list[ev.RoomEvent]:
-    """The batch's events without the internal ones, secrets cleared (a copy: the input is kept)."""
+Rename = Callable[[str], str]  # an account id → what the public may see of it (a per-sale pseudonym)
+
+
+def _account_fields(oneof: str) -> tuple[str, ...]:
+    message_type = ev.RoomEvent.DESCRIPTOR.fields_by_name[oneof].message_type
+    return tuple(name for name in ACCOUNT_FIELDS if message_type is not None and name in message_type.fields_by_name)
+
+
+_ACCOUNT_FIELDS: dict[str, tuple[str, ...]] = {oneof: _account_fields(oneof) for oneof in _BY_ONEOF}
+
+
+def _rename(inner: Any, fields: tuple[str, ...], rename: Rename) -> None:
+    for name in fields:
+        descriptor = inner.DESCRIPTOR.fields_by_name[name]
+        if descriptor.has_presence and not inner.HasField(name):
+            continue
+        value = getattr(inner, name)
+        if value:
+            setattr(inner, name, rename(value))
+
+
+def public_events(message: ev.LotEventBatch, rename: Rename | None = None) -> list[ev.RoomEvent]:
+    """The batch's events without the internal ones, secrets cleared and (with `rename`) accounts
+    replaced by what the public may see of them (a copy: the input is kept)."""
     shown: list[ev.RoomEvent] = []
     for event in message.events:
         which = event.WhichOneof("event")
@@ -226,22 +248,58 @@ def public_events(message: ev.LotEventBatch) -> list[ev.RoomEvent]:
         codec = _BY_ONEOF.get(which or "")
         if which is None or codec is None or codec.event_type.__name__ in INTERNAL_EVENTS:
             continue  # LotConfigured (terms and secrets), PenaltyAssessed, or an event this version does not know
-        if codec.secret:
+        accounts = _ACCOUNT_FIELDS.get(which, ()) if rename is not None else ()
+        if codec.secret or accounts:
             event = ev.RoomEvent.FromString(event.SerializeToString())
             inner = getattr(event, which)
             for name in codec.secret:
                 inner.ClearField(name)
+            if rename is not None:
+                _rename(inner, accounts, rename)
         shown.append(event)
     return shown
 
 
-def watch_response(message: ev.LotEventBatch) -> pb.WatchResponse:
+def public_summary(summary: ev.LotSummary, rename: Rename | None) -> ev.LotSummary:
+    if rename is None or not summary.HasField("leader_id"):
+        return summary
+    shown = ev.LotSummary()
+    shown.CopyFrom(summary)
+    shown.leader_id = rename(summary.leader_id)
+    return shown
+
+
+def sale_of(message: ev.LotEventBatch) -> str | None:
+    """The lot's sale, when the batch is the lot's first (LotConfigured carries it)."""
+    for event in message.events:
+        if event.WhichOneof("event") == "lot_configured":
+            return event.lot_configured.lot.sale_id
+    return None
+
+
+def public_batch(data: bytes, rename: Rename | None = None) -> bytes:
+    """What an announcement carries: the batch as watchers may see it — public events, secrets
+    cleared, accounts renamed, and no command id, actor or request fingerprint (a client's request
+    id and the caller's account stay in the stream)."""
+    message = ev.LotEventBatch.FromString(data)
+    shown = ev.LotEventBatch(
+        lot_id=message.lot_id,
+        lot_sequence=message.lot_sequence,
+        command=message.command,
+        decided_at=message.decided_at,
+        events=public_events(message, rename),
+        after=public_summary(message.after, rename),
+    )
+    return shown.SerializeToString()
+
+
+def watch_response(message: ev.LotEventBatch, rename: Rename | None = None) -> pb.WatchResponse:
     return pb.WatchResponse(
         lot_id=message.lot_id,
         lot_sequence=message.lot_sequence,
         occurred_at=message.decided_at,
-        events=public_events(message),
-        after=message.after,
+        events=public_events(message, rename),
+        after=public_summary(message.after, rename),
     )
 
 

@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 
 from gavel.catalog.v1 import resources_pb2 as res
+from gavel.events.v1 import account_events_pb2 as aev
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.events.v1 import eligibility_events_pb2 as eev
 from gavel_core.auth import Principal, Role
@@ -43,6 +44,7 @@ from room.adapters.event_log import LOT_ID
 from room.adapters.projections import Projector
 from room.app.books import RegistrationBook, StaffBook
 from room.app.eligibility import BidderBanned, BidderUnbanned, BidLimitSet, EligibilityBook, EligibilityEvent
+from room.app.revocations import RevocationBook
 
 log = get_logger("room.consumers")
 
@@ -58,6 +60,13 @@ PAYMENT_SPEC = StreamSpec(
     description="Payment events (owned by the payment service; created by the room if missing)",
 )
 BIDDER_EVENTS = "gavel.payment.bidder.>"
+GATEWAY_SPEC = StreamSpec(
+    name="GATEWAY_EVENTS",
+    subjects=["gavel.gateway.>"],
+    description="The gateway's account events (owned by the gateway; created by the room if missing)",
+    max_age_s=7 * 24 * 3600,
+)
+REVOCATIONS = "gavel.gateway.account.revoked.>"
 ROOM_SERVICE = Principal(subject="svc:room", roles=frozenset({Role.SERVICE}), display_name="room")
 STAFF_ROLES = {res.STAFF_ROLE_CRIER: "crier", res.STAFF_ROLE_CLERK: "clerk", res.STAFF_ROLE_SALE_ADMIN: "sale_admin"}
 
@@ -165,5 +174,17 @@ def apply_staff(book: StaffBook) -> Callable[[Msg], None]:
         book.replace(
             changed.sale_id, [(a.user_id, STAFF_ROLES[a.role]) for a in changed.staff if a.role in STAFF_ROLES]
         )
+
+    return apply
+
+
+def apply_revocation(book: RevocationBook) -> Callable[[Msg], None]:
+    """The gateway's AccountRevoked events (the stream keeps a week; tokens live 5 minutes)."""
+
+    def apply(message: Msg) -> None:
+        event = aev.AccountRevoked.FromString(message.data)
+        if not event.user_id:
+            raise ValueError("AccountRevoked without user_id")
+        book.revoke(event.user_id, event.revoked_at.seconds + event.revoked_at.nanos / 1e9)
 
     return apply

@@ -6,8 +6,9 @@ ids never collide in the stream-wide dedupe window) and `Nats-Expected-Last-Subj
 the stream sequence of the lot's previous batch (0 for the first). Rebuilding a lot reads its
 subject with batched direct gets (the stream allows them), no consumer.
 
-Once a batch is stored its owner announces the same bytes on `gavel.room.live.<lot_id>` (core
-NATS, header `Gavel-Stream-Sequence`). Watchers do not subscribe to the lot subject itself on
+Once a batch is stored its owner announces its public projection (codec.public_batch: no secrets,
+no command id, actor or fingerprint) on `gavel.room.live.<lot_id>` (core NATS, header
+`Gavel-Stream-Sequence`). Watchers do not subscribe to the lot subject itself on
 purpose: a core subscriber there also receives appends the stream *refuses* (a stale owner's
 batch failing its expected-sequence check), so it would show events that never happened.
 """
@@ -34,10 +35,19 @@ from gavel_kit import roomlog
 from gavel_kit.logging import get_logger
 from gavel_kit.nats import StreamSpec
 from gavel_kit.streamread import DirectGetUnavailable, last_per_subject, read_subject
-from room.adapters.codec import EVENT_TYPE, batch_from_message, encode_batch, watch_response
+from room.adapters.codec import (
+    EVENT_TYPE,
+    Rename,
+    batch_from_message,
+    encode_batch,
+    public_batch,
+    sale_of,
+    watch_response,
+)
 from room.adapters.metrics import ANNOUNCE_FAILURES, APPEND_SECONDS, APPENDS
 from room.app.model import Batch, StoredBatch
 from room.app.ports import Appended, AppendUnconfirmed, FeedItem, WrongLastSequence
+from room.app.views import Pseudonyms
 
 log = get_logger("room.event_log")
 
@@ -125,17 +135,26 @@ ANNOUNCE_RETRIES_S = (0.1, 0.5, 2.0)
 
 
 class NatsAnnouncer:
-    """Announces stored batches; one that cannot be published is tried again in the background
-    (and counted): watchers also find it by their gap and tail checks, never only a warning."""
+    """Announces stored batches — only their public projection: core NATS reaches anyone allowed to
+    listen, so no secrets, and bidders by their per-sale pseudonym. One that cannot be published is
+    tried again in the background (and counted): watchers also find it by their gap and tail
+    checks, never only a warning."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, pseudonyms: Pseudonyms) -> None:
         self._nc = nc
+        self._pseudonyms = pseudonyms
         self._retries: set[asyncio.Task[None]] = set()
 
-    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None:
-        if await self._publish(lot_id, stream_sequence, encoded):
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None:
+        alias = self._pseudonyms.alias
+
+        def rename(subject: str) -> str:
+            return alias(sale_id, subject)
+
+        public = public_batch(encoded, rename)
+        if await self._publish(lot_id, stream_sequence, public):
             return
-        task = asyncio.get_running_loop().create_task(self._retry(lot_id, stream_sequence, encoded))
+        task = asyncio.get_running_loop().create_task(self._retry(lot_id, stream_sequence, public))
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
 
@@ -171,16 +190,28 @@ class _Subscription:
 FINAL_PHASES = ("sold", "unsold")
 
 
-def feed_item(message: ev.LotEventBatch, stream_sequence: int) -> FeedItem:
+def feed_item(message: ev.LotEventBatch, stream_sequence: int, rename: Rename | None = None) -> FeedItem:
     final = message.after.phase in FINAL_PHASES
-    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message), final)
+    return FeedItem(message.lot_sequence, stream_sequence, watch_response(message, rename), final)
 
 
 class NatsLiveFeeds:
-    """The watchers' side: announcements (core NATS) and the log (direct gets), as FeedItems."""
+    """The watchers' side: announcements (core NATS, already public) and the log (direct gets,
+    made public here with the sale's pseudonyms: the lot's first batch names its sale)."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, pseudonyms: Pseudonyms) -> None:
         self._nc = nc
+        self._pseudonyms = pseudonyms
+        self._sales: dict[str, str] = {}
+
+    def _from_log(self, lot_id: str, data: bytes, stream_sequence: int) -> FeedItem:
+        message = ev.LotEventBatch.FromString(data)
+        sale = sale_of(message)
+        if sale is not None:
+            self._sales[lot_id] = sale
+        sale_id = self._sales.get(lot_id, "")
+        alias = self._pseudonyms.alias
+        return feed_item(message, stream_sequence, lambda subject: alias(sale_id, subject))
 
     async def subscribe(self, lot_id: str, deliver: Callable[[FeedItem], None]) -> _Subscription:
         async def on_message(msg: Msg) -> None:
@@ -194,7 +225,8 @@ class NatsLiveFeeds:
 
     async def history(self, lot_id: str, after_stream_sequence: int) -> Sequence[FeedItem]:
         messages = await read_subject(self._nc, STREAM, lot_subject(lot_id), after_sequence=after_stream_sequence)
-        return [feed_item(ev.LotEventBatch.FromString(m.data), m.sequence) for m in messages]
+        # a feed reads its lot from the first batch (LotConfigured names the sale), then onwards
+        return [self._from_log(lot_id, m.data, m.sequence) for m in messages]
 
     async def tails(self, lot_ids: Sequence[str]) -> dict[str, int]:
         if not lot_ids:

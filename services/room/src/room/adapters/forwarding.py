@@ -7,12 +7,18 @@ and returns the owner's response, or raises the owner's error rebuilt field by f
 sees the same gRPC status and details). While a partition has no owner (a replica died and its
 lease has not expired yet) the call is retried with a short backoff until the forward timeout;
 every forwarded call is idempotent by its request id, so a retry after a lost reply is safe.
+
+A forwarded call carries the caller's original bearer token, never claims: the owner verifies it
+again (its verified-token cache makes that cheap) and runs the call as whoever the token says.
+The room's own commands (ConfigureLot, StartLot) carry the entry replica's own service token and
+are refused from anyone else. NATS permissions keep everyone but room replicas off the subject.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gavel.room.v1 import forwarding_pb2 as fw
-from gavel_core.auth import Principal, Role
+from gavel_core.auth import ANONYMOUS, Principal
 from gavel_core.errors import (
     Aborted,
     AlreadyExists,
@@ -39,6 +45,7 @@ from gavel_core.errors import (
     Unavailable,
 )
 from gavel_kit import telemetry
+from gavel_kit.auth import TokenVerifier
 from gavel_kit.logging import get_logger
 from room.adapters.metrics import FORWARDED
 from room.app.lots import NotOwner
@@ -51,6 +58,8 @@ FIRST_BACKOFF_S = 0.02
 MAX_BACKOFF_S = 0.1
 
 Handler = Callable[[Any, Principal], Awaitable[Message]]
+INTERNAL_METHODS = frozenset({"ConfigureLot", "StartLot", "WithdrawFromCatalog"})  # only the room itself sends these
+PUBLIC_METHODS = frozenset({"GetLotState"})  # anyone, token or not
 
 
 def command_subject(partition: int) -> str:
@@ -98,18 +107,7 @@ def error_from_wire(wire: fw.ForwardedError) -> Exception:
     }
     if kind in simple:
         return simple[kind](message)
-    return RuntimeError(f"the lot's owner failed: {message}")  # INTERNAL at the edge
-
-
-def caller_to_wire(principal: Principal) -> fw.Caller:
-    return fw.Caller(
-        subject=principal.subject, roles=sorted(r.value for r in principal.roles), display_name=principal.display_name
-    )
-
-
-def caller_from_wire(wire: fw.Caller) -> Principal:
-    roles = {Role(value) for value in wire.roles if value in Role._value2member_map_}
-    return Principal(subject=wire.subject, roles=frozenset(roles), display_name=wire.display_name)
+    return RuntimeError(f"the lot's owner failed ({message})")  # INTERNAL at the edge, with a reference
 
 
 class CallRouter:
@@ -121,6 +119,9 @@ class CallRouter:
         owns: Callable[[int], bool],
         spawn: Callable[[Any], object],
         timeout_s: float = 5.0,
+        *,
+        verifier: TokenVerifier,
+        own_identity: Callable[[], Principal],
     ) -> None:
         self._nc = nc
         self._routes = routes
@@ -128,10 +129,21 @@ class CallRouter:
         self._owns = owns
         self._spawn = spawn
         self._timeout_s = timeout_s
+        self._verifier = verifier
+        self._own_identity = own_identity
         self._subscriptions: dict[int, Subscription] = {}
+
+    def own_identity(self) -> Principal:
+        """This replica's own service principal, with a current credential (the room's own commands)."""
+        return self._own_identity()
 
     async def call(self, method: str, lot_id: str, request: Message, caller: Principal) -> Message:
         route = self._routes[method]
+        own = self._own_identity()
+        if method in INTERNAL_METHODS and caller.subject != own.subject:
+            raise PermissionDenied(f"{method} is the room's own command")
+        if caller.subject == own.subject and not caller.credential:
+            caller = own  # the room's own commands carry its current service token
         partition = self._partition_of(lot_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
@@ -158,7 +170,9 @@ class CallRouter:
         self, method: str, partition: int, route: Route, request: Message, caller: Principal, timeout_s: float
     ) -> Message | None:
         """The owner's answer; None when nobody answered (no owner right now, or it did not reply)."""
-        call = fw.ForwardedCall(method=method, request=request.SerializeToString(), caller=caller_to_wire(caller))
+        if not caller.credential and method not in PUBLIC_METHODS:
+            raise Unauthenticated("a forwarded call needs the caller's credential")
+        call = fw.ForwardedCall(method=method, request=request.SerializeToString(), credential=caller.credential)
         headers = dict(telemetry.inject_headers({}))
         try:
             msg = await self._nc.request(
@@ -203,20 +217,29 @@ class CallRouter:
         try:
             with telemetry.extracted_context(msg.headers):
                 call = fw.ForwardedCall.FromString(msg.data)
-                route = self._routes[call.method]
+                route = self._routes.get(call.method)
+                if route is None:
+                    raise InvalidArgument([FieldViolation("method", "not a routed RoomService call")])
+                if call.credential:  # the owner trusts only what it verifies itself
+                    caller = self._verifier.verify(call.credential)
+                elif call.method in PUBLIC_METHODS:
+                    caller = ANONYMOUS
+                else:
+                    raise Unauthenticated("a forwarded call needs the caller's credential")
+                if call.method in INTERNAL_METHODS and caller.subject != self._own_identity().subject:
+                    raise PermissionDenied(f"{call.method} is the room's own command")
                 if not self._owns(partition):
                     raise NotOwner(str(partition))
-                response = await route.handler(
-                    route.request_type.FromString(call.request), caller_from_wire(call.caller)
-                )
+                response = await route.handler(route.request_type.FromString(call.request), caller)
                 reply.response = response.SerializeToString()
         except NotOwner:
             reply.not_owner = True
         except GavelError as error:
             reply.error.CopyFrom(error_to_wire(error))
-        except Exception as exc:
-            log.exception("forwarded call failed", partition=partition)
-            reply.error.CopyFrom(fw.ForwardedError(kind="Internal", message=type(exc).__name__))
+        except Exception:
+            reference = uuid.uuid4().hex[:12]
+            log.exception("forwarded call failed", partition=partition, reference=reference)
+            reply.error.CopyFrom(fw.ForwardedError(kind="Internal", message=f"reference {reference}"))
         try:
             await msg.respond(reply.SerializeToString())
         except nats.errors.Error:

@@ -25,7 +25,7 @@ from gavel.common.v1.paging_pb2 import PageInfo, PageRequest
 from gavel.events.v1 import catalog_events_pb2 as cev
 from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as pb_grpc
-from gavel_core.auth import Principal
+from gavel_core.auth import Principal, Role
 from gavel_core.errors import FieldViolation, GavelError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from gavel_kit.auth import current_principal
 from gavel_kit.db import Database, SqlUnitOfWork, run_idempotent, utcnow
@@ -40,12 +40,14 @@ from room.adapters.repositories import PaddleRecord, Paddles, Reports
 from room.app.feeds import Feeds, WatchEnded, Watcher, WatcherOverflow
 from room.app.model import PublishedLot
 from room.app.room import CRIER, SALE_ADMIN, Outcome, RoomService, StaffRules
+from room.app.views import Pseudonyms
 
 SERVICE = "gavel.room.v1.RoomService"
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_WATCHED_LOTS = 100
+MAX_PAGE_TOKEN = 9  # digits of an offset: a huge one must not reach the database
 WATCHER_QUEUE_LIMIT = 10_000
 
 
@@ -64,11 +66,15 @@ def _result(outcome: Outcome) -> pb.LotCommandResult:
     return pb.LotCommandResult(lot_sequence=outcome.receipt.lot_sequence, state=lot_state_message(outcome.view))
 
 
+STAFF = (Role.CRIER, Role.SALE_ADMIN, Role.SITE_ADMIN, Role.SERVICE)  # they see account ids
+
+
 class RoomHandlers:
     """Each lot RPC as `(request, caller) -> response`, run by the lot's owner."""
 
-    def __init__(self, room: RoomService) -> None:
+    def __init__(self, room: RoomService, pseudonyms: Pseudonyms) -> None:
         self._room = room
+        self._pseudonyms = pseudonyms
 
     def routes(self) -> dict[str, Route]:
         simple: dict[str, tuple[type[Message], type[Message]]] = {
@@ -116,10 +122,14 @@ class RoomHandlers:
             amount.currency,
             fingerprint("PlaceBid", caller, request),
         )
+        leader = receipt.leader or ""
+        if leader and leader != caller.subject and not caller.has(*STAFF):  # another bidder: by pseudonym
+            info = self._room.lots.actor(request.lot_id).info
+            leader = self._pseudonyms.alias(info.sale_id if info is not None else "", leader)
         return pb.PlaceBidResponse(
             lot_sequence=receipt.lot_sequence,
             price=Money(amount_minor=receipt.price, currency=receipt.currency),
-            leader_id=receipt.leader or "",
+            leader_id=leader,
             leading=receipt.leader == caller.subject,
         )
 
@@ -219,7 +229,16 @@ class RoomHandlers:
         return handle
 
     async def get_lot_state(self, request: pb.GetLotStateRequest, caller: Principal) -> pb.GetLotStateResponse:
-        return pb.GetLotStateResponse(state=lot_state_message(await self._room.lot_state(request.lot_id)))
+        state = lot_state_message(await self._room.lot_state(request.lot_id))
+        if not caller.has(*STAFF):  # the public, bidders included, see per-sale pseudonyms
+            alias = self._pseudonyms.alias
+            if state.leader_id:
+                state.leader_id = alias(state.sale_id, state.leader_id)
+            if state.buyer_id:
+                state.buyer_id = alias(state.sale_id, state.buyer_id)
+            if caller.subject:
+                state.viewer_alias = alias(state.sale_id, caller.subject)
+        return pb.GetLotStateResponse(state=state)
 
     async def withdraw(self, request: pb.WithdrawRequest, caller: Principal) -> pb.WithdrawResponse:
         outcome = await self._room.withdraw(
@@ -247,7 +266,7 @@ def _page(request: PageRequest) -> tuple[int, int]:
     if not 0 < size <= MAX_PAGE:
         raise InvalidArgument([FieldViolation("page.page_size", f"1 to {MAX_PAGE}")])
     token = request.page_token
-    if token and not token.isdigit():
+    if token and not (token.isascii() and token.isdigit() and len(token) <= MAX_PAGE_TOKEN):
         raise InvalidArgument([FieldViolation("page.page_token", "use the next_page_token of the previous page")])
     return int(token or 0), size
 

@@ -20,6 +20,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -160,6 +161,7 @@ class LeaseKeeper:
     def __init__(
         self,
         nats_url: str,
+        nats_credentials: Path | None,
         replica_id: str,
         partitions: int,
         listener: PartitionListener,
@@ -178,6 +180,7 @@ class LeaseKeeper:
         self._on_failure = on_failure
         self._stopping = False
         self._nats_url = nats_url
+        self._nats_credentials = nats_credentials
         self._event_loop = event_loop
         self._replica_id = replica_id
         self._partitions = partitions
@@ -224,7 +227,9 @@ class LeaseKeeper:
     async def _keep(self, service_loop: asyncio.AbstractEventLoop) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        nc = await gavel_nats.connect(self._nats_url, f"gavel-room-leases-{self._replica_id}")
+        nc = await gavel_nats.connect(
+            self._nats_url, f"gavel-room-leases-{self._replica_id}", credentials=self._nats_credentials
+        )
         try:
             on_status = self._on_status
 

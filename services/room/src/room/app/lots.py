@@ -316,7 +316,7 @@ class LotActor:
                 self._replay(item)
             if stored:
                 tail = stored[-1]
-                await self._deps.announcer.announce(self.lot_id, tail.stream_sequence, tail.encoded)
+                await self._deps.announcer.announce(self.lot_id, tail.stream_sequence, tail.encoded, self._sale())
                 break
             if await self._configure_empty_log(configure_with):
                 break
@@ -346,8 +346,11 @@ class LotActor:
         except (WrongLastSequence, AppendUnconfirmed):
             return False  # someone configured it first (or we may have): read it back
         self._replay(StoredBatch(batch, appended.stream_sequence, appended.encoded))
-        await self._deps.announcer.announce(self.lot_id, appended.stream_sequence, appended.encoded)
+        await self._deps.announcer.announce(self.lot_id, appended.stream_sequence, appended.encoded, self._sale())
         return True
+
+    def _sale(self) -> str:
+        return self.info.sale_id if self.info is not None else ""
 
     async def _start(self, published: PublishedLot) -> Receipt | None:
         if not self.loaded:
@@ -549,7 +552,7 @@ class LotActor:
             raise
         self.lot_sequence = batch.lot_sequence
         self.stream_sequence = appended.stream_sequence
-        await self._deps.announcer.announce(self.lot_id, appended.stream_sequence, appended.encoded)
+        await self._deps.announcer.announce(self.lot_id, appended.stream_sequence, appended.encoded, self._sale())
         if state.phase in TERMINAL_PHASES and self.marked_active:
             self.marked_active = False
             self._deps.spawn(self._unmark())

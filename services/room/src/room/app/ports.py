@@ -55,7 +55,7 @@ class EventLog(Protocol):
 class Announcer(Protocol):
     """Tells watchers (on every replica) about a batch once it is stored."""
 
-    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes) -> None: ...
+    async def announce(self, lot_id: str, stream_sequence: int, encoded: bytes, sale_id: str = "") -> None: ...
 
 
 class ActiveLots(Protocol):

@@ -14,11 +14,13 @@ answered from the log, never decided twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gavel_core.auth import Principal, Role
 from gavel_core.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Unavailable
+from gavel_core.money import MAX_AMOUNT_MINOR as MAX_AMOUNT
 from room.app.eligibility import EligibilityBook
 from room.app.lots import CommandRequest, LotActor, LotDirectory, WithdrawLot
 from room.app.model import LotInfo, LotView, PublishedLot, Receipt
@@ -53,7 +55,12 @@ OWN_LOT = "OWN_LOT"
 NOT_VENDOR = "NOT_VENDOR"
 NOT_STAFF = "NOT_STAFF"
 NOT_REGISTERED = "NOT_REGISTERED"
-MAX_REQUEST_ID = 200
+MAX_REQUEST_ID = 128
+# Request ids travel in NATS headers and logs: a safe charset (UUIDs, ULIDs and the like fit).
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._~:+=-]{1,128}$")
+MAX_FORCE = 1_000  # the device's full scale
+MAX_PRESS_MS = 60_000
+MAX_PADDLE = 32
 MAX_REASON = 500
 CRIER, CLERK, SALE_ADMIN = "crier", "clerk", "sale_admin"
 _PLATFORM_ROLES = {CRIER: Role.CRIER, CLERK: Role.DEVICE, SALE_ADMIN: Role.SALE_ADMIN}
@@ -87,9 +94,27 @@ def _view(actor: LotActor) -> LotView:
 
 
 def require_request_id(request_id: str) -> str:
-    if not request_id or len(request_id) > MAX_REQUEST_ID:
-        raise InvalidArgument([FieldViolation("request_id", f"1 to {MAX_REQUEST_ID} characters, unique per request")])
+    if not REQUEST_ID.match(request_id):
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    "request_id",
+                    f"1 to {MAX_REQUEST_ID} letters, digits or . _ ~ : + = - (a UUID), unique per request",
+                )
+            ]
+        )
     return request_id
+
+
+def command_id(caller: Principal, request_id: str) -> str:
+    """A request id is the caller's own: scoped by who sent it, the same id from two callers is two
+    requests (and nobody can spoil another's request by using its id first)."""
+    return f"{require_request_id(request_id)}@{caller.subject}"
+
+
+def require_amount(amount: int, field: str, max_amount: int) -> None:
+    if not 0 < amount <= max_amount:
+        raise InvalidArgument([FieldViolation(f"{field}.amount_minor", f"must be 1 to {max_amount} minor units")])
 
 
 def require_currency(actor: LotActor, currency: str, field: str) -> None:
@@ -143,31 +168,32 @@ class RoomService:
     async def place_bid(
         self, caller: Principal, lot_id: str, request_id: str, amount: int, currency: str, fingerprint: str
     ) -> Receipt:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
+        require_amount(amount, "max_amount", MAX_AMOUNT)
         actor = await self.lots.loaded(lot_id)
-        repeat = actor.receipt_for(request_id, fingerprint)
+        repeat = actor.receipt_for(scoped, fingerprint)
         if repeat is not None:
             return repeat
         require_currency(actor, currency, "max_amount")
         standing = await self._standing(caller, actor)
         command = PlaceBid(request_id, caller.subject, amount, standing)
-        return await actor.execute(CommandRequest(request_id, "PlaceBid", caller.subject, fingerprint, command))
+        return await actor.execute(CommandRequest(scoped, "PlaceBid", caller.subject, fingerprint, command))
 
     async def buy_now(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
         standing = await self._standing(caller, actor)
         command = BuyNow(request_id, caller.subject, standing)
-        return await self._run(actor, CommandRequest(request_id, "BuyNow", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "BuyNow", caller.subject, fingerprint, command))
 
     async def pick_option(
         self, caller: Principal, lot_id: str, request_id: str, option: int, fingerprint: str
     ) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
         standing = await self._standing(caller, actor)
         command = PickOption(request_id, caller.subject, option, standing)
-        return await self._run(actor, CommandRequest(request_id, "PickOption", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "PickOption", caller.subject, fingerprint, command))
 
     async def confirm_win(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
         return await self._simple(caller, lot_id, request_id, "ConfirmWin", ConfirmWin(caller.subject), fingerprint)
@@ -189,11 +215,18 @@ class RoomService:
     ) -> Outcome:
         """A paddle press on a device. The paddle's bidder must be in good standing; floor bidders
         are in the room itself, so seating (which room of a multi-room product) does not apply."""
-        require_request_id(request_id)
-        if not paddle:
-            raise InvalidArgument([FieldViolation("paddle", "required")])
+        scoped = command_id(device, request_id)
+        violations = []
+        if not 1 <= len(paddle) <= MAX_PADDLE:
+            violations.append(FieldViolation("paddle", f"1 to {MAX_PADDLE} characters"))
+        if not 0 <= force <= MAX_FORCE:
+            violations.append(FieldViolation("force", f"0 to {MAX_FORCE} (the device's full scale)"))
+        if not 0 <= press_ms <= MAX_PRESS_MS:
+            violations.append(FieldViolation("press_ms", f"0 to {MAX_PRESS_MS}"))
+        if violations:
+            raise InvalidArgument(violations)
         actor = await self.lots.loaded(lot_id)
-        repeat = actor.receipt_for(request_id, fingerprint)
+        repeat = actor.receipt_for(scoped, fingerprint)
         if repeat is not None:
             return Outcome(repeat, await actor.read(_view))
         info = self._info(actor)
@@ -211,76 +244,82 @@ class RoomService:
             raise PermissionDenied("a seller may not bid on their own lot", reason=OWN_LOT)
         standing = self._book_standing(bidder, actor, seated=True)
         command = FloorBid(request_id, bidder, paddle, device.subject, force, press_ms, standing)
-        return await self._run(actor, CommandRequest(request_id, "FloorBid", device.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "FloorBid", device.subject, fingerprint, command))
 
     # -- the vendor -----------------------------------------------------------------------------------
 
     async def vendor_accept(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
         await self._require_vendor(caller, actor)
-        request = CommandRequest(
-            request_id, "AcceptByVendor", caller.subject, fingerprint, VendorAccept(caller.subject)
-        )
+        request = CommandRequest(scoped, "AcceptByVendor", caller.subject, fingerprint, VendorAccept(caller.subject))
         return await self._run(actor, request)
 
     async def vendor_decline(self, caller: Principal, lot_id: str, request_id: str, fingerprint: str) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
         await self._require_vendor(caller, actor)
         command = VendorDecline(caller.subject)
-        return await self._run(
-            actor, CommandRequest(request_id, "DeclineByVendor", caller.subject, fingerprint, command)
-        )
+        return await self._run(actor, CommandRequest(scoped, "DeclineByVendor", caller.subject, fingerprint, command))
 
     # -- the crier ------------------------------------------------------------------------------------
 
     async def open_lot(
         self, caller: Principal, lot_id: str, request_id: str, asking: int | None, currency: str, fingerprint: str
     ) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
+        if asking is not None:
+            require_amount(asking, "asking", MAX_AMOUNT)
         actor = await self._crier_lot(caller, lot_id)
         if asking is not None:
             require_currency(actor, currency, "asking")
         command = OpenLot(caller.subject, asking)
-        return await self._run(actor, CommandRequest(request_id, "OpenLot", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "OpenLot", caller.subject, fingerprint, command))
 
     async def set_asking(
         self, caller: Principal, lot_id: str, request_id: str, amount: int, currency: str, fingerprint: str
     ) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
+        require_amount(amount, "asking", MAX_AMOUNT)
         actor = await self._crier_lot(caller, lot_id)
         require_currency(actor, currency, "asking")
         command = SetAsking(caller.subject, amount)
-        return await self._run(actor, CommandRequest(request_id, "SetAsking", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "SetAsking", caller.subject, fingerprint, command))
 
     async def set_increment(
         self, caller: Principal, lot_id: str, request_id: str, amount: int | None, currency: str, fingerprint: str
     ) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
+        if amount is not None:
+            require_amount(amount, "increment", MAX_AMOUNT)
         actor = await self._crier_lot(caller, lot_id)
         if amount is not None:
             require_currency(actor, currency, "increment")
+            asking = actor.state.asking if actor.state is not None and hasattr(actor.state, "asking") else 0
+            if isinstance(asking, int) and asking + amount > MAX_AMOUNT:
+                raise InvalidArgument(
+                    [FieldViolation("increment.amount_minor", f"the asking price would pass {MAX_AMOUNT} minor units")]
+                )
         command = SetIncrement(caller.subject, amount)
-        return await self._run(actor, CommandRequest(request_id, "SetIncrement", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "SetIncrement", caller.subject, fingerprint, command))
 
     async def crier(self, caller: Principal, lot_id: str, request_id: str, action: str, fingerprint: str) -> Outcome:
         """GoingOnce, GoingTwice, Hammer, Pass, Reopen, UndoLastBid, Pause, Resume."""
         command_type = CRIER_COMMANDS[action]
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self._crier_lot(caller, lot_id)
-        request = CommandRequest(request_id, action, caller.subject, fingerprint, command_type(caller.subject))
+        request = CommandRequest(scoped, action, caller.subject, fingerprint, command_type(caller.subject))
         return await self._run(actor, request)
 
     async def withdraw(self, caller: Principal, lot_id: str, request_id: str, reason: str, fingerprint: str) -> Outcome:
         """A sale admin stops a lot that has not ended (any format, any phase): audited in the log."""
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         if not reason.strip() or len(reason) > MAX_REASON:
             raise InvalidArgument([FieldViolation("reason", f"1 to {MAX_REASON} characters: why the lot is stopped")])
         actor = await self.lots.loaded(lot_id)
         await self.staff.require(caller, self._info(actor).sale_id, SALE_ADMIN)
         command = WithdrawLot(caller.subject, reason.strip())
-        return await self._run(actor, CommandRequest(request_id, "Withdraw", caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, "Withdraw", caller.subject, fingerprint, command))
 
     # -- lots coming from the catalog ---------------------------------------------------------------
 
@@ -304,9 +343,9 @@ class RoomService:
     async def _simple(
         self, caller: Principal, lot_id: str, request_id: str, name: str, command: Command, fingerprint: str
     ) -> Outcome:
-        require_request_id(request_id)
+        scoped = command_id(caller, request_id)
         actor = await self.lots.loaded(lot_id)
-        return await self._run(actor, CommandRequest(request_id, name, caller.subject, fingerprint, command))
+        return await self._run(actor, CommandRequest(scoped, name, caller.subject, fingerprint, command))
 
     async def _run(self, actor: LotActor, request: CommandRequest) -> Outcome:
         receipt = await actor.execute(request)

@@ -9,6 +9,10 @@ readings and paddle discounts (commercial terms between the house and the bidder
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 from gavel_core.formats import EnglishParams, LuckyParams
 from room.app.model import LotInfo, LotSummary, LotView
 from room.domain import (
@@ -35,6 +39,32 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "LotSold": ("discount_bp",),
 }
 TERMINAL_PHASES = frozenset({Phase.SOLD, Phase.UNSOLD})
+# Event fields naming an account: watchers see a per-sale pseudonym instead.
+ACCOUNT_FIELDS = ("bidder", "leader", "previous_leader", "buyer", "by")
+NOT_ACCOUNTS = frozenset({"", "room", "catalog"})  # the room's own actors are not people
+
+
+class Pseudonyms:
+    """Per-sale pseudonyms for bidders in what the public sees: stable within a sale (the same
+    bidder is the same name in every lot and batch of the sale), unlinkable across sales (an
+    HMAC of sale and account under a deployment secret nobody outside the room holds)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def alias(self, sale_id: str, subject: str) -> str:
+        if subject in NOT_ACCOUNTS:
+            return subject
+        key = (sale_id, subject)
+        found = self._cache.get(key)
+        if found is None:
+            digest = hmac.new(self._secret, f"{sale_id}\0{subject}".encode(), hashlib.sha256).digest()
+            found = "bidder-" + base64.b32encode(digest[:8]).decode("ascii").rstrip("=").lower()
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
 
 
 def summary(state: LotState) -> LotSummary:

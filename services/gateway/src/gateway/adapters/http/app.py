@@ -8,8 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.middleware.cors import CORSMiddleware
 
 from gateway.adapters.http import auth_routes, catalog_routes, errors, health_routes
+from gateway.adapters.http.guards import GuardSettings, RequestGuards
 from gateway.adapters.http.observability import ObservabilityMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -27,10 +29,27 @@ what the caller may see and do. Errors share one shape: `{"error": {"code", "mes
 UNTRACED_URLS = "/healthz,/readyz,/metrics"
 
 
-def create_app(lifespan: Lifespan, *, version: str = "0.1.0") -> FastAPI:
+def create_app(
+    lifespan: Lifespan,
+    *,
+    version: str = "0.1.0",
+    guards: GuardSettings | None = None,
+    cors_origins: tuple[str, ...] = (),
+) -> FastAPI:
     app = FastAPI(title="Gavel gateway", version=version, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.add_middleware(ObservabilityMiddleware)
+    # Cross-origin calls only from the configured origins (none by default: same-origin only).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cors_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        allow_credentials=False,
+        max_age=600,
+    )
+    app.state.guards = guards or GuardSettings()
+    app.add_middleware(RequestGuards, settings=app.state.guards)  # outermost: before anything reads a body
     app.include_router(health_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(catalog_routes.router)

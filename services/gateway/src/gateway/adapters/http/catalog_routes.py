@@ -79,6 +79,7 @@ def _page(page_size: int, page_token: str) -> paging_pb2.PageRequest:
     return paging_pb2.PageRequest(page_size=page_size, page_token=page_token)
 
 
+SCHEDULE_WINDOW_DAYS = 10 * 365  # a bounded window: 9999-12-31 (with view=week) must not reach the catalog
 _SALE_STATES = ", ".join(_names(resources_pb2.SaleState.DESCRIPTOR, "SALE_STATE_"))
 _LOT_STATES = ", ".join(_names(resources_pb2.LotState.DESCRIPTOR, "LOT_STATE_"))
 _FORMATS = ", ".join(_names(resources_pb2.Format.DESCRIPTOR, "FORMAT_"))
@@ -178,6 +179,10 @@ async def get_schedule(
             day = dt.date.fromisoformat(date)
         except ValueError:
             violations.add("date", "must be a date such as 2025-06-01 (YYYY-MM-DD)")
+        else:
+            today = dt.datetime.now(dt.UTC).date()
+            if abs((day - today).days) > SCHEDULE_WINDOW_DAYS:
+                violations.add("date", f"must be within {SCHEDULE_WINDOW_DAYS // 365} years of today")
     view_value = _enum(resources_pb2.ScheduleView.DESCRIPTOR, "SCHEDULE_VIEW_", view, "view", violations)
     violations.raise_if_any()
     request = pb.GetScheduleRequest(

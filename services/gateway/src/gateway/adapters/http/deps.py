@@ -14,19 +14,31 @@ from gateway.adapters.readiness import ReadinessCheck
 from gateway.app.accounts import Accounts
 from gavel_core.auth import Principal
 from gavel_core.errors import Unauthenticated
-from gavel_kit.auth import TokenCodec
+from gavel_kit.auth import TokenVerifier
 
 
 @dataclass(frozen=True)
 class Services:
     accounts: Accounts
-    tokens: TokenCodec
+    tokens: TokenVerifier
     catalog: CatalogClient
     readiness: Mapping[str, ReadinessCheck]
 
 
 def get_services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
+
+
+def client_address(request: Request) -> str:
+    """The caller's IP address (rate limits): the socket peer, or the first X-Forwarded-For entry
+    when the gateway is configured to trust its proxy."""
+    guards = getattr(request.app.state, "guards", None)
+    if guards is not None and guards.trust_forwarded:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:64]
+    return request.client.host if request.client is not None else "unknown"
 
 
 # auto_error=False: the routes decide (public catalog reads work without a token) and answer

@@ -91,8 +91,16 @@ def from_gavel_error(error: GavelError) -> JSONResponse:
     violations = error.violations if isinstance(error, InvalidArgument) else ()
     metadata = error.metadata if isinstance(error, FailedPrecondition) else {}
     reason = str(getattr(error, "reason", "") or "")
+    retry_after = getattr(error, "retry_after_s", None)  # rate limits say how long to wait
+    headers = {"Retry-After": str(int(retry_after))} if isinstance(retry_after, int | float) else None
     return error_response(
-        http_status_of(code), code.name, error.message, reason=reason, metadata=metadata, violations=violations
+        http_status_of(code),
+        code.name,
+        error.message,
+        reason=reason,
+        metadata=metadata,
+        violations=violations,
+        headers=headers,
     )
 
 

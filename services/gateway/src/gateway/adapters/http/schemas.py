@@ -34,17 +34,41 @@ class UserOut(BaseModel):
         )
 
 
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(max_length=200, description="The refresh_token of the last login or refresh.")
+
+
+class RegisterAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    message: str = Field(
+        default="If this email can be registered, a bidder account now exists for it: log in to continue.",
+        description="The same answer whether or not the email already had an account.",
+    )
+
+
 class TokenOut(BaseModel):
     access_token: str = Field(
-        description="A JWT: send it as 'Authorization: Bearer <token>' (HTTP) or metadata (gRPC)."
+        description="A JWT (EdDSA, at most 5 minutes): send it as 'Authorization: Bearer <token>' (HTTP) "
+        "or metadata (gRPC)."
     )
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 — the OAuth 2 token type, not a secret
-    expires_in: int = Field(description="Seconds until the token expires.")
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(
+        description="Opaque; exchange it once at POST /api/v1/auth/refresh for a new pair. Using it twice "
+        "ends the login everywhere."
+    )
+    refresh_expires_in: int = Field(description="Seconds until the refresh token expires.")
     user: UserOut
 
     @classmethod
     def of(cls, session: Session) -> TokenOut:
-        return cls(access_token=session.access_token, expires_in=session.expires_in, user=UserOut.of(session.user))
+        return cls(
+            access_token=session.access_token,
+            expires_in=session.expires_in,
+            refresh_token=session.refresh_token,
+            refresh_expires_in=session.refresh_expires_in,
+            user=UserOut.of(session.user),
+        )
 
 
 class FieldViolationOut(BaseModel):
