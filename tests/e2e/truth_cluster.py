@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,12 @@ from gavel.room.v1 import room_service_pb2 as pb
 from gavel.room.v1 import room_service_pb2_grpc as room_grpc
 from gavel_core.auth import Role
 from gavel_kit import natsserver
-from gavel_kit.auth import TokenCodec
 from gavel_kit.grpc.client import bearer
-from gavel_kit.settings import DEV_JWT_SECRET
+from gavel_kit.testing import identities
 from gavel_kit.testing.plugin import POSTGRES_ENV, free_port
 
 CATALOG_SERVICE = "gavel.catalog.v1.CatalogService"
 ROOM_SERVICE = "gavel.room.v1.RoomService"
-CODEC = TokenCodec(DEV_JWT_SECRET)
 
 
 def new_id() -> str:
@@ -221,13 +219,13 @@ class Caller:
     def __init__(self, subject: str, roles: tuple[Role, ...], catalog: Any, room: Any) -> None:
         self.subject = subject
         self.roles = roles
-        self.metadata = bearer(CODEC.issue(subject, roles)) if roles else ()
+        self.metadata: Sequence[tuple[str, str]] = identities.default().bearer(subject, *roles) if roles else ()
         self.catalog = _Signed(catalog, self.metadata)
         self.room = _Signed(room, self.metadata)
 
 
 class _Signed:
-    def __init__(self, stub: Any, metadata: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, stub: Any, metadata: Sequence[tuple[str, str]]) -> None:
         self._stub = stub
         self._metadata = metadata
 
@@ -257,7 +255,7 @@ class Actors:
 
     def service(self, name: str) -> Caller:
         caller = self.user(f"svc:{name}")
-        caller.metadata = bearer(CODEC.issue_service_token(name))
+        caller.metadata = bearer(identities.default().service_token(name))
         caller.catalog = _Signed(self.catalog_stub, caller.metadata)
         caller.room = _Signed(self.room_stubs[0], caller.metadata)
         return caller
