@@ -58,7 +58,8 @@ def test_the_keys_directory_holds_private_keys_only_for_their_owner_and_public_k
     for signer in keys.SIGNERS:
         assert store.private_path(signer).stat().st_mode & 0o777 == 0o600
     document = json.loads(store.jwks_path.read_text())
-    assert {entry["iss"] for entry in document["keys"]} == {"gavel", *(f"svc:{s}" for s in keys.SIGNERS[1:])}
+    services = {"svc:gateway" if s == keys.GATEWAY_SERVICE else f"svc:{s}" for s in keys.SIGNERS[1:]}
+    assert {entry["iss"] for entry in document["keys"]} == {"gavel", *services}
     assert all("d" not in entry for entry in document["keys"])  # no private part in the JWKS
 
 

@@ -58,8 +58,8 @@ async def test_a_sold_lot_is_invoiced_with_banded_premium_tax_and_discount_paid_
     assert (invoice.hammer.amount_minor, invoice.discount.amount_minor) == (100_000, 10_000)
     assert (invoice.premium.amount_minor, invoice.tax.amount_minor) == (20_500, 4_100)
     assert invoice.total.amount_minor == invoice.balance_due.amount_minor == 114_600
-    issued = payment.events.of("invoice.issued", invoice.id)
-    assert len(issued) == 1
+    await payment.events.wait_for("invoice.issued", invoice.id)  # the outbox publishes after the commit
+    assert len(payment.events.of("invoice.issued", invoice.id)) == 1
 
     buyer = payment.bidder(1)
     paid = await pay(payment, buyer, invoice.id)
